@@ -1,0 +1,98 @@
+//! tidelog: a durable, recoverable, concurrent write-ahead log.
+//!
+//! A [`Log`] is one ordered sequence of records in one directory. Each record gets a dense
+//! [`Lsn`] (1, 2, 3, …). Records are framed with a salted CRC32C and kept in segment files
+//! named by their first LSN; recovery on open turns whatever a crash left into a prefix of what
+//! was appended.
+//!
+//! ```
+//! use tidelog::{Durability, Log, Lsn};
+//! # fn main() -> tidelog::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let log = Log::open(dir.path())?;
+//! let first = log.append(b"hello", Durability::Buffered)?;
+//! let (_, last) = log.append_batch(&[b"all", b"or", b"nothing"], Durability::Synced)?;
+//! assert_eq!(log.durable_lsn(), last);
+//! assert_eq!(log.read(first)?.data(), b"hello");
+//! let all: Vec<_> = log.iter()?.map(|r| r.map(|r| r.into_data())).collect::<Result<_, _>>()?;
+//! assert_eq!(all.len(), 4);
+//! log.checkpoint(last)?; // records below `last` may be dropped
+//! drop(log);
+//!
+//! let log = Log::open(dir.path())?; // runs recovery
+//! assert!(log.recovery_report().is_clean());
+//! assert_eq!(log.last_lsn()?, Lsn::new(4));
+//! # Ok(()) }
+//! ```
+//!
+//! # Durability contract
+//!
+//! 1. `append` and `append_batch` return the LSNs once the bytes are handed to the log; they are
+//!    not durable yet. [`Log::sync`], [`Log::wait_durable`] and [`Durability::Synced`] appends
+//!    return only once every record up to that LSN is on stable storage (`fdatasync`, or
+//!    `F_FULLFSYNC` on Apple platforms, plus a directory fsync for every segment file created,
+//!    renamed or removed).
+//! 2. After a crash, the recovered log is a prefix of what was appended: no holes, no
+//!    reordering, nothing invented, and every record whose durability was acknowledged.
+//! 3. A batch survives whole or not at all.
+//! 4. A failed write or fsync poisons the log: that call (and every caller waiting on the same
+//!    sync) gets the real error, every later call gets [`Error::Poisoned`], and no fsync is
+//!    retried. Reopening runs recovery.
+//! 5. Recovery never deletes data silently: a torn tail is cut and reported; other damage is an
+//!    error unless a more tolerant [`RecoveryMode`] was chosen, and what such a mode discards is
+//!    moved to the `quarantine/` folder.
+//!
+//! # Testing with crashes and faults
+//!
+//! Every byte goes through the [`io::Storage`] trait. [`io::MemStorage`] keeps durable and
+//! unsynced bytes apart and can [`crash`](io::MemStorage::crash); [`io::FaultyStorage`] fails
+//! writes, fsyncs and renames on demand, cuts writes short, or fills the disk. Systems built on
+//! tidelog can use both in their own tests.
+
+mod error;
+mod format;
+pub mod io;
+mod log;
+mod options;
+mod reader;
+mod recovery;
+mod segment;
+mod types;
+
+pub use crate::error::{CorruptionKind, Error, Result};
+pub use crate::format::{FORMAT_VERSION, MAX_RECORD_BYTES_LIMIT};
+pub use crate::log::{Log, LogBuilder, SegmentInfo};
+pub use crate::options::{
+    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Durability,
+    MIN_SEGMENT_BYTES, Options, RecoveryMode, SyncPolicy,
+};
+pub use crate::reader::{Iter, Record};
+pub use crate::recovery::{Damage, DamageAction, RecoveryReport};
+pub use crate::types::Lsn;
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// 64 random bits from the operating system, or from the standard library's randomly keyed
+/// hasher if the system source fails.
+pub(crate) fn random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(now_ms());
+        h.write_u32(std::process::id());
+        h.finish()
+    })
+}
+
+pub(crate) fn random_u128() -> u128 {
+    (u128::from(random_u64()) << 64) | u128::from(random_u64())
+}
+
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,132 @@
+//! Options of a log, validated when it is opened.
+
+use crate::error::{Error, Result};
+use crate::format::{MAX_RECORD_BYTES_LIMIT, SEGMENT_HEADER_LEN};
+
+/// Default target size of a segment file: 64 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default maximum size of one record: 16 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: u32 = 16 << 20;
+/// Default size of the write buffer: 256 KiB.
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 256 << 10;
+/// Smallest allowed segment size: 4 KiB.
+pub const MIN_SEGMENT_BYTES: u64 = 4 << 10;
+
+/// How long an append waits before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Return once the record is handed to the log; it becomes durable with the next sync.
+    #[default]
+    Buffered,
+    /// Return only once the record (and every record before it) is on stable storage.
+    Synced,
+}
+
+/// When the log syncs on its own, beyond explicit [`Log::sync`](crate::Log::sync) calls and
+/// [`Durability::Synced`] appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SyncPolicy {
+    /// Only when asked: `sync()`, `wait_durable()`, or a `Synced` append.
+    #[default]
+    Manual,
+    /// Every append is treated as [`Durability::Synced`].
+    EveryCommit,
+}
+
+/// What recovery does with damage it finds when a log is opened (the set RocksDB proved).
+///
+/// Whatever a mode discards is moved into the `quarantine/` folder of the log directory, never
+/// deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Any damage, even an incomplete last write, is an error.
+    Strict,
+    /// Cut an incomplete tail of the last segment (the normal result of a crash); any other
+    /// damage — intact records after damage, a missing middle segment, an LSN jump — is an error.
+    #[default]
+    TolerateTornTail,
+    /// Stop at the first damage anywhere: the log ends at the last intact record before it, and
+    /// everything after is quarantined.
+    PointInTime,
+    /// Keep every intact record and skip the damaged ones (reads of their LSNs fail with
+    /// [`Error::RecordLost`]); the damage is reported.
+    SkipCorrupt,
+}
+
+/// The options of a log. Build with [`Log::builder`](crate::Log::builder); every value is
+/// validated at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Target size of a segment file in bytes; the active segment is rolled before an append that
+    /// would take it past this size. A batch never spans segments, so a segment holding one batch
+    /// larger than this is larger. Default [`DEFAULT_SEGMENT_BYTES`]; at least
+    /// [`MIN_SEGMENT_BYTES`].
+    pub segment_bytes: u64,
+    /// Largest record accepted, checked before anything is allocated or written. Default
+    /// [`DEFAULT_MAX_RECORD_BYTES`]; at most 1 GiB.
+    pub max_record_bytes: u32,
+    /// What recovery does with damage. Default [`RecoveryMode::TolerateTornTail`].
+    pub recovery_mode: RecoveryMode,
+    /// When the log syncs on its own. Default [`SyncPolicy::Manual`].
+    pub sync_policy: SyncPolicy,
+    /// Appends are gathered in a buffer of this size before they are written to the file (a
+    /// sync writes it out at once). 0 writes every append through. Default
+    /// [`DEFAULT_WRITE_BUFFER_BYTES`].
+    pub write_buffer_bytes: usize,
+    /// Create the log if the directory holds none. Default `true`.
+    pub create_if_missing: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            recovery_mode: RecoveryMode::default(),
+            sync_policy: SyncPolicy::default(),
+            write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
+            create_if_missing: true,
+        }
+    }
+}
+
+impl Options {
+    /// Checks every value; called by `open`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] naming the first value out of range.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |name, reason: String| Err(Error::InvalidOptions { name, reason });
+        if self.segment_bytes < MIN_SEGMENT_BYTES {
+            return invalid(
+                "segment_bytes",
+                format!("{} is below the minimum of {MIN_SEGMENT_BYTES}", self.segment_bytes),
+            );
+        }
+        if self.segment_bytes > 1 << 40 {
+            return invalid(
+                "segment_bytes",
+                format!("{} is above the maximum of 1 TiB", self.segment_bytes),
+            );
+        }
+        if self.max_record_bytes == 0 || self.max_record_bytes > MAX_RECORD_BYTES_LIMIT {
+            return invalid(
+                "max_record_bytes",
+                format!(
+                    "{} is outside 1..={MAX_RECORD_BYTES_LIMIT}",
+                    self.max_record_bytes
+                ),
+            );
+        }
+        if self.write_buffer_bytes > 1 << 30 {
+            return invalid(
+                "write_buffer_bytes",
+                format!("{} is above the maximum of 1 GiB", self.write_buffer_bytes),
+            );
+        }
+        debug_assert!(MIN_SEGMENT_BYTES > SEGMENT_HEADER_LEN as u64);
+        Ok(())
+    }
+}

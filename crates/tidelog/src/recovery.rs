@@ -1,0 +1,593 @@
+//! Recovery: what `open` does to turn whatever a crash left in a directory into a log that is a
+//! prefix of what was appended.
+//!
+//! 1. List the directory: segments, the checkpoint file, stray temporary files of tidelog's own
+//!    (removed), the lock file and the quarantine folder; anything else is reported and left
+//!    alone.
+//! 2. Read the checkpoint; remove segments wholly below it (an interrupted checkpoint).
+//! 3. Check each segment's header and that each segment starts where the previous one ended.
+//! 4. Scan every frame, verifying checksums, LSNs and batch framing. Frames count only once
+//!    their batch is complete.
+//! 5. Handle the first damage as the [`RecoveryMode`] says; whatever is discarded goes to
+//!    `quarantine/`.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{CorruptionKind, Error, IoContext, Result};
+use crate::format::{
+    CHECKPOINT_FILE, CheckpointFile, FrameCursor, QUARANTINE_DIR, SEGMENT_HEADER_LEN,
+    SegmentHeader, Step, TEMP_SUFFIX, parse_segment_name,
+};
+use crate::io::{OpenMode, Storage};
+use crate::options::{Options, RecoveryMode};
+use crate::segment::{Segment, SegmentFile};
+use crate::types::Lsn;
+
+/// What recovery found and did when a log was opened. Every open produces one; see
+/// [`Log::recovery_report`](crate::Log::recovery_report).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// The mode recovery ran in.
+    pub mode: RecoveryMode,
+    /// Whether the directory held no log and a new one was created.
+    pub created: bool,
+    /// Segment files read.
+    pub segments_scanned: usize,
+    /// Complete records found in the segments kept (checkpointed ones included).
+    pub records_recovered: u64,
+    /// Records below this LSN were dropped by a checkpoint.
+    pub checkpoint_lsn: Lsn,
+    /// The last LSN of the recovered log (`checkpoint_lsn - 1` when it holds no record).
+    pub last_lsn: Lsn,
+    /// Bytes cut from the ends of segments (torn tails, and what `PointInTime` cut).
+    pub torn_bytes_cut: u64,
+    /// Every damaged place found, with what was done about it.
+    pub damage: Vec<Damage>,
+    /// LSN ranges lost to damage and skipped (only in [`RecoveryMode::SkipCorrupt`]).
+    pub lost: Vec<RangeInclusive<Lsn>>,
+    /// Files written to or moved into the `quarantine/` folder.
+    pub quarantined: Vec<PathBuf>,
+    /// Temporary files of interrupted operations, removed.
+    pub removed_temp_files: Vec<PathBuf>,
+    /// Segments wholly below the checkpoint, removed (an interrupted checkpoint).
+    pub removed_below_checkpoint: Vec<PathBuf>,
+    /// Files that are not tidelog's, left alone.
+    pub unknown_files: Vec<PathBuf>,
+    /// How long recovery took.
+    pub duration: Duration,
+}
+
+impl RecoveryReport {
+    /// Whether recovery found no damage at all.
+    pub fn is_clean(&self) -> bool {
+        self.damage.is_empty()
+    }
+}
+
+/// One damaged place found by recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Damage {
+    /// The damaged file.
+    pub path: PathBuf,
+    /// Where the damage starts in it.
+    pub offset: u64,
+    /// What is wrong.
+    pub kind: CorruptionKind,
+    /// What recovery did about it.
+    pub action: DamageAction,
+}
+
+/// What recovery did about a [`Damage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DamageAction {
+    /// The file was cut at `at`, removing `bytes` bytes (a copy of any non-zero ones is in the
+    /// quarantine folder).
+    Cut {
+        /// The new length of the file.
+        at: u64,
+        /// Bytes removed.
+        bytes: u64,
+    },
+    /// The bytes up to `to` were left in place and are skipped by readers.
+    Skipped {
+        /// End of the skipped range.
+        to: u64,
+    },
+    /// The whole file was moved to the quarantine folder.
+    Quarantined,
+    /// Nothing was changed (a gap in LSNs that `SkipCorrupt` accepts).
+    Accepted,
+}
+
+impl fmt::Display for RecoveryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.created {
+            "new log created"
+        } else if self.is_clean() {
+            "clean"
+        } else {
+            "damage found and handled"
+        };
+        writeln!(f, "recovery ({:?}): {verdict} in {:.1?}", self.mode, self.duration)?;
+        writeln!(
+            f,
+            "  {} segments scanned, {} records recovered, last LSN {}, checkpoint LSN {}",
+            self.segments_scanned, self.records_recovered, self.last_lsn, self.checkpoint_lsn
+        )?;
+        if self.torn_bytes_cut > 0 {
+            writeln!(f, "  torn tail: {} bytes cut", self.torn_bytes_cut)?;
+        }
+        for d in &self.damage {
+            let action = match &d.action {
+                DamageAction::Cut { at, bytes } => format!("cut {bytes} bytes at offset {at}"),
+                DamageAction::Skipped { to } => format!("skipped up to offset {to}"),
+                DamageAction::Quarantined => "moved to quarantine".to_owned(),
+                DamageAction::Accepted => "accepted".to_owned(),
+            };
+            writeln!(f, "  damage: {} at offset {}: {} ({action})", d.path.display(), d.offset, d.kind)?;
+        }
+        for range in &self.lost {
+            writeln!(f, "  lost: LSN {}..={}", range.start(), range.end())?;
+        }
+        for (what, paths) in [
+            ("quarantined", &self.quarantined),
+            ("removed temporary file", &self.removed_temp_files),
+            ("removed below checkpoint", &self.removed_below_checkpoint),
+            ("ignored unknown file", &self.unknown_files),
+        ] {
+            for p in paths {
+                writeln!(f, "  {what}: {}", p.display())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What recovery hands to the log.
+pub(crate) struct Recovered {
+    pub(crate) log_id: u128,
+    pub(crate) checkpoint: Lsn,
+    pub(crate) next_lsn: Lsn,
+    /// Ascending; never empty; the last one takes appends.
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) report: RecoveryReport,
+}
+
+/// The first damage a scan stopped at.
+struct Stop {
+    offset: u64,
+    /// Where a cut would go: the damage, or the start of the incomplete batch before it.
+    cut: u64,
+    kind: CorruptionKind,
+    intact_after: bool,
+}
+
+struct Scan {
+    segment: Segment,
+    records: u64,
+    runs: Vec<(Lsn, Lsn)>,
+    stop: Option<Stop>,
+}
+
+struct Recovery<'a> {
+    storage: &'a dyn Storage,
+    dir: &'a Path,
+    mode: RecoveryMode,
+    report: RecoveryReport,
+    dir_dirty: bool,
+}
+
+/// Whether `name` is a temporary file that tidelog itself writes.
+fn is_own_temp(name: &str) -> bool {
+    name.strip_suffix(TEMP_SUFFIX).is_some_and(|base| {
+        base == CHECKPOINT_FILE || parse_segment_name(std::ffi::OsStr::new(base)).is_some()
+    })
+}
+
+/// Reads and decodes the checkpoint file, if there is one.
+pub(crate) fn read_checkpoint(storage: &dyn Storage, path: &Path) -> Result<CheckpointFile> {
+    let file = storage.open(path, OpenMode::ReadOnly).at("open", path)?;
+    let len = file.len().at("stat", path)?;
+    let mut bytes = vec![0; usize::try_from(len.min(4096)).unwrap_or(4096)];
+    let n = file.read_full_at(&mut bytes, 0).at("read", path)?;
+    CheckpointFile::decode(&bytes[..n]).map_err(|kind| Error::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        kind,
+    })
+}
+
+/// Runs recovery on `dir`; the caller holds the directory lock.
+pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> Result<Recovered> {
+    let started = Instant::now();
+    let mut rec = Recovery {
+        storage,
+        dir,
+        mode: options.recovery_mode,
+        report: RecoveryReport { mode: options.recovery_mode, ..RecoveryReport::default() },
+        dir_dirty: false,
+    };
+    let mut names = storage.list(dir).at("list", dir)?;
+    names.sort();
+    let mut segments: Vec<(Lsn, PathBuf)> = Vec::new();
+    let mut checkpoint_path = None;
+    for name in names {
+        let path = dir.join(&name);
+        if let Some(lsn) = parse_segment_name(&name) {
+            segments.push((lsn, path));
+        } else if name == CHECKPOINT_FILE {
+            checkpoint_path = Some(path);
+        } else if name.to_str().is_some_and(is_own_temp) {
+            storage.remove_file(&path).at("remove temporary file", &path)?;
+            rec.dir_dirty = true;
+            rec.report.removed_temp_files.push(path);
+        } else if name == crate::io::LOCK_FILE || name == QUARANTINE_DIR {
+        } else {
+            rec.report.unknown_files.push(path);
+        }
+    }
+    let checkpoint = checkpoint_path.map(|p| read_checkpoint(storage, &p)).transpose()?;
+    let created = checkpoint.is_none() && segments.is_empty();
+    if created && !options.create_if_missing {
+        return Err(Error::NotFound { path: dir.to_path_buf() });
+    }
+    let cp = checkpoint.map_or(Lsn::FIRST, |c| c.lsn);
+    let log_id = match checkpoint {
+        Some(c) => c.log_id,
+        None => rec.first_log_id(&segments)?.unwrap_or_else(crate::random_u128),
+    };
+
+    // Segments whose successor starts at or below the checkpoint hold only dropped records.
+    let below = segments.windows(2).take_while(|w| w[1].0 <= cp).count();
+    for (_, path) in segments.drain(..below) {
+        storage.remove_file(&path).at("remove checkpointed segment", &path)?;
+        rec.dir_dirty = true;
+        rec.report.removed_below_checkpoint.push(path);
+    }
+
+    let mut kept: Vec<Segment> = Vec::new();
+    let mut runs: Vec<(Lsn, Lsn)> = Vec::new();
+    let mut expected: Option<Lsn> = None;
+    let mut i = 0;
+    while i < segments.len() {
+        let is_last = i + 1 == segments.len();
+        let (name_lsn, path) = &segments[i];
+        rec.report.segments_scanned += 1;
+        let file = storage.open(path, OpenMode::ReadWrite).at("open", path)?;
+        let len = file.len().at("stat", path)?;
+        let mut head = vec![0; SEGMENT_HEADER_LEN.min(usize::try_from(len).unwrap_or(0))];
+        file.read_exact_at(&mut head, 0).at("read", path)?;
+        let header = SegmentHeader::decode(&head).and_then(|h| {
+            if h.first_lsn != *name_lsn {
+                Err(CorruptionKind::NameMismatch { name: *name_lsn, header: h.first_lsn })
+            } else if h.log_id != log_id {
+                Err(CorruptionKind::ForeignLog { expected: log_id, found: h.log_id })
+            } else {
+                Ok(h)
+            }
+        });
+        let header = match header {
+            Ok(h) => h,
+            Err(kind) => {
+                if !rec.bad_header(&segments[i..], kind)? {
+                    break;
+                }
+                i += 1;
+                continue;
+            }
+        };
+        // Where this segment must start: right after the previous one, or at or below the
+        // checkpoint for the first.
+        let first = header.first_lsn;
+        let wanted = match expected {
+            None if first > cp => Some(cp),
+            Some(e) if first != e => Some(e),
+            _ => None,
+        };
+        if let Some(e) = wanted {
+            if first < e {
+                // Starts below where the previous segment ended: overlapping LSNs.
+                let kind = CorruptionKind::LsnMismatch { expected: e, found: first };
+                if !rec.bad_header(&segments[i..], kind)? {
+                    break;
+                }
+                i += 1;
+                continue;
+            }
+            let kind = CorruptionKind::MissingRecords { first: e, last: first.prev() };
+            match rec.mode {
+                RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                    return Err(Error::MissingRecords {
+                        first: e,
+                        last: first.prev(),
+                        path: path.clone(),
+                    });
+                }
+                RecoveryMode::PointInTime => {
+                    rec.damage(path, 0, kind, DamageAction::Quarantined);
+                    rec.quarantine_all(&segments[i..])?;
+                    break;
+                }
+                RecoveryMode::SkipCorrupt => rec.damage(path, 0, kind, DamageAction::Accepted),
+            }
+        }
+        let seg_file = SegmentFile { path: path.clone(), seed: header.seed(), header, file };
+        let scan = rec.scan(seg_file, len)?;
+        rec.report.records_recovered += scan.records;
+        runs.extend(scan.runs);
+        let mut segment = scan.segment;
+        if let Some(stop) = scan.stop {
+            match rec.mode {
+                RecoveryMode::Strict => return Err(corrupt(path, &stop)),
+                RecoveryMode::TolerateTornTail => {
+                    if !is_last || stop.intact_after {
+                        return Err(corrupt(path, &stop));
+                    }
+                    rec.cut(&mut segment, len, stop)?;
+                }
+                RecoveryMode::PointInTime => {
+                    rec.cut(&mut segment, len, stop)?;
+                    rec.quarantine_all(&segments[i + 1..])?;
+                    kept.push(segment);
+                    break;
+                }
+                RecoveryMode::SkipCorrupt => {
+                    if is_last {
+                        rec.cut(&mut segment, len, stop)?;
+                    } else {
+                        rec.damage(path, stop.offset, stop.kind, DamageAction::Skipped { to: len });
+                    }
+                }
+            }
+        }
+        expected = Some(segment.last_lsn.next());
+        kept.push(segment);
+        i += 1;
+    }
+
+    // A last segment whose records all lie below the checkpoint (an interrupted reset).
+    if kept.last().is_some_and(|s| s.last_lsn.next() < cp)
+        && let Some(seg) = kept.pop()
+    {
+        storage.remove_file(&seg.file.path).at("remove checkpointed segment", &seg.file.path)?;
+        rec.dir_dirty = true;
+        rec.report.removed_below_checkpoint.push(seg.file.path.clone());
+    }
+    let next_lsn = kept.last().map_or(cp, |s| s.last_lsn.next().max(cp));
+    if rec.dir_dirty {
+        storage.sync_dir(dir).at("sync directory", dir)?;
+    }
+    if kept.is_empty() {
+        kept.push(Segment::new(SegmentFile::create(storage, dir, log_id, next_lsn)?));
+    }
+
+    rec.report.lost = lost_ranges(&runs, cp);
+    rec.report.created = created;
+    rec.report.checkpoint_lsn = cp;
+    rec.report.last_lsn = next_lsn.prev();
+    rec.report.duration = started.elapsed();
+    Ok(Recovered { log_id, checkpoint: cp, next_lsn, segments: kept, report: rec.report })
+}
+
+fn corrupt(path: &Path, stop: &Stop) -> Error {
+    Error::Corrupt { path: path.to_path_buf(), offset: stop.offset, kind: stop.kind.clone() }
+}
+
+/// LSN ranges at or above the checkpoint that no run of intact records covers (only
+/// `SkipCorrupt` leaves any).
+fn lost_ranges(runs: &[(Lsn, Lsn)], checkpoint: Lsn) -> Vec<RangeInclusive<Lsn>> {
+    let mut lost = Vec::new();
+    let mut covered_to = checkpoint.prev();
+    for &(first, last) in runs {
+        if first > covered_to.next() {
+            lost.push(covered_to.next()..=first.prev());
+        }
+        covered_to = covered_to.max(last);
+    }
+    lost
+}
+
+impl Recovery<'_> {
+    fn damage(&mut self, path: &Path, offset: u64, kind: CorruptionKind, action: DamageAction) {
+        self.report.damage.push(Damage { path: path.to_path_buf(), offset, kind, action });
+    }
+
+    /// The log id in the first segment header that decodes, if any.
+    fn first_log_id(&self, segments: &[(Lsn, PathBuf)]) -> Result<Option<u128>> {
+        for (_, path) in segments {
+            let file = self.storage.open(path, OpenMode::ReadOnly).at("open", path)?;
+            let mut head = [0u8; SEGMENT_HEADER_LEN];
+            let n = file.read_full_at(&mut head, 0).at("read", path)?;
+            if let Ok(h) = SegmentHeader::decode(&head[..n]) {
+                return Ok(Some(h.log_id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Handles a segment whose header is unusable; `rest[0]` is that segment. Returns whether
+    /// recovery goes on with the next segment.
+    fn bad_header(&mut self, rest: &[(Lsn, PathBuf)], kind: CorruptionKind) -> Result<bool> {
+        let path = &rest[0].1;
+        match self.mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                Err(Error::Corrupt { path: path.clone(), offset: 0, kind })
+            }
+            RecoveryMode::PointInTime => {
+                self.damage(path, 0, kind, DamageAction::Quarantined);
+                self.quarantine_all(rest)?;
+                Ok(false)
+            }
+            RecoveryMode::SkipCorrupt => {
+                self.damage(path, 0, kind, DamageAction::Quarantined);
+                self.quarantine_all(&rest[..1])?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Scans every frame of a segment. Stops at the first damage, except in `SkipCorrupt`
+    /// where damage followed by intact frames is skipped over.
+    fn scan(&mut self, file: SegmentFile, len: u64) -> Result<Scan> {
+        let skip = self.mode == RecoveryMode::SkipCorrupt;
+        let mut segment = Segment::new(file);
+        let file = Arc::clone(&segment.file);
+        let mut cursor = FrameCursor::new(file.seed, len, SEGMENT_HEADER_LEN as u64);
+        let mut expected = segment.first_lsn();
+        let mut batch: Option<(u64, Lsn)> = None;
+        let mut records = 0;
+        let mut runs: Vec<(Lsn, Lsn)> = Vec::new();
+        loop {
+            let step = cursor.step(&*file.file).at("read", &file.path)?;
+            let at_end = matches!(step, Step::End);
+            let (offset, kind) = match step {
+                Step::Frame { offset, header } => {
+                    let gap_ok = skip && batch.is_none() && header.lsn > expected;
+                    let lsn_ok = header.lsn == expected || gap_ok;
+                    if lsn_ok && header.batch_start() == batch.is_none() {
+                        let (start, first) = *batch.get_or_insert((offset, header.lsn));
+                        expected = header.lsn.next();
+                        if header.batch_end() {
+                            batch = None;
+                            segment.note_batch(first, start);
+                            segment.last_lsn = header.lsn;
+                            segment.end = cursor.position();
+                            records += header.lsn.get() - first.get() + 1;
+                            match runs.last_mut() {
+                                Some(run) if run.1.next() == first => run.1 = header.lsn,
+                                _ => runs.push((first, header.lsn)),
+                            }
+                        }
+                        continue;
+                    }
+                    if lsn_ok {
+                        (offset, CorruptionKind::BatchFraming)
+                    } else {
+                        (offset, CorruptionKind::LsnMismatch { expected, found: header.lsn })
+                    }
+                }
+                Step::End => match batch {
+                    None => break,
+                    Some((_, first)) => {
+                        (cursor.position(), CorruptionKind::IncompleteBatch { first })
+                    }
+                },
+                Step::Zeros { offset } => (offset, CorruptionKind::ZeroedRegion),
+                Step::Damage { offset, kind } => (offset, kind),
+            };
+            let cut = batch.map_or(offset, |(start, _)| start);
+            let kind = match (batch, kind) {
+                (Some((_, first)), CorruptionKind::FrameChecksum { .. })
+                | (Some((_, first)), CorruptionKind::TruncatedFrame { .. }) if at_end => {
+                    CorruptionKind::IncompleteBatch { first }
+                }
+                (_, kind) => kind,
+            };
+            let intact = if at_end {
+                None
+            } else {
+                cursor
+                    .find_intact_after(&*file.file, offset, segment.last_lsn.next())
+                    .at("read", &file.path)?
+            };
+            match intact {
+                Some((resume, _)) if skip => {
+                    // Keep the damaged bytes in place; readers jump over them.
+                    match segment.skips.last_mut() {
+                        Some(range) if range.1 == cut => range.1 = resume,
+                        _ => segment.skips.push((cut, resume)),
+                    }
+                    let merged = self.report.damage.last_mut().is_some_and(|d| {
+                        d.path == file.path && d.action == DamageAction::Skipped { to: cut }
+                    });
+                    if merged {
+                        if let Some(d) = self.report.damage.last_mut() {
+                            d.action = DamageAction::Skipped { to: resume };
+                        }
+                    } else {
+                        self.damage(&file.path, cut, kind, DamageAction::Skipped { to: resume });
+                    }
+                    batch = None;
+                    cursor.seek(resume);
+                }
+                _ => {
+                    let stop = Stop { offset, cut, kind, intact_after: intact.is_some() };
+                    return Ok(Scan { segment, records, runs, stop: Some(stop) });
+                }
+            }
+        }
+        Ok(Scan { segment, records, runs, stop: None })
+    }
+
+    /// Cuts a segment at the stop's cut point, keeping a copy of the cut bytes in quarantine.
+    fn cut(&mut self, segment: &mut Segment, len: u64, stop: Stop) -> Result<()> {
+        let file = Arc::clone(&segment.file);
+        let path = &file.path;
+        let mut bytes = vec![0u8; usize::try_from(len - stop.cut).unwrap_or(0)];
+        let n = file.file.read_full_at(&mut bytes, stop.cut).at("read", path)?;
+        bytes.truncate(n);
+        if bytes.iter().any(|&b| b != 0) {
+            let name = format!("{}.{}.cut", file_name(path), stop.cut);
+            let qdir = self.quarantine_dir()?;
+            let target = self.unique_in(&qdir, &name)?;
+            let out = self.storage.open(&target, OpenMode::CreateNew).at("create", &target)?;
+            out.write_all_at(&bytes, 0).at("write", &target)?;
+            out.sync_data().at("sync", &target)?;
+            self.storage.sync_dir(&qdir).at("sync directory", &qdir)?;
+            self.report.quarantined.push(target);
+        }
+        file.file.set_len(stop.cut).at("truncate", path)?;
+        file.file.sync_data().at("sync", path)?;
+        segment.end = stop.cut;
+        segment.forget_from(stop.cut);
+        self.report.torn_bytes_cut += len - stop.cut;
+        let action = DamageAction::Cut { at: stop.cut, bytes: len - stop.cut };
+        self.damage(path, stop.offset, stop.kind, action);
+        Ok(())
+    }
+
+    fn quarantine_dir(&self) -> Result<PathBuf> {
+        let qdir = self.dir.join(QUARANTINE_DIR);
+        self.storage.create_dir_all(&qdir).at("create", &qdir)?;
+        Ok(qdir)
+    }
+
+    /// A path in `qdir` named `name`, or `name.1`, `name.2`, … if taken.
+    fn unique_in(&self, qdir: &Path, name: &str) -> Result<PathBuf> {
+        let taken = self.storage.list(qdir).at("list", qdir)?;
+        let mut candidate = name.to_owned();
+        let mut n = 0;
+        while taken.iter().any(|t| t.to_str() == Some(candidate.as_str())) {
+            n += 1;
+            candidate = format!("{name}.{n}");
+        }
+        Ok(qdir.join(candidate))
+    }
+
+    /// Moves whole segment files into the quarantine folder.
+    fn quarantine_all(&mut self, segments: &[(Lsn, PathBuf)]) -> Result<()> {
+        if segments.is_empty() {
+            return Ok(());
+        }
+        let qdir = self.quarantine_dir()?;
+        for (_, path) in segments {
+            let target = self.unique_in(&qdir, &file_name(path))?;
+            self.storage.rename(path, &target).at("move to quarantine", path)?;
+            self.report.quarantined.push(target);
+        }
+        self.storage.sync_dir(&qdir).at("sync directory", &qdir)?;
+        self.storage.sync_dir(self.dir).at("sync directory", self.dir)?;
+        Ok(())
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}

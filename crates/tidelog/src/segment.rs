@@ -1,0 +1,187 @@
+//! Segments: the files that hold contiguous LSN ranges, and what the log keeps in memory about
+//! each (its last LSN, its valid length, a sparse index from LSN to offset).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::{
+    FRAME_HEADER_LEN, FrameCursor, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, Step, TEMP_SUFFIX,
+    segment_file_name,
+};
+use crate::io::{OpenMode, Storage, StorageFile};
+use crate::types::Lsn;
+
+/// One index point per this many bytes of a segment: a random read scans at most about this
+/// much (plus one batch).
+pub(crate) const INDEX_INTERVAL_BYTES: u64 = 16 << 10;
+
+/// An open segment file. Shared (behind an `Arc`) between the log and its readers, so a reader
+/// keeps reading a file that a checkpoint has since removed from the directory.
+#[derive(Debug)]
+pub(crate) struct SegmentFile {
+    pub(crate) path: PathBuf,
+    pub(crate) header: SegmentHeader,
+    pub(crate) seed: u32,
+    pub(crate) file: Box<dyn StorageFile>,
+}
+
+impl SegmentFile {
+    pub(crate) fn first_lsn(&self) -> Lsn {
+        self.header.first_lsn
+    }
+
+    /// Creates a new segment crash-safely: the header goes to a temporary file, which is synced,
+    /// renamed into place, and made durable with a directory sync.
+    pub(crate) fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        log_id: u128,
+        first_lsn: Lsn,
+    ) -> Result<SegmentFile> {
+        let header = SegmentHeader {
+            log_id,
+            first_lsn,
+            salt: crate::random_u64(),
+            created_ms: crate::now_ms(),
+        };
+        let path = dir.join(segment_file_name(first_lsn));
+        let tmp = dir.join(format!("{}{TEMP_SUFFIX}", segment_file_name(first_lsn)));
+        let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
+        file.write_all_at(&header.encode(), 0).at("write", &tmp)?;
+        file.sync_data().at("sync", &tmp)?;
+        storage.rename(&tmp, &path).at("rename into place", &tmp)?;
+        storage.sync_dir(dir).at("sync directory", dir)?;
+        Ok(SegmentFile { path, seed: header.seed(), header, file })
+    }
+}
+
+/// What the log knows about one segment.
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    pub(crate) file: Arc<SegmentFile>,
+    /// LSN of its last complete record; `first_lsn - 1` while it has none.
+    pub(crate) last_lsn: Lsn,
+    /// Bytes holding the header and complete batches; the next frame goes here.
+    pub(crate) end: u64,
+    /// Sparse `(lsn, offset)` points, each at the start of a batch, ascending.
+    pub(crate) index: Vec<(Lsn, u64)>,
+    /// Damaged byte ranges that a `SkipCorrupt` recovery kept in place and readers jump over.
+    pub(crate) skips: Vec<(u64, u64)>,
+}
+
+impl Segment {
+    pub(crate) fn new(file: SegmentFile) -> Self {
+        let last_lsn = file.first_lsn().prev();
+        Self {
+            file: Arc::new(file),
+            last_lsn,
+            end: SEGMENT_HEADER_LEN as u64,
+            index: Vec::new(),
+            skips: Vec::new(),
+        }
+    }
+
+    pub(crate) fn first_lsn(&self) -> Lsn {
+        self.file.first_lsn()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.last_lsn < self.first_lsn()
+    }
+
+    /// Records that a batch starting with `lsn` begins at `offset`.
+    pub(crate) fn note_batch(&mut self, lsn: Lsn, offset: u64) {
+        let due = self.index.last().is_none_or(|&(_, at)| offset >= at + INDEX_INTERVAL_BYTES);
+        if due {
+            self.index.push((lsn, offset));
+        }
+    }
+
+    /// Where to start scanning for `lsn`: the last index point at or below it.
+    pub(crate) fn scan_start(&self, lsn: Lsn) -> u64 {
+        let i = self.index.partition_point(|&(l, _)| l <= lsn);
+        match i.checked_sub(1).and_then(|i| self.index.get(i)) {
+            Some(&(_, offset)) => offset,
+            None => SEGMENT_HEADER_LEN as u64,
+        }
+    }
+
+    /// Drops every index point at or past `offset` (after a cut).
+    pub(crate) fn forget_from(&mut self, offset: u64) {
+        self.index.retain(|&(_, at)| at < offset);
+    }
+
+    /// What a reader needs to look for `lsn` (or read on from it) without holding the log's
+    /// lock: the file, where to start, where valid bytes end, and the ranges to skip.
+    pub(crate) fn view(&self, lsn: Lsn, end: u64) -> SegmentView {
+        SegmentView {
+            file: Arc::clone(&self.file),
+            start: self.scan_start(lsn),
+            end,
+            skips: self.skips.clone(),
+        }
+    }
+}
+
+/// A reader's handle on a segment, taken under the log's lock and used outside it.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentView {
+    pub(crate) file: Arc<SegmentFile>,
+    /// Offset of a batch start at or before the LSN of interest.
+    pub(crate) start: u64,
+    /// End of the bytes that may be read.
+    pub(crate) end: u64,
+    pub(crate) skips: Vec<(u64, u64)>,
+}
+
+impl SegmentView {
+    /// A cursor at `start`, reading in chunks of `chunk` bytes.
+    pub(crate) fn cursor(&self, chunk: usize) -> FrameCursor {
+        FrameCursor::new(self.file.seed, self.end, self.start).with_chunk(chunk)
+    }
+
+    /// Reads the next frame, jumping over skipped ranges and turning damage into an error.
+    pub(crate) fn step(&self, cursor: &mut FrameCursor) -> Result<Option<(FrameHeader, u64)>> {
+        let file = &*self.file;
+        if let Some(&(_, to)) = self.skips.iter().find(|&&(from, _)| from == cursor.position()) {
+            cursor.seek(to);
+        }
+        match cursor.step(&*file.file).at("read", &file.path)? {
+            Step::Frame { offset, header } => Ok(Some((header, offset))),
+            Step::End => Ok(None),
+            Step::Zeros { offset } => Err(Error::Corrupt {
+                path: file.path.clone(),
+                offset,
+                kind: crate::CorruptionKind::ZeroedRegion,
+            }),
+            Step::Damage { offset, kind } => {
+                Err(Error::Corrupt { path: file.path.clone(), offset, kind })
+            }
+        }
+    }
+
+    /// Finds the frame of `lsn`. Returns it, or `None` when the segment has no such record (it
+    /// was lost to corruption).
+    pub(crate) fn find(&self, lsn: Lsn) -> Result<Option<FoundFrame>> {
+        let mut cursor = self.cursor(INDEX_INTERVAL_BYTES as usize + FRAME_HEADER_LEN);
+        while let Some((header, offset)) = self.step(&mut cursor)? {
+            if header.lsn == lsn {
+                let payload = cursor.payload().to_vec();
+                return Ok(Some(FoundFrame { offset, header, payload }));
+            }
+            if header.lsn > lsn {
+                break;
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A frame found by [`SegmentView::find`].
+#[derive(Debug)]
+pub(crate) struct FoundFrame {
+    pub(crate) offset: u64,
+    pub(crate) header: FrameHeader,
+    pub(crate) payload: Vec<u8>,
+}

@@ -1,0 +1,2 @@
+//! tidelog's integration tests: one binary, one module per area.
+fn main() {}
