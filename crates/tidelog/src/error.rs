@@ -226,6 +226,10 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, op: &'static str, path: &Path) -> Result<T> {
-        self.map_err(|source| Error::Io { op, path: path.to_path_buf(), source })
+        self.map_err(|source| Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }

@@ -96,7 +96,9 @@ impl SegmentHeader {
 
     pub(crate) fn decode(b: &[u8]) -> Result<Self, CorruptionKind> {
         if b.len() < SEGMENT_HEADER_LEN {
-            return Err(CorruptionKind::TruncatedHeader { len: b.len() as u64 });
+            return Err(CorruptionKind::TruncatedHeader {
+                len: b.len() as u64,
+            });
         }
         if b[0..8] != SEGMENT_MAGIC {
             return Err(CorruptionKind::BadMagic);
@@ -151,7 +153,9 @@ impl CheckpointFile {
 
     pub(crate) fn decode(b: &[u8]) -> Result<Self, CorruptionKind> {
         if b.len() != CHECKPOINT_LEN {
-            return Err(CorruptionKind::TruncatedHeader { len: b.len() as u64 });
+            return Err(CorruptionKind::TruncatedHeader {
+                len: b.len() as u64,
+            });
         }
         if b[0..8] != CHECKPOINT_MAGIC {
             return Err(CorruptionKind::BadMagic);
@@ -210,7 +214,12 @@ impl FrameHeader {
         if len > MAX_RECORD_BYTES_LIMIT || lsn == Lsn::ZERO {
             return None;
         }
-        Some(Self { crc: u32_at(b, 0), len, lsn, flags: b[17] })
+        Some(Self {
+            crc: u32_at(b, 0),
+            len,
+            lsn,
+            flags: b[17],
+        })
     }
 
     pub(crate) fn batch_end(&self) -> bool {
@@ -260,7 +269,10 @@ pub(crate) struct FrameCursor {
 
 impl std::fmt::Debug for FrameCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameCursor").field("pos", &self.pos).field("len", &self.file_len).finish()
+        f.debug_struct("FrameCursor")
+            .field("pos", &self.pos)
+            .field("len", &self.file_len)
+            .finish()
     }
 }
 
@@ -300,7 +312,10 @@ impl FrameCursor {
 
     /// Makes `buf` hold `[pos, pos + n)`, or as much of it as the file has; returns the slice.
     fn fill(&mut self, file: &dyn StorageFile, n: usize) -> std::io::Result<&[u8]> {
-        let have_from = self.pos.checked_sub(self.buf_start).and_then(|d| usize::try_from(d).ok());
+        let have_from = self
+            .pos
+            .checked_sub(self.buf_start)
+            .and_then(|d| usize::try_from(d).ok());
         if let Some(from) = have_from
             && from <= self.buf.len()
             && self.buf.len() - from >= n
@@ -341,12 +356,18 @@ impl FrameCursor {
             });
         }
         let Some(header) = FrameHeader::parse(head) else {
-            return Ok(Step::Damage { offset, kind: CorruptionKind::BadFrameHeader });
+            return Ok(Step::Damage {
+                offset,
+                kind: CorruptionKind::BadFrameHeader,
+            });
         };
         if header.frame_len() > left {
             return Ok(Step::Damage {
                 offset,
-                kind: CorruptionKind::TruncatedFrame { needed: header.frame_len(), available: left },
+                kind: CorruptionKind::TruncatedFrame {
+                    needed: header.frame_len(),
+                    available: left,
+                },
             });
         }
         let frame_len = usize::try_from(header.frame_len()).unwrap_or(usize::MAX);
@@ -356,7 +377,10 @@ impl FrameCursor {
         if computed != header.crc {
             return Ok(Step::Damage {
                 offset,
-                kind: CorruptionKind::FrameChecksum { stored: header.crc, computed },
+                kind: CorruptionKind::FrameChecksum {
+                    stored: header.crc,
+                    computed,
+                },
             });
         }
         let start = usize::try_from(offset - self.buf_start).unwrap_or(0) + FRAME_HEADER_LEN;
@@ -370,7 +394,9 @@ impl FrameCursor {
         let mut at = from;
         let mut chunk = vec![0u8; READ_CHUNK];
         while at < self.file_len {
-            let n = usize::try_from(self.file_len - at).unwrap_or(usize::MAX).min(READ_CHUNK);
+            let n = usize::try_from(self.file_len - at)
+                .unwrap_or(usize::MAX)
+                .min(READ_CHUNK);
             let got = file.read_full_at(&mut chunk[..n], at)?;
             if got == 0 {
                 break;
@@ -401,9 +427,13 @@ impl FrameCursor {
         let got = file.read_full_at(&mut rest, start)?;
         rest.truncate(got);
         for i in 0..rest.len().saturating_sub(FRAME_HEADER_LEN - 1) {
-            let Some(header) = FrameHeader::parse(&rest[i..]) else { continue };
+            let Some(header) = FrameHeader::parse(&rest[i..]) else {
+                continue;
+            };
             // LSNs grow by at most one per frame, and a frame takes at least a header.
-            let max_lsn = min_lsn.get().saturating_add((i / FRAME_HEADER_LEN) as u64 + 1);
+            let max_lsn = min_lsn
+                .get()
+                .saturating_add((i / FRAME_HEADER_LEN) as u64 + 1);
             if header.lsn < min_lsn || header.lsn.get() > max_lsn {
                 continue;
             }
@@ -431,21 +461,38 @@ mod tests {
         assert_eq!(name, "00000000000000001024.seg");
         assert_eq!(parse_segment_name(OsStr::new(&name)), Some(Lsn::new(1024)));
         assert_eq!(parse_segment_name(OsStr::new("1024.seg")), None);
-        assert_eq!(parse_segment_name(OsStr::new("0000000000000000102x.seg")), None);
-        assert_eq!(parse_segment_name(OsStr::new("00000000000000001024.seg.tmp")), None);
-        assert_eq!(parse_segment_name(OsStr::new("99999999999999999999.seg")), None);
+        assert_eq!(
+            parse_segment_name(OsStr::new("0000000000000000102x.seg")),
+            None
+        );
+        assert_eq!(
+            parse_segment_name(OsStr::new("00000000000000001024.seg.tmp")),
+            None
+        );
+        assert_eq!(
+            parse_segment_name(OsStr::new("99999999999999999999.seg")),
+            None
+        );
         assert!(segment_file_name(Lsn::new(9)) < segment_file_name(Lsn::new(10)));
     }
 
     #[test]
     fn segment_header_round_trips_and_detects_damage() {
-        let h = SegmentHeader { log_id: 7 << 64 | 9, first_lsn: Lsn::new(42), salt: 5, created_ms: 1 };
+        let h = SegmentHeader {
+            log_id: 7 << 64 | 9,
+            first_lsn: Lsn::new(42),
+            salt: 5,
+            created_ms: 1,
+        };
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
         for i in 0..SEGMENT_HEADER_LEN {
             let mut bad = bytes;
             bad[i] ^= 0x40;
-            assert!(SegmentHeader::decode(&bad).is_err(), "flip at byte {i} undetected");
+            assert!(
+                SegmentHeader::decode(&bad).is_err(),
+                "flip at byte {i} undetected"
+            );
         }
         assert_eq!(
             SegmentHeader::decode(&bytes[..10]),
@@ -455,27 +502,47 @@ mod tests {
 
     #[test]
     fn checkpoint_round_trips_and_detects_damage() {
-        let c = CheckpointFile { log_id: 3, lsn: Lsn::new(77), written_ms: 12 };
+        let c = CheckpointFile {
+            log_id: 3,
+            lsn: Lsn::new(77),
+            written_ms: 12,
+        };
         let bytes = c.encode();
         assert_eq!(CheckpointFile::decode(&bytes), Ok(c));
         for i in 0..CHECKPOINT_LEN {
             let mut bad = bytes;
             bad[i] ^= 1;
-            assert!(CheckpointFile::decode(&bad).is_err(), "flip at byte {i} undetected");
+            assert!(
+                CheckpointFile::decode(&bad).is_err(),
+                "flip at byte {i} undetected"
+            );
         }
     }
 
     #[test]
     fn frame_checksum_is_salted() {
-        let a = SegmentHeader { log_id: 1, first_lsn: Lsn::FIRST, salt: 1, created_ms: 0 };
+        let a = SegmentHeader {
+            log_id: 1,
+            first_lsn: Lsn::FIRST,
+            salt: 1,
+            created_ms: 0,
+        };
         let b = SegmentHeader { salt: 2, ..a };
         let c = SegmentHeader { log_id: 2, ..a };
         let mut frame = Vec::new();
         encode_frame(&mut frame, a.seed(), Lsn::FIRST, b"payload", FLAG_BATCH_END);
         let header = FrameHeader::parse(&frame).unwrap();
         assert_eq!(FrameHeader::checksum(a.seed(), &frame), header.crc);
-        assert_ne!(FrameHeader::checksum(b.seed(), &frame), header.crc, "older segment file");
-        assert_ne!(FrameHeader::checksum(c.seed(), &frame), header.crc, "another log");
+        assert_ne!(
+            FrameHeader::checksum(b.seed(), &frame),
+            header.crc,
+            "older segment file"
+        );
+        assert_ne!(
+            FrameHeader::checksum(c.seed(), &frame),
+            header.crc,
+            "another log"
+        );
     }
 
     proptest! {

@@ -11,7 +11,7 @@
 //! # let dir = tempfile::tempdir().unwrap();
 //! let log = Log::open(dir.path())?;
 //! let first = log.append(b"hello", Durability::Buffered)?;
-//! let (_, last) = log.append_batch(&[b"all", b"or", b"nothing"], Durability::Synced)?;
+//! let (_, last) = log.append_batch(&["all", "or", "nothing"], Durability::Synced)?;
 //! assert_eq!(log.durable_lsn(), last);
 //! assert_eq!(log.read(first)?.data(), b"hello");
 //! let all: Vec<_> = log.iter()?.map(|r| r.map(|r| r.into_data())).collect::<Result<_, _>>()?;

@@ -142,13 +142,19 @@ impl State {
 
     /// Index of the segment that holds (or would hold) `lsn`.
     fn segment_of(&self, lsn: Lsn) -> usize {
-        self.segments.partition_point(|s| s.first_lsn() <= lsn).saturating_sub(1)
+        self.segments
+            .partition_point(|s| s.first_lsn() <= lsn)
+            .saturating_sub(1)
     }
 
     /// A reader's view of segment `i` from `lsn` on.
     fn view(&self, i: usize, lsn: Lsn) -> SegmentView {
         let seg = &self.segments[i];
-        let end = if i + 1 == self.segments.len() { self.written_end } else { seg.end };
+        let end = if i + 1 == self.segments.len() {
+            self.written_end
+        } else {
+            seg.end
+        };
         seg.view(lsn, end)
     }
 }
@@ -215,22 +221,37 @@ impl Log {
     }
 
     fn open_with(builder: LogBuilder) -> Result<Log> {
-        let LogBuilder { dir, options, storage } = builder;
+        let LogBuilder {
+            dir,
+            options,
+            storage,
+        } = builder;
         options.validate()?;
         if options.create_if_missing {
             storage.create_dir_all(&dir).at("create directory", &dir)?;
         } else if let Err(e) = storage.list(&dir) {
             return match e.kind() {
                 io::ErrorKind::NotFound => Err(Error::NotFound { path: dir }),
-                _ => Err(Error::Io { op: "list", path: dir, source: e }),
+                _ => Err(Error::Io {
+                    op: "list",
+                    path: dir,
+                    source: e,
+                }),
             };
         }
         let dir_lock = storage.lock_dir(&dir).map_err(|e| match e.kind() {
             io::ErrorKind::WouldBlock => Error::Locked { path: dir.clone() },
-            _ => Error::Io { op: "lock", path: dir.clone(), source: e },
+            _ => Error::Io {
+                op: "lock",
+                path: dir.clone(),
+                source: e,
+            },
         })?;
         let recovered = recovery::recover(&*storage, &dir, &options)?;
-        let written_end = recovered.segments.last().map_or(SEGMENT_HEADER_LEN as u64, |s| s.end);
+        let written_end = recovered
+            .segments
+            .last()
+            .map_or(SEGMENT_HEADER_LEN as u64, |s| s.end);
         let durable = recovered.next_lsn.prev();
         let state = State {
             next_lsn: recovered.next_lsn,
@@ -251,13 +272,18 @@ impl Log {
             cause: Mutex::new(None),
             maintenance: Mutex::new(()),
             state: Mutex::new(state),
-            sync: Mutex::new(SyncState { durable, syncing: false }),
+            sync: Mutex::new(SyncState {
+                durable,
+                syncing: false,
+            }),
             synced: Condvar::new(),
             durable: AtomicU64::new(durable.get()),
             epoch: AtomicU64::new(0),
             _lock: dir_lock,
         };
-        Ok(Log { inner: Arc::new(inner) })
+        Ok(Log {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The log's directory.
@@ -294,11 +320,14 @@ impl Log {
     /// May write to the storage (when the write buffer fills or the segment rolls), and with
     /// `Synced` waits for an fsync.
     pub fn append(&self, record: &[u8], durability: Durability) -> Result<Lsn> {
-        self.append_records(&[record], durability).map(|(first, _)| first)
+        self.append_records(&[record], durability)
+            .map(|(first, _)| first)
     }
 
     /// Appends records as one batch: after a crash either all of them are there or none is.
-    /// Returns the LSNs of the first and the last record; the others lie between.
+    /// Returns the LSNs of the first and the last record; the others lie between. Any slice of
+    /// byte containers will do (`&[Vec<u8>]`, `&[&[u8]]`, `&[&str]`, …); a batch never spans
+    /// two segments.
     ///
     /// # Errors
     /// [`Error::EmptyBatch`] for no records, and as [`Log::append`].
@@ -387,7 +416,10 @@ impl Log {
     /// As [`Log::sync`].
     pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
         if lsn > self.state()?.next_lsn.prev() {
-            return Err(Error::InvalidLsn { lsn, reason: "no record with this LSN was appended" });
+            return Err(Error::InvalidLsn {
+                lsn,
+                reason: "no record with this LSN was appended",
+            });
         }
         self.sync_to(lsn)
     }
@@ -468,10 +500,16 @@ impl Log {
 
     fn check_readable(&self, st: &State, lsn: Lsn) -> Result<()> {
         if lsn == Lsn::ZERO {
-            return Err(Error::InvalidLsn { lsn, reason: "LSNs start at 1" });
+            return Err(Error::InvalidLsn {
+                lsn,
+                reason: "LSNs start at 1",
+            });
         }
         if lsn < st.checkpoint {
-            return Err(Error::BelowCheckpoint { lsn, checkpoint: st.checkpoint });
+            return Err(Error::BelowCheckpoint {
+                lsn,
+                checkpoint: st.checkpoint,
+            });
         }
         let durable = self.durable_lsn();
         if lsn > durable {
@@ -512,7 +550,10 @@ impl Log {
             Bound::Unbounded => st.checkpoint,
         };
         if from < st.checkpoint {
-            return Err(Error::BelowCheckpoint { lsn: from, checkpoint: st.checkpoint });
+            return Err(Error::BelowCheckpoint {
+                lsn: from,
+                checkpoint: st.checkpoint,
+            });
         }
         let from = from.max(Lsn::FIRST);
         let durable = self.durable_lsn();
@@ -564,7 +605,10 @@ impl Log {
             let mut st = self.state()?;
             st.checkpoint = lsn;
             let n = st.segments.len();
-            let k = st.segments[..n - 1].iter().take_while(|s| s.last_lsn < lsn).count();
+            let k = st.segments[..n - 1]
+                .iter()
+                .take_while(|s| s.last_lsn < lsn)
+                .count();
             st.segments.drain(..k).collect()
         };
         self.remove_segments(&removed)
@@ -579,12 +623,18 @@ impl Log {
             let path = &seg.file.path;
             match storage.remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(Error::Io { op: "remove", path: path.clone(), source: e });
+                    return Err(Error::Io {
+                        op: "remove",
+                        path: path.clone(),
+                        source: e,
+                    });
                 }
                 _ => {}
             }
         }
-        storage.sync_dir(&self.inner.dir).at("sync directory", &self.inner.dir)
+        storage
+            .sync_dir(&self.inner.dir)
+            .at("sync directory", &self.inner.dir)
     }
 
     fn write_checkpoint(&self, lsn: Lsn) -> Result<()> {
@@ -592,7 +642,11 @@ impl Log {
         let storage = &*self.inner.storage;
         let path = dir.join(CHECKPOINT_FILE);
         let tmp = dir.join(format!("{CHECKPOINT_FILE}{TEMP_SUFFIX}"));
-        let record = CheckpointFile { log_id: self.inner.log_id, lsn, written_ms: crate::now_ms() };
+        let record = CheckpointFile {
+            log_id: self.inner.log_id,
+            lsn,
+            written_ms: crate::now_ms(),
+        };
         let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
         file.write_all_at(&record.encode(), 0).at("write", &tmp)?;
         file.sync_data().at("sync", &tmp)?;
@@ -690,8 +744,12 @@ impl Log {
             let mut chunk = vec![0u8; 1 << 20];
             let mut at = 0u64;
             while at < last.offset {
-                let n = usize::try_from(last.offset - at).unwrap_or(usize::MAX).min(chunk.len());
-                old.file.read_exact_at(&mut chunk[..n], at).at("read", &old.path)?;
+                let n = usize::try_from(last.offset - at)
+                    .unwrap_or(usize::MAX)
+                    .min(chunk.len());
+                old.file
+                    .read_exact_at(&mut chunk[..n], at)
+                    .at("read", &old.path)?;
                 out.write_all_at(&chunk[..n], at).at("write", &tmp)?;
                 at += n as u64;
             }
@@ -700,8 +758,12 @@ impl Log {
             encode_frame(&mut frame, old.seed, last.header.lsn, &last.payload, flags);
             out.write_all_at(&frame, last.offset).at("write", &tmp)?;
             out.sync_data().at("sync", &tmp)?;
-            storage.rename(&tmp, &old.path).at("rename into place", &tmp)?;
-            storage.sync_dir(&self.inner.dir).at("sync directory", &self.inner.dir)?;
+            storage
+                .rename(&tmp, &old.path)
+                .at("rename into place", &tmp)?;
+            storage
+                .sync_dir(&self.inner.dir)
+                .at("sync directory", &self.inner.dir)?;
             Ok(out)
         })();
         match result {
@@ -738,8 +800,12 @@ impl Log {
         self.write_checkpoint(next)?;
         st.checkpoint = next;
         if st.active().first_lsn() != next {
-            let created =
-                SegmentFile::create(&*self.inner.storage, &self.inner.dir, self.inner.log_id, next);
+            let created = SegmentFile::create(
+                &*self.inner.storage,
+                &self.inner.dir,
+                self.inner.log_id,
+                next,
+            );
             match created {
                 Ok(file) => st.segments.push(Segment::new(file)),
                 Err(e) => {
@@ -753,7 +819,8 @@ impl Log {
         let old: Vec<Segment> = st.segments.drain(..n - 1).collect();
         drop(st);
         self.advance_durable(next.prev())?;
-        self.remove_segments(&old).inspect_err(|e| self.poison_with(e))
+        self.remove_segments(&old)
+            .inspect_err(|e| self.poison_with(e))
     }
 
     /// Syncs and closes the log, reporting what a drop would swallow.
@@ -909,7 +976,11 @@ impl Log {
             kind: err.kind(),
             message: err.to_string(),
         });
-        Error::Io { op, path: path.to_path_buf(), source: err }
+        Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source: err,
+        }
     }
 
     /// Poisons the log with an error that already carries its context.

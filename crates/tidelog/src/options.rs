@@ -102,7 +102,10 @@ impl Options {
         if self.segment_bytes < MIN_SEGMENT_BYTES {
             return invalid(
                 "segment_bytes",
-                format!("{} is below the minimum of {MIN_SEGMENT_BYTES}", self.segment_bytes),
+                format!(
+                    "{} is below the minimum of {MIN_SEGMENT_BYTES}",
+                    self.segment_bytes
+                ),
             );
         }
         if self.segment_bytes > 1 << 40 {

@@ -48,7 +48,13 @@ pub struct Iter {
 
 impl Iter {
     pub(crate) fn new(views: Vec<SegmentView>, from: Lsn, last: Lsn) -> Self {
-        Self { views: views.into_iter(), current: None, next: from, last, done: from > last }
+        Self {
+            views: views.into_iter(),
+            current: None,
+            next: from,
+            last,
+            done: from > last,
+        }
     }
 
     fn advance(&mut self) -> Result<Option<Record>> {
@@ -62,7 +68,9 @@ impl Iter {
                     None => return Ok(None),
                 }
             }
-            let Some((view, cursor)) = self.current.as_mut() else { continue };
+            let Some((view, cursor)) = self.current.as_mut() else {
+                continue;
+            };
             match view.step(cursor)? {
                 None => self.current = None,
                 Some((header, _)) if header.lsn < self.next => {}

@@ -115,7 +115,11 @@ impl fmt::Display for RecoveryReport {
         } else {
             "damage found and handled"
         };
-        writeln!(f, "recovery ({:?}): {verdict} in {:.1?}", self.mode, self.duration)?;
+        writeln!(
+            f,
+            "recovery ({:?}): {verdict} in {:.1?}",
+            self.mode, self.duration
+        )?;
         writeln!(
             f,
             "  {} segments scanned, {} records recovered, last LSN {}, checkpoint LSN {}",
@@ -131,7 +135,13 @@ impl fmt::Display for RecoveryReport {
                 DamageAction::Quarantined => "moved to quarantine".to_owned(),
                 DamageAction::Accepted => "accepted".to_owned(),
             };
-            writeln!(f, "  damage: {} at offset {}: {} ({action})", d.path.display(), d.offset, d.kind)?;
+            writeln!(
+                f,
+                "  damage: {} at offset {}: {} ({action})",
+                d.path.display(),
+                d.offset,
+                d.kind
+            )?;
         }
         for range in &self.lost {
             writeln!(f, "  lost: LSN {}..={}", range.start(), range.end())?;
@@ -211,7 +221,10 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         storage,
         dir,
         mode: options.recovery_mode,
-        report: RecoveryReport { mode: options.recovery_mode, ..RecoveryReport::default() },
+        report: RecoveryReport {
+            mode: options.recovery_mode,
+            ..RecoveryReport::default()
+        },
         dir_dirty: false,
     };
     let mut names = storage.list(dir).at("list", dir)?;
@@ -225,7 +238,9 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         } else if name == CHECKPOINT_FILE {
             checkpoint_path = Some(path);
         } else if name.to_str().is_some_and(is_own_temp) {
-            storage.remove_file(&path).at("remove temporary file", &path)?;
+            storage
+                .remove_file(&path)
+                .at("remove temporary file", &path)?;
             rec.dir_dirty = true;
             rec.report.removed_temp_files.push(path);
         } else if name == crate::io::LOCK_FILE || name == QUARANTINE_DIR {
@@ -233,21 +248,29 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
             rec.report.unknown_files.push(path);
         }
     }
-    let checkpoint = checkpoint_path.map(|p| read_checkpoint(storage, &p)).transpose()?;
+    let checkpoint = checkpoint_path
+        .map(|p| read_checkpoint(storage, &p))
+        .transpose()?;
     let created = checkpoint.is_none() && segments.is_empty();
     if created && !options.create_if_missing {
-        return Err(Error::NotFound { path: dir.to_path_buf() });
+        return Err(Error::NotFound {
+            path: dir.to_path_buf(),
+        });
     }
     let cp = checkpoint.map_or(Lsn::FIRST, |c| c.lsn);
     let log_id = match checkpoint {
         Some(c) => c.log_id,
-        None => rec.first_log_id(&segments)?.unwrap_or_else(crate::random_u128),
+        None => rec
+            .first_log_id(&segments)?
+            .unwrap_or_else(crate::random_u128),
     };
 
     // Segments whose successor starts at or below the checkpoint hold only dropped records.
     let below = segments.windows(2).take_while(|w| w[1].0 <= cp).count();
     for (_, path) in segments.drain(..below) {
-        storage.remove_file(&path).at("remove checkpointed segment", &path)?;
+        storage
+            .remove_file(&path)
+            .at("remove checkpointed segment", &path)?;
         rec.dir_dirty = true;
         rec.report.removed_below_checkpoint.push(path);
     }
@@ -266,9 +289,15 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         file.read_exact_at(&mut head, 0).at("read", path)?;
         let header = SegmentHeader::decode(&head).and_then(|h| {
             if h.first_lsn != *name_lsn {
-                Err(CorruptionKind::NameMismatch { name: *name_lsn, header: h.first_lsn })
+                Err(CorruptionKind::NameMismatch {
+                    name: *name_lsn,
+                    header: h.first_lsn,
+                })
             } else if h.log_id != log_id {
-                Err(CorruptionKind::ForeignLog { expected: log_id, found: h.log_id })
+                Err(CorruptionKind::ForeignLog {
+                    expected: log_id,
+                    found: h.log_id,
+                })
             } else {
                 Ok(h)
             }
@@ -294,14 +323,20 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         if let Some(e) = wanted {
             if first < e {
                 // Starts below where the previous segment ended: overlapping LSNs.
-                let kind = CorruptionKind::LsnMismatch { expected: e, found: first };
+                let kind = CorruptionKind::LsnMismatch {
+                    expected: e,
+                    found: first,
+                };
                 if !rec.bad_header(&segments[i..], kind)? {
                     break;
                 }
                 i += 1;
                 continue;
             }
-            let kind = CorruptionKind::MissingRecords { first: e, last: first.prev() };
+            let kind = CorruptionKind::MissingRecords {
+                first: e,
+                last: first.prev(),
+            };
             match rec.mode {
                 RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
                     return Err(Error::MissingRecords {
@@ -318,7 +353,12 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
                 RecoveryMode::SkipCorrupt => rec.damage(path, 0, kind, DamageAction::Accepted),
             }
         }
-        let seg_file = SegmentFile { path: path.clone(), seed: header.seed(), header, file };
+        let seg_file = SegmentFile {
+            path: path.clone(),
+            seed: header.seed(),
+            header,
+            file,
+        };
         let scan = rec.scan(seg_file, len)?;
         rec.report.records_recovered += scan.records;
         runs.extend(scan.runs);
@@ -342,7 +382,12 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
                     if is_last {
                         rec.cut(&mut segment, len, stop)?;
                     } else {
-                        rec.damage(path, stop.offset, stop.kind, DamageAction::Skipped { to: len });
+                        rec.damage(
+                            path,
+                            stop.offset,
+                            stop.kind,
+                            DamageAction::Skipped { to: len },
+                        );
                     }
                 }
             }
@@ -356,16 +401,22 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
     if kept.last().is_some_and(|s| s.last_lsn.next() < cp)
         && let Some(seg) = kept.pop()
     {
-        storage.remove_file(&seg.file.path).at("remove checkpointed segment", &seg.file.path)?;
+        storage
+            .remove_file(&seg.file.path)
+            .at("remove checkpointed segment", &seg.file.path)?;
         rec.dir_dirty = true;
-        rec.report.removed_below_checkpoint.push(seg.file.path.clone());
+        rec.report
+            .removed_below_checkpoint
+            .push(seg.file.path.clone());
     }
     let next_lsn = kept.last().map_or(cp, |s| s.last_lsn.next().max(cp));
     if rec.dir_dirty {
         storage.sync_dir(dir).at("sync directory", dir)?;
     }
     if kept.is_empty() {
-        kept.push(Segment::new(SegmentFile::create(storage, dir, log_id, next_lsn)?));
+        kept.push(Segment::new(SegmentFile::create(
+            storage, dir, log_id, next_lsn,
+        )?));
     }
 
     rec.report.lost = lost_ranges(&runs, cp);
@@ -373,11 +424,21 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
     rec.report.checkpoint_lsn = cp;
     rec.report.last_lsn = next_lsn.prev();
     rec.report.duration = started.elapsed();
-    Ok(Recovered { log_id, checkpoint: cp, next_lsn, segments: kept, report: rec.report })
+    Ok(Recovered {
+        log_id,
+        checkpoint: cp,
+        next_lsn,
+        segments: kept,
+        report: rec.report,
+    })
 }
 
 fn corrupt(path: &Path, stop: &Stop) -> Error {
-    Error::Corrupt { path: path.to_path_buf(), offset: stop.offset, kind: stop.kind.clone() }
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        offset: stop.offset,
+        kind: stop.kind.clone(),
+    }
 }
 
 /// LSN ranges at or above the checkpoint that no run of intact records covers (only
@@ -396,13 +457,21 @@ fn lost_ranges(runs: &[(Lsn, Lsn)], checkpoint: Lsn) -> Vec<RangeInclusive<Lsn>>
 
 impl Recovery<'_> {
     fn damage(&mut self, path: &Path, offset: u64, kind: CorruptionKind, action: DamageAction) {
-        self.report.damage.push(Damage { path: path.to_path_buf(), offset, kind, action });
+        self.report.damage.push(Damage {
+            path: path.to_path_buf(),
+            offset,
+            kind,
+            action,
+        });
     }
 
     /// The log id in the first segment header that decodes, if any.
     fn first_log_id(&self, segments: &[(Lsn, PathBuf)]) -> Result<Option<u128>> {
         for (_, path) in segments {
-            let file = self.storage.open(path, OpenMode::ReadOnly).at("open", path)?;
+            let file = self
+                .storage
+                .open(path, OpenMode::ReadOnly)
+                .at("open", path)?;
             let mut head = [0u8; SEGMENT_HEADER_LEN];
             let n = file.read_full_at(&mut head, 0).at("read", path)?;
             if let Ok(h) = SegmentHeader::decode(&head[..n]) {
@@ -417,9 +486,11 @@ impl Recovery<'_> {
     fn bad_header(&mut self, rest: &[(Lsn, PathBuf)], kind: CorruptionKind) -> Result<bool> {
         let path = &rest[0].1;
         match self.mode {
-            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
-                Err(Error::Corrupt { path: path.clone(), offset: 0, kind })
-            }
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => Err(Error::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                kind,
+            }),
             RecoveryMode::PointInTime => {
                 self.damage(path, 0, kind, DamageAction::Quarantined);
                 self.quarantine_all(rest)?;
@@ -470,7 +541,13 @@ impl Recovery<'_> {
                     if lsn_ok {
                         (offset, CorruptionKind::BatchFraming)
                     } else {
-                        (offset, CorruptionKind::LsnMismatch { expected, found: header.lsn })
+                        (
+                            offset,
+                            CorruptionKind::LsnMismatch {
+                                expected,
+                                found: header.lsn,
+                            },
+                        )
                     }
                 }
                 Step::End => match batch {
@@ -485,7 +562,9 @@ impl Recovery<'_> {
             let cut = batch.map_or(offset, |(start, _)| start);
             let kind = match (batch, kind) {
                 (Some((_, first)), CorruptionKind::FrameChecksum { .. })
-                | (Some((_, first)), CorruptionKind::TruncatedFrame { .. }) if at_end => {
+                | (Some((_, first)), CorruptionKind::TruncatedFrame { .. })
+                    if at_end =>
+                {
                     CorruptionKind::IncompleteBatch { first }
                 }
                 (_, kind) => kind,
@@ -518,12 +597,27 @@ impl Recovery<'_> {
                     cursor.seek(resume);
                 }
                 _ => {
-                    let stop = Stop { offset, cut, kind, intact_after: intact.is_some() };
-                    return Ok(Scan { segment, records, runs, stop: Some(stop) });
+                    let stop = Stop {
+                        offset,
+                        cut,
+                        kind,
+                        intact_after: intact.is_some(),
+                    };
+                    return Ok(Scan {
+                        segment,
+                        records,
+                        runs,
+                        stop: Some(stop),
+                    });
                 }
             }
         }
-        Ok(Scan { segment, records, runs, stop: None })
+        Ok(Scan {
+            segment,
+            records,
+            runs,
+            stop: None,
+        })
     }
 
     /// Cuts a segment at the stop's cut point, keeping a copy of the cut bytes in quarantine.
@@ -531,13 +625,19 @@ impl Recovery<'_> {
         let file = Arc::clone(&segment.file);
         let path = &file.path;
         let mut bytes = vec![0u8; usize::try_from(len - stop.cut).unwrap_or(0)];
-        let n = file.file.read_full_at(&mut bytes, stop.cut).at("read", path)?;
+        let n = file
+            .file
+            .read_full_at(&mut bytes, stop.cut)
+            .at("read", path)?;
         bytes.truncate(n);
         if bytes.iter().any(|&b| b != 0) {
             let name = format!("{}.{}.cut", file_name(path), stop.cut);
             let qdir = self.quarantine_dir()?;
             let target = self.unique_in(&qdir, &name)?;
-            let out = self.storage.open(&target, OpenMode::CreateNew).at("create", &target)?;
+            let out = self
+                .storage
+                .open(&target, OpenMode::CreateNew)
+                .at("create", &target)?;
             out.write_all_at(&bytes, 0).at("write", &target)?;
             out.sync_data().at("sync", &target)?;
             self.storage.sync_dir(&qdir).at("sync directory", &qdir)?;
@@ -548,7 +648,10 @@ impl Recovery<'_> {
         segment.end = stop.cut;
         segment.forget_from(stop.cut);
         self.report.torn_bytes_cut += len - stop.cut;
-        let action = DamageAction::Cut { at: stop.cut, bytes: len - stop.cut };
+        let action = DamageAction::Cut {
+            at: stop.cut,
+            bytes: len - stop.cut,
+        };
         self.damage(path, stop.offset, stop.kind, action);
         Ok(())
     }
@@ -579,15 +682,21 @@ impl Recovery<'_> {
         let qdir = self.quarantine_dir()?;
         for (_, path) in segments {
             let target = self.unique_in(&qdir, &file_name(path))?;
-            self.storage.rename(path, &target).at("move to quarantine", path)?;
+            self.storage
+                .rename(path, &target)
+                .at("move to quarantine", path)?;
             self.report.quarantined.push(target);
         }
         self.storage.sync_dir(&qdir).at("sync directory", &qdir)?;
-        self.storage.sync_dir(self.dir).at("sync directory", self.dir)?;
+        self.storage
+            .sync_dir(self.dir)
+            .at("sync directory", self.dir)?;
         Ok(())
     }
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    FRAME_HEADER_LEN, FrameCursor, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, Step, TEMP_SUFFIX,
-    segment_file_name,
+    FRAME_HEADER_LEN, FrameCursor, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, Step,
+    TEMP_SUFFIX, segment_file_name,
 };
 use crate::io::{OpenMode, Storage, StorageFile};
 use crate::types::Lsn;
@@ -52,7 +52,12 @@ impl SegmentFile {
         file.sync_data().at("sync", &tmp)?;
         storage.rename(&tmp, &path).at("rename into place", &tmp)?;
         storage.sync_dir(dir).at("sync directory", dir)?;
-        Ok(SegmentFile { path, seed: header.seed(), header, file })
+        Ok(SegmentFile {
+            path,
+            seed: header.seed(),
+            header,
+            file,
+        })
     }
 }
 
@@ -92,7 +97,10 @@ impl Segment {
 
     /// Records that a batch starting with `lsn` begins at `offset`.
     pub(crate) fn note_batch(&mut self, lsn: Lsn, offset: u64) {
-        let due = self.index.last().is_none_or(|&(_, at)| offset >= at + INDEX_INTERVAL_BYTES);
+        let due = self
+            .index
+            .last()
+            .is_none_or(|&(_, at)| offset >= at + INDEX_INTERVAL_BYTES);
         if due {
             self.index.push((lsn, offset));
         }
@@ -144,7 +152,11 @@ impl SegmentView {
     /// Reads the next frame, jumping over skipped ranges and turning damage into an error.
     pub(crate) fn step(&self, cursor: &mut FrameCursor) -> Result<Option<(FrameHeader, u64)>> {
         let file = &*self.file;
-        if let Some(&(_, to)) = self.skips.iter().find(|&&(from, _)| from == cursor.position()) {
+        if let Some(&(_, to)) = self
+            .skips
+            .iter()
+            .find(|&&(from, _)| from == cursor.position())
+        {
             cursor.seek(to);
         }
         match cursor.step(&*file.file).at("read", &file.path)? {
@@ -155,9 +167,11 @@ impl SegmentView {
                 offset,
                 kind: crate::CorruptionKind::ZeroedRegion,
             }),
-            Step::Damage { offset, kind } => {
-                Err(Error::Corrupt { path: file.path.clone(), offset, kind })
-            }
+            Step::Damage { offset, kind } => Err(Error::Corrupt {
+                path: file.path.clone(),
+                offset,
+                kind,
+            }),
         }
     }
 
@@ -168,7 +182,11 @@ impl SegmentView {
         while let Some((header, offset)) = self.step(&mut cursor)? {
             if header.lsn == lsn {
                 let payload = cursor.payload().to_vec();
-                return Ok(Some(FoundFrame { offset, header, payload }));
+                return Ok(Some(FoundFrame {
+                    offset,
+                    header,
+                    payload,
+                }));
             }
             if header.lsn > lsn {
                 break;

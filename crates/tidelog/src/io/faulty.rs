@@ -118,11 +118,16 @@ impl FaultState {
         let mut fail = self.plan.fail_nth.iter().any(|&(o, k)| o == op && k == n);
         if op.is_mutating() {
             self.mutating += 1;
-            fail |= self.plan.fail_after.is_some_and(|limit| self.mutating > limit);
+            fail |= self
+                .plan
+                .fail_after
+                .is_some_and(|limit| self.mutating > limit);
         }
         if fail {
             self.injected += 1;
-            return Err(io::Error::other(format!("injected fault: {op:?} call #{n}")));
+            return Err(io::Error::other(format!(
+                "injected fault: {op:?} call #{n}"
+            )));
         }
         Ok(())
     }
@@ -139,8 +144,14 @@ pub struct FaultyStorage {
 impl FaultyStorage {
     /// Wraps `inner` with the faults of `plan`.
     pub fn new(inner: Arc<dyn Storage>, plan: FaultPlan) -> Self {
-        let state = FaultState { plan, ..FaultState::default() };
-        Self { inner, state: Arc::new(Mutex::new(state)) }
+        let state = FaultState {
+            plan,
+            ..FaultState::default()
+        };
+        Self {
+            inner,
+            state: Arc::new(Mutex::new(state)),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, FaultState> {
@@ -149,7 +160,10 @@ impl FaultyStorage {
 
     /// Replaces the plan and resets every counter.
     pub fn set_plan(&self, plan: FaultPlan) {
-        *self.state() = FaultState { plan, ..FaultState::default() };
+        *self.state() = FaultState {
+            plan,
+            ..FaultState::default()
+        };
     }
 
     /// How many calls of `op` were made so far (failed ones included).
@@ -169,7 +183,9 @@ impl FaultyStorage {
 }
 
 fn lock(state: &Mutex<FaultState>) -> MutexGuard<'_, FaultState> {
-    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Storage for FaultyStorage {
@@ -180,7 +196,10 @@ impl Storage for FaultyStorage {
             self.state().check(Op::Open)?;
         }
         let inner = self.inner.open(path, mode)?;
-        Ok(Box::new(FaultyFile { inner, state: Arc::clone(&self.state) }))
+        Ok(Box::new(FaultyFile {
+            inner,
+            state: Arc::clone(&self.state),
+        }))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {

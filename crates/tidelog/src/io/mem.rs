@@ -71,9 +71,18 @@ enum FileOp {
 
 #[derive(Debug)]
 enum DirOp {
-    Create { path: PathBuf, inode: u64 },
-    Rename { from: PathBuf, to: PathBuf, inode: u64 },
-    Remove { path: PathBuf },
+    Create {
+        path: PathBuf,
+        inode: u64,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        inode: u64,
+    },
+    Remove {
+        path: PathBuf,
+    },
 }
 
 impl DirOp {
@@ -140,7 +149,10 @@ impl Rng {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} does not exist", path.display()),
+    )
 }
 
 impl MemStorage {
@@ -152,7 +164,9 @@ impl MemStorage {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock can only come from a test assertion elsewhere; the
         // state itself is never left half-updated, so keep going.
-        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Simulates a power loss: keeps what `mode` says survives of the unsynced changes, drops
@@ -195,8 +209,9 @@ impl MemStorage {
                     write_into(&mut file.durable, offset, &data[..cut]);
                     let room = data.len() - cut;
                     if room > 0 && rng.upto(1) == 1 {
-                        let garbage: Vec<u8> =
-                            (0..rng.upto(room.min(64) - 1) + 1).map(|_| rng.next() as u8).collect();
+                        let garbage: Vec<u8> = (0..rng.upto(room.min(64) - 1) + 1)
+                            .map(|_| rng.next() as u8)
+                            .collect();
                         write_into(&mut file.durable, offset + cut as u64, &garbage);
                     }
                 }
@@ -226,7 +241,12 @@ impl MemStorage {
     }
 
     fn handle(&self, inode: u64, generation: u64, writable: bool) -> Box<dyn StorageFile> {
-        Box::new(MemHandle { storage: self.clone(), inode, generation, writable })
+        Box::new(MemHandle {
+            storage: self.clone(),
+            inode,
+            generation,
+            writable,
+        })
     }
 }
 
@@ -274,7 +294,10 @@ impl Storage for MemStorage {
                 state.next_inode += 1;
                 state.inodes.insert(inode, MemFile::default());
                 state.live.insert(path.to_path_buf(), Node::File(inode));
-                state.pending.push(DirOp::Create { path: path.to_path_buf(), inode });
+                state.pending.push(DirOp::Create {
+                    path: path.to_path_buf(),
+                    inode,
+                });
                 inode
             }
         };
@@ -316,7 +339,11 @@ impl Storage for MemStorage {
         }
         state.live.remove(from);
         state.live.insert(to.to_path_buf(), Node::File(inode));
-        state.pending.push(DirOp::Rename { from: from.to_path_buf(), to: to.to_path_buf(), inode });
+        state.pending.push(DirOp::Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            inode,
+        });
         Ok(())
     }
 
@@ -325,7 +352,9 @@ impl Storage for MemStorage {
         match state.live.get(path) {
             Some(Node::File(_)) => {
                 state.live.remove(path);
-                state.pending.push(DirOp::Remove { path: path.to_path_buf() });
+                state.pending.push(DirOp::Remove {
+                    path: path.to_path_buf(),
+                });
                 Ok(())
             }
             Some(Node::Dir) => Err(io::Error::new(
@@ -451,7 +480,10 @@ impl StorageFile for MemHandle {
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         self.with_file(true, |file| {
             write_into(&mut file.live, offset, buf);
-            file.pending.push(FileOp::Write { offset, data: buf.to_vec() });
+            file.pending.push(FileOp::Write {
+                offset,
+                data: buf.to_vec(),
+            });
             buf.len()
         })
     }
@@ -498,7 +530,10 @@ mod tests {
         storage.crash(CrashMode::DropUnsynced);
         assert_eq!(storage.read_file(Path::new("/d/a")).unwrap(), b"hello");
         assert!(storage.read_file(Path::new("/d/b")).is_none());
-        assert!(a.read_at(&mut [0; 1], 0).is_err(), "pre-crash handles are dead");
+        assert!(
+            a.read_at(&mut [0; 1], 0).is_err(),
+            "pre-crash handles are dead"
+        );
     }
 
     #[test]
@@ -518,7 +553,9 @@ mod tests {
         let a = write(&storage, "/d/a.tmp", b"x");
         a.sync_data().unwrap();
         storage.sync_dir(Path::new("/d")).unwrap();
-        storage.rename(Path::new("/d/a.tmp"), Path::new("/d/a")).unwrap();
+        storage
+            .rename(Path::new("/d/a.tmp"), Path::new("/d/a"))
+            .unwrap();
         storage.crash(CrashMode::DropUnsynced);
         assert!(storage.read_file(Path::new("/d/a")).is_none());
         assert_eq!(storage.read_file(Path::new("/d/a.tmp")).unwrap(), b"x");
@@ -536,9 +573,16 @@ mod tests {
             a.write_all_at(b"89ab", 8).unwrap();
             storage.crash(CrashMode::Torn { seed });
             let got = storage.read_file(Path::new("/d/a")).unwrap();
-            assert!(got.starts_with(b"0123"), "seed {seed}: synced bytes survive");
+            assert!(
+                got.starts_with(b"0123"),
+                "seed {seed}: synced bytes survive"
+            );
             assert!(got.len() <= 12, "seed {seed}: nothing past the last write");
-            let intact = got.iter().zip(b"0123456789ab").take_while(|(a, b)| a == b).count();
+            let intact = got
+                .iter()
+                .zip(b"0123456789ab")
+                .take_while(|(a, b)| a == b)
+                .count();
             // Anything after the intact prefix is garbage from the one torn write: at most 64 bytes.
             assert!(got.len() - intact <= 64, "seed {seed}");
         }

@@ -46,7 +46,9 @@ impl Storage for StdStorage {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        std::fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name())).collect()
+        std::fs::read_dir(dir)?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect()
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

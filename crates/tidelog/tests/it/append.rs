@@ -21,11 +21,20 @@ fn appends_get_dense_lsns_and_read_back_after_reopen() -> Result<()> {
 
         let log = env.open()?;
         let report = log.recovery_report();
-        assert!(report.is_clean() && !report.created, "{}: {report}", env.name());
+        assert!(
+            report.is_clean() && !report.created,
+            "{}: {report}",
+            env.name()
+        );
         assert_eq!(report.records_recovered, 302);
         assert_holds(&log, 1, 302)?;
         for lsn in [1, 2, 77, 150, 151, 302] {
-            assert_eq!(log.read(Lsn::new(lsn))?.data(), payload(lsn), "{}", env.name());
+            assert_eq!(
+                log.read(Lsn::new(lsn))?.data(),
+                payload(lsn),
+                "{}",
+                env.name()
+            );
         }
         assert_eq!(log.append(b"more", Durability::Synced)?, Lsn::new(303));
     }
@@ -59,13 +68,25 @@ fn readers_see_durable_records_only() -> Result<()> {
     let a = log.append(b"a", Durability::Synced)?;
     let b = log.append(b"b", Durability::Buffered)?;
     assert_eq!(log.read(a)?.data(), b"a");
-    assert!(matches!(log.read(b), Err(Error::NotDurable { lsn, durable }) if lsn == b && durable == a));
-    assert_eq!(read_all(&log)?.len(), 1, "iteration stops at the durable LSN");
+    assert!(
+        matches!(log.read(b), Err(Error::NotDurable { lsn, durable }) if lsn == b && durable == a)
+    );
+    assert_eq!(
+        read_all(&log)?.len(),
+        1,
+        "iteration stops at the durable LSN"
+    );
     log.wait_durable(b)?;
     assert_eq!(log.read(b)?.data(), b"b");
-    assert!(matches!(log.read(Lsn::new(9)), Err(Error::NotDurable { .. })));
+    assert!(matches!(
+        log.read(Lsn::new(9)),
+        Err(Error::NotDurable { .. })
+    ));
     assert!(matches!(log.read(Lsn::ZERO), Err(Error::InvalidLsn { .. })));
-    assert!(matches!(log.wait_durable(Lsn::new(9)), Err(Error::InvalidLsn { .. })));
+    assert!(matches!(
+        log.wait_durable(Lsn::new(9)),
+        Err(Error::InvalidLsn { .. })
+    ));
     Ok(())
 }
 
@@ -75,14 +96,19 @@ fn ranges_respect_both_bounds() -> Result<()> {
     let log = env.open()?;
     append_n(&log, 200)?;
     log.sync()?;
-    let lsns = |it: tidelog::Iter| -> Result<Vec<u64>> {
-        it.map(|r| r.map(|r| r.lsn().get())).collect()
-    };
-    assert_eq!(lsns(log.range(Lsn::new(40)..Lsn::new(45))?)?, vec![40, 41, 42, 43, 44]);
+    let lsns =
+        |it: tidelog::Iter| -> Result<Vec<u64>> { it.map(|r| r.map(|r| r.lsn().get())).collect() };
+    assert_eq!(
+        lsns(log.range(Lsn::new(40)..Lsn::new(45))?)?,
+        vec![40, 41, 42, 43, 44]
+    );
     assert_eq!(lsns(log.range(Lsn::new(198)..)?)?, vec![198, 199, 200]);
     assert_eq!(lsns(log.range(..=Lsn::new(2))?)?, vec![1, 2]);
     assert_eq!(lsns(log.iter_from(Lsn::new(201))?)?, Vec::<u64>::new());
-    assert_eq!(lsns(log.range(Lsn::new(5)..Lsn::new(5))?)?, Vec::<u64>::new());
+    assert_eq!(
+        lsns(log.range(Lsn::new(5)..Lsn::new(5))?)?,
+        Vec::<u64>::new()
+    );
     Ok(())
 }
 
@@ -91,13 +117,25 @@ fn oversized_record_is_refused_before_anything_is_written() -> Result<()> {
     let env = Env::mem();
     let log = env.builder().max_record_bytes(100).open()?;
     let err = log.append(&[0; 101], Durability::Synced).unwrap_err();
-    assert!(matches!(err, Error::RecordTooLarge { len: 101, max: 100 }), "{err}");
-    let err = log.append_batch(&[vec![0; 10], vec![0; 500]], Durability::Synced).unwrap_err();
+    assert!(
+        matches!(err, Error::RecordTooLarge { len: 101, max: 100 }),
+        "{err}"
+    );
+    let err = log
+        .append_batch(&[vec![0; 10], vec![0; 500]], Durability::Synced)
+        .unwrap_err();
     assert!(matches!(err, Error::RecordTooLarge { len: 500, .. }));
-    assert_eq!(log.last_lsn()?, Lsn::ZERO, "nothing of the refused batch was appended");
+    assert_eq!(
+        log.last_lsn()?,
+        Lsn::ZERO,
+        "nothing of the refused batch was appended"
+    );
     assert_eq!(log.append(&[0; 100], Durability::Synced)?, Lsn::new(1));
     let empty: [&[u8]; 0] = [];
-    assert!(matches!(log.append_batch(&empty, Durability::Synced), Err(Error::EmptyBatch)));
+    assert!(matches!(
+        log.append_batch(&empty, Durability::Synced),
+        Err(Error::EmptyBatch)
+    ));
     Ok(())
 }
 
@@ -110,7 +148,10 @@ fn a_batch_larger_than_a_segment_gets_a_segment_of_its_own() -> Result<()> {
     let (first, last) = log.append_batch(&big, Durability::Synced)?;
     assert_eq!((first.get(), last.get()), (4, 13));
     let segments = log.segments()?;
-    let holder = segments.iter().find(|s| s.first_lsn == first).expect("batch starts a segment");
+    let holder = segments
+        .iter()
+        .find(|s| s.first_lsn == first)
+        .expect("batch starts a segment");
     assert_eq!(holder.last_lsn, last);
     drop(log);
     let log = env.open()?;
@@ -150,7 +191,11 @@ fn invalid_options_are_refused() {
 fn a_second_open_of_the_same_directory_is_refused() -> Result<()> {
     for env in Env::both() {
         let log = env.open()?;
-        assert!(matches!(env.open(), Err(Error::Locked { .. })), "{}", env.name());
+        assert!(
+            matches!(env.open(), Err(Error::Locked { .. })),
+            "{}",
+            env.name()
+        );
         drop(log);
         env.open()?;
     }
@@ -161,7 +206,11 @@ fn a_second_open_of_the_same_directory_is_refused() -> Result<()> {
 fn missing_log_without_create_is_not_found() {
     for env in Env::both() {
         let err = env.builder().create_if_missing(false).open().unwrap_err();
-        assert!(matches!(err, Error::NotFound { .. }), "{}: {err}", env.name());
+        assert!(
+            matches!(err, Error::NotFound { .. }),
+            "{}: {err}",
+            env.name()
+        );
     }
 }
 
@@ -171,16 +220,28 @@ fn unknown_files_are_ignored_and_own_temp_files_cleaned() -> Result<()> {
         drop(env.open()?);
         env.write_file(&env.dir.join(".DS_Store"), b"junk");
         env.write_file(&env.dir.join("notes.tmp"), b"user file");
-        env.write_file(&env.dir.join("00000000000000000099.seg.tmp"), b"half a segment");
+        env.write_file(
+            &env.dir.join("00000000000000000099.seg.tmp"),
+            b"half a segment",
+        );
         env.write_file(&env.dir.join("CHECKPOINT.tmp"), b"half a checkpoint");
         let log = env.open()?;
         let report = log.recovery_report();
-        assert_eq!(report.removed_temp_files.len(), 2, "{}: {report}", env.name());
+        assert_eq!(
+            report.removed_temp_files.len(),
+            2,
+            "{}: {report}",
+            env.name()
+        );
         assert_eq!(report.unknown_files.len(), 2, "{report}");
         assert!(report.is_clean());
         let names = env.list(&env.dir);
         assert!(names.contains(&".DS_Store".to_owned()) && names.contains(&"notes.tmp".to_owned()));
-        assert!(!names.iter().any(|n| n.ends_with(".seg.tmp") || n == "CHECKPOINT.tmp"));
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.ends_with(".seg.tmp") || n == "CHECKPOINT.tmp")
+        );
     }
     Ok(())
 }

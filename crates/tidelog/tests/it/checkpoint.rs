@@ -12,19 +12,35 @@ fn checkpoint_removes_whole_segments_below_it_and_persists() -> Result<()> {
         let before = log.segments()?;
         log.checkpoint(Lsn::new(250))?;
         assert_eq!(log.checkpoint_lsn()?, Lsn::new(250));
-        assert!(log.durable_lsn() >= Lsn::new(249), "records below the checkpoint were synced");
+        assert!(
+            log.durable_lsn() >= Lsn::new(249),
+            "records below the checkpoint were synced"
+        );
         let after = log.segments()?;
-        assert!(after.len() < before.len(), "{}: segments removed", env.name());
+        assert!(
+            after.len() < before.len(),
+            "{}: segments removed",
+            env.name()
+        );
         assert!(after[0].first_lsn <= Lsn::new(250) && after[0].last_lsn >= Lsn::new(250));
         for s in &before {
             let exists = env.segment_paths().contains(&s.path);
-            assert_eq!(exists, s.last_lsn >= Lsn::new(250), "{}: {:?}", env.name(), s.path);
+            assert_eq!(
+                exists,
+                s.last_lsn >= Lsn::new(250),
+                "{}: {:?}",
+                env.name(),
+                s.path
+            );
         }
         assert!(matches!(
             log.read(Lsn::new(249)),
             Err(Error::BelowCheckpoint { lsn, checkpoint }) if lsn.get() == 249 && checkpoint.get() == 250
         ));
-        assert!(matches!(log.iter_from(Lsn::new(10)), Err(Error::BelowCheckpoint { .. })));
+        assert!(matches!(
+            log.iter_from(Lsn::new(10)),
+            Err(Error::BelowCheckpoint { .. })
+        ));
         log.sync()?;
         assert_holds(&log, 250, 400)?;
         drop(log);
@@ -68,8 +84,15 @@ fn an_iterator_keeps_reading_segments_a_checkpoint_removed() -> Result<()> {
         let first = iter.next().transpose()?.map(|r| r.lsn());
         assert_eq!(first, Some(Lsn::new(1)));
         log.checkpoint(Lsn::new(301))?;
-        assert_eq!(env.segment_paths().len(), 1, "{}: only the active segment is left", env.name());
-        let rest: Vec<u64> = iter.map(|r| r.map(|r| r.lsn().get())).collect::<Result<_>>()?;
+        assert_eq!(
+            env.segment_paths().len(),
+            1,
+            "{}: only the active segment is left",
+            env.name()
+        );
+        let rest: Vec<u64> = iter
+            .map(|r| r.map(|r| r.lsn().get()))
+            .collect::<Result<_>>()?;
         assert_eq!(rest, (2..=300).collect::<Vec<_>>(), "{}", env.name());
     }
     Ok(())
@@ -84,11 +107,18 @@ fn truncate_after_at_a_batch_boundary_and_across_segments() -> Result<()> {
         assert_eq!(log.last_lsn()?, Lsn::new(120));
         assert_eq!(log.durable_lsn(), Lsn::new(120));
         assert!(log.segments()?.iter().all(|s| s.first_lsn <= Lsn::new(121)));
-        assert!(matches!(log.read(Lsn::new(121)), Err(Error::NotDurable { .. })));
+        assert!(matches!(
+            log.read(Lsn::new(121)),
+            Err(Error::NotDurable { .. })
+        ));
         assert_eq!(log.append(b"new 121", Durability::Synced)?, Lsn::new(121));
         drop(log);
         let log = env.open()?;
-        assert!(log.recovery_report().is_clean(), "{}", log.recovery_report());
+        assert!(
+            log.recovery_report().is_clean(),
+            "{}",
+            log.recovery_report()
+        );
         assert_eq!(log.last_lsn()?, Lsn::new(121));
         assert_eq!(log.read(Lsn::new(121))?.data(), b"new 121");
         assert_eq!(log.read(Lsn::new(120))?.data(), payload(120));
@@ -108,7 +138,12 @@ fn truncate_after_in_the_middle_of_a_batch_keeps_its_head() -> Result<()> {
         log.append(&payload(8), Durability::Synced)?;
         drop(log);
         let log = env.open()?;
-        assert!(log.recovery_report().is_clean(), "{}: {}", env.name(), log.recovery_report());
+        assert!(
+            log.recovery_report().is_clean(),
+            "{}: {}",
+            env.name(),
+            log.recovery_report()
+        );
         assert_holds(&log, 1, 8)?;
         assert!(!env.list(&env.dir).iter().any(|n| n.ends_with(".tmp")));
     }
@@ -132,7 +167,11 @@ fn truncate_after_to_the_start_of_a_segment_and_to_nothing() -> Result<()> {
     log.sync()?;
     drop(log);
     let log = env.open()?;
-    assert!(log.recovery_report().is_clean(), "{}", log.recovery_report());
+    assert!(
+        log.recovery_report().is_clean(),
+        "{}",
+        log.recovery_report()
+    );
     assert_holds(&log, 1, 3)?;
     Ok(())
 }
@@ -165,7 +204,10 @@ fn reset_empties_the_log_and_lsns_go_on() -> Result<()> {
         assert_eq!(log.checkpoint_lsn()?, Lsn::new(301));
         assert_eq!(env.segment_paths().len(), 1, "{}", env.name());
         log.reset()?; // twice in a row
-        assert_eq!(log.append(b"after reset", Durability::Synced)?, Lsn::new(301));
+        assert_eq!(
+            log.append(b"after reset", Durability::Synced)?,
+            Lsn::new(301)
+        );
         drop(log);
         let log = env.open()?;
         assert!(log.recovery_report().is_clean());

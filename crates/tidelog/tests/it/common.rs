@@ -22,13 +22,23 @@ pub(crate) struct Env {
 impl Env {
     pub(crate) fn mem() -> Env {
         let mem = MemStorage::new();
-        Env { storage: Arc::new(mem.clone()), mem: Some(mem), dir: "/log".into(), _tmp: None }
+        Env {
+            storage: Arc::new(mem.clone()),
+            mem: Some(mem),
+            dir: "/log".into(),
+            _tmp: None,
+        }
     }
 
     pub(crate) fn std() -> Env {
         let tmp = tempfile::tempdir().expect("temporary directory");
         let dir = tmp.path().join("log");
-        Env { storage: Arc::new(StdStorage::new()), mem: None, dir, _tmp: Some(tmp) }
+        Env {
+            storage: Arc::new(StdStorage::new()),
+            mem: None,
+            dir,
+            _tmp: Some(tmp),
+        }
     }
 
     /// Both backends, for scenarios that must hold on each.
@@ -42,7 +52,9 @@ impl Env {
 
     /// A builder on this environment's storage, with small segments.
     pub(crate) fn builder(&self) -> LogBuilder {
-        Log::builder(&self.dir).storage(Arc::clone(&self.storage)).segment_bytes(SEGMENT_BYTES)
+        Log::builder(&self.dir)
+            .storage(Arc::clone(&self.storage))
+            .segment_bytes(SEGMENT_BYTES)
     }
 
     pub(crate) fn open(&self) -> Result<Log> {
@@ -66,7 +78,10 @@ impl Env {
     /// Names of the entries of a directory under the log (or of the log dir itself).
     pub(crate) fn list(&self, dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = match self.storage.list(dir) {
-            Ok(names) => names.into_iter().filter_map(|n| n.into_string().ok()).collect(),
+            Ok(names) => names
+                .into_iter()
+                .filter_map(|n| n.into_string().ok())
+                .collect(),
             Err(_) => Vec::new(),
         };
         names.sort();
@@ -74,7 +89,10 @@ impl Env {
     }
 
     pub(crate) fn read_file(&self, path: &Path) -> Vec<u8> {
-        let file = self.storage.open(path, OpenMode::ReadOnly).expect("open for reading");
+        let file = self
+            .storage
+            .open(path, OpenMode::ReadOnly)
+            .expect("open for reading");
         let mut buf = vec![0; file.len().expect("len") as usize];
         file.read_exact_at(&mut buf, 0).expect("read");
         buf
@@ -82,7 +100,10 @@ impl Env {
 
     /// Replaces a file's content, durably.
     pub(crate) fn write_file(&self, path: &Path, bytes: &[u8]) {
-        let file = self.storage.open(path, OpenMode::Truncate).expect("open for writing");
+        let file = self
+            .storage
+            .open(path, OpenMode::Truncate)
+            .expect("open for writing");
         file.write_all_at(bytes, 0).expect("write");
         file.sync_data().expect("sync");
         self.storage.sync_dir(&self.dir).expect("sync dir");
@@ -97,20 +118,29 @@ impl Env {
 /// The payload the tests append at `lsn`: its length varies, and it names its LSN.
 pub(crate) fn payload(lsn: u64) -> Vec<u8> {
     let mut p = format!("record {lsn:06} ").into_bytes();
-    p.extend(std::iter::repeat_n(b'a' + (lsn % 26) as u8, (lsn * 7 % 50) as usize));
+    p.extend(std::iter::repeat_n(
+        b'a' + (lsn % 26) as u8,
+        (lsn * 7 % 50) as usize,
+    ));
     p
 }
 
 /// Every durable record of the log, as (LSN, payload).
 pub(crate) fn read_all(log: &Log) -> Result<Vec<(u64, Vec<u8>)>> {
-    log.iter()?.map(|r| r.map(|r| (r.lsn().get(), r.into_data()))).collect()
+    log.iter()?
+        .map(|r| r.map(|r| (r.lsn().get(), r.into_data())))
+        .collect()
 }
 
 /// Asserts the log holds exactly `payload(lsn)` for every LSN in `first..=last`.
 pub(crate) fn assert_holds(log: &Log, first: u64, last: u64) -> Result<()> {
     let all = read_all(log)?;
     let lsns: Vec<u64> = all.iter().map(|(l, _)| *l).collect();
-    assert_eq!(lsns, (first..=last).collect::<Vec<_>>(), "LSNs held by the log");
+    assert_eq!(
+        lsns,
+        (first..=last).collect::<Vec<_>>(),
+        "LSNs held by the log"
+    );
     for (lsn, data) in all {
         assert_eq!(data, payload(lsn), "payload of LSN {lsn}");
     }

@@ -126,7 +126,10 @@ fn run(log: &Log) -> Model {
                     m.checkpoint = m.checkpoint.max(cp);
                 }
                 Step::TruncateAfter(back) => {
-                    let lsn = m.last().saturating_sub(back).max(m.checkpoint.saturating_sub(1));
+                    let lsn = m
+                        .last()
+                        .saturating_sub(back)
+                        .max(m.checkpoint.saturating_sub(1));
                     log.truncate_after(Lsn::new(lsn))?;
                     m.truncate(lsn);
                     m.acked = lsn;
@@ -164,23 +167,42 @@ fn verify(storage: &MemStorage, m: &Model, context: &str) -> Result<()> {
     let cp = log.checkpoint_lsn()?.get();
     let last = log.last_lsn()?.get();
     let allowed_cp = [Some(m.checkpoint.max(1)), m.failed_checkpoint];
-    assert!(allowed_cp.contains(&Some(cp)), "{context}: checkpoint {cp}, model {m:?}");
+    assert!(
+        allowed_cp.contains(&Some(cp)),
+        "{context}: checkpoint {cp}, model {m:?}"
+    );
     // Records a failed truncate was removing may or may not be there; below it they must be.
     let mut required = m.acked;
     if let Some(Step::TruncateAfter(_)) = m.failed {
         required = required.min(m.acked);
     }
     if cp <= required {
-        assert!(last >= required, "{context}: acknowledged LSN {required} lost (last {last})");
+        assert!(
+            last >= required,
+            "{context}: acknowledged LSN {required} lost (last {last})"
+        );
     }
-    assert!(last <= m.last(), "{context}: LSN {last} invented (model has {})", m.last());
-    let records: Vec<(u64, Vec<u8>)> =
-        log.iter()?.map(|r| r.map(|r| (r.lsn().get(), r.into_data()))).collect::<Result<_>>()?;
+    assert!(
+        last <= m.last(),
+        "{context}: LSN {last} invented (model has {})",
+        m.last()
+    );
+    let records: Vec<(u64, Vec<u8>)> = log
+        .iter()?
+        .map(|r| r.map(|r| (r.lsn().get(), r.into_data())))
+        .collect::<Result<_>>()?;
     let expected: Vec<u64> = (cp..=last).collect();
     let got: Vec<u64> = records.iter().map(|r| r.0).collect();
-    assert_eq!(got, expected, "{context}: LSNs not contiguous from the checkpoint");
+    assert_eq!(
+        got, expected,
+        "{context}: LSNs not contiguous from the checkpoint"
+    );
     for (lsn, data) in &records {
-        assert_eq!(data, &m.payloads[*lsn as usize - 1], "{context}: payload of LSN {lsn}");
+        assert_eq!(
+            data,
+            &m.payloads[*lsn as usize - 1],
+            "{context}: payload of LSN {lsn}"
+        );
     }
     for &(first, end) in &m.batches {
         assert!(
@@ -193,14 +215,21 @@ fn verify(storage: &MemStorage, m: &Model, context: &str) -> Result<()> {
     assert_eq!(next.get(), last.max(cp - 1) + 1, "{context}");
     drop(log);
     let log = open()?;
-    assert!(log.recovery_report().is_clean(), "{context}: {}", log.recovery_report());
+    assert!(
+        log.recovery_report().is_clean(),
+        "{context}: {}",
+        log.recovery_report()
+    );
     assert_eq!(log.last_lsn()?, next);
     Ok(())
 }
 
 /// Small segments and a write-through buffer, so the script makes many storage operations.
 fn builder(storage: Arc<dyn Storage>) -> tidelog::LogBuilder {
-    Log::builder("/log").storage(storage).segment_bytes(SEGMENT_BYTES).write_buffer_bytes(0)
+    Log::builder("/log")
+        .storage(storage)
+        .segment_bytes(SEGMENT_BYTES)
+        .write_buffer_bytes(0)
 }
 
 fn crash_at_every_op(mode_for: impl Fn(u64) -> CrashMode) -> Result<()> {
@@ -210,7 +239,10 @@ fn crash_at_every_op(mode_for: impl Fn(u64) -> CrashMode) -> Result<()> {
     let model = run(&builder(Arc::new(faulty.clone())).open()?);
     assert!(model.failed.is_none());
     let total = faulty.mutating_ops();
-    assert!(total > 300, "the script exercises the storage ({total} ops)");
+    assert!(
+        total > 300,
+        "the script exercises the storage ({total} ops)"
+    );
     eprintln!("script: {total} mutating storage operations");
 
     for n in 0..=total {
@@ -227,7 +259,11 @@ fn crash_at_every_op(mode_for: impl Fn(u64) -> CrashMode) -> Result<()> {
         };
         let mode = mode_for(n);
         mem.crash(mode);
-        verify(&mem, &model, &format!("crash after op {n} of {total} ({mode:?})"))?;
+        verify(
+            &mem,
+            &model,
+            &format!("crash after op {n} of {total} ({mode:?})"),
+        )?;
     }
     Ok(())
 }
@@ -286,7 +322,11 @@ fn concurrent_synced_appenders_lose_nothing_acknowledged_in_a_crash() -> Result<
                     let mut acked = Vec::new();
                     for i in 0.. {
                         let data = format!("thread {t} record {i}").into_bytes();
-                        let d = if i % 3 == 0 { Durability::Buffered } else { Durability::Synced };
+                        let d = if i % 3 == 0 {
+                            Durability::Buffered
+                        } else {
+                            Durability::Synced
+                        };
                         match log.append(&data, d) {
                             Ok(lsn) if d == Durability::Synced => acked.push((lsn, data)),
                             Ok(_) => {}
@@ -309,8 +349,10 @@ fn concurrent_synced_appenders_lose_nothing_acknowledged_in_a_crash() -> Result<
         } else {
             CrashMode::Torn { seed: round }
         });
-        let acked: Vec<(Lsn, Vec<u8>)> =
-            threads.into_iter().flat_map(|t| t.join().expect("thread")).collect();
+        let acked: Vec<(Lsn, Vec<u8>)> = threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("thread"))
+            .collect();
         if let Ok(log) = Arc::try_unwrap(log) {
             std::mem::forget(log);
         }
@@ -320,10 +362,16 @@ fn concurrent_synced_appenders_lose_nothing_acknowledged_in_a_crash() -> Result<
             .open()?;
         assert!(!acked.is_empty());
         for (lsn, data) in &acked {
-            assert_eq!(log.read(*lsn)?.data(), &data[..], "round {round}: acked LSN {lsn}");
+            assert_eq!(
+                log.read(*lsn)?.data(),
+                &data[..],
+                "round {round}: acked LSN {lsn}"
+            );
         }
-        let all: Vec<u64> =
-            log.iter()?.map(|r| r.map(|r| r.lsn().get())).collect::<Result<_>>()?;
+        let all: Vec<u64> = log
+            .iter()?
+            .map(|r| r.map(|r| r.lsn().get()))
+            .collect::<Result<_>>()?;
         assert_eq!(all, (1..=log.last_lsn()?.get()).collect::<Vec<_>>());
     }
     Ok(())

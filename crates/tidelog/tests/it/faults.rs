@@ -28,7 +28,9 @@ impl Faulty {
     }
 
     fn builder(&self) -> tidelog::LogBuilder {
-        Log::builder("/log").storage(Arc::new(self.faulty.clone())).segment_bytes(SEGMENT_BYTES)
+        Log::builder("/log")
+            .storage(Arc::new(self.faulty.clone()))
+            .segment_bytes(SEGMENT_BYTES)
     }
 
     fn open_with(&self, builder: tidelog::LogBuilder) -> Result<Log> {
@@ -51,7 +53,11 @@ impl Faulty {
 fn append_until_error(log: &Log, from: u64, to: u64) -> (u64, Option<Error>) {
     let mut acked = from - 1;
     for lsn in from..=to {
-        let d = if lsn % 10 == 0 { Durability::Synced } else { Durability::Buffered };
+        let d = if lsn % 10 == 0 {
+            Durability::Synced
+        } else {
+            Durability::Buffered
+        };
         match log.append(&payload(lsn), d) {
             Ok(got) => {
                 assert_eq!(got.get(), lsn);
@@ -66,18 +72,27 @@ fn append_until_error(log: &Log, from: u64, to: u64) -> (u64, Option<Error>) {
 }
 
 fn assert_poisoned(log: &Log) {
-    assert!(matches!(log.append(b"x", Durability::Buffered), Err(Error::Poisoned)));
+    assert!(matches!(
+        log.append(b"x", Durability::Buffered),
+        Err(Error::Poisoned)
+    ));
     assert!(matches!(log.sync(), Err(Error::Poisoned)));
     assert!(matches!(log.read(Lsn::FIRST), Err(Error::Poisoned)));
     assert!(matches!(log.checkpoint(Lsn::FIRST), Err(Error::Poisoned)));
-    assert!(matches!(log.truncate_after(Lsn::FIRST), Err(Error::Poisoned)));
+    assert!(matches!(
+        log.truncate_after(Lsn::FIRST),
+        Err(Error::Poisoned)
+    ));
 }
 
 /// After a poisoning failure: the failing call got the real error, later calls get `Poisoned`,
 /// and a reopen (after a crash too) keeps every acknowledged record.
 fn check_poison_and_recovery(env: &Faulty, log: Log, acked: u64, err: Option<Error>) -> Result<()> {
     let err = err.expect("the injected fault surfaced");
-    assert!(matches!(err, Error::Io { .. }), "the real error, not {err:?}");
+    assert!(
+        matches!(err, Error::Io { .. }),
+        "the real error, not {err:?}"
+    );
     assert_poisoned(&log);
     drop(log); // a poisoned log does no I/O when dropped
     for mode in [None, Some(CrashMode::DropUnsynced)] {
@@ -86,7 +101,10 @@ fn check_poison_and_recovery(env: &Faulty, log: Log, acked: u64, err: Option<Err
         }
         let log = env.reopen_clean()?;
         let last = log.last_lsn()?.get();
-        assert!(last >= acked, "acknowledged LSN {acked} lost after {mode:?} (last {last})");
+        assert!(
+            last >= acked,
+            "acknowledged LSN {acked} lost after {mode:?} (last {last})"
+        );
         assert_holds(&log, 1, last)?;
         let next = log.append(b"still works", Durability::Synced)?;
         assert_eq!(next.get(), last + 1);
@@ -121,7 +139,12 @@ fn failed_write_poisons_and_reopen_keeps_acknowledged() -> Result<()> {
 #[test]
 fn failed_roll_steps_poison() -> Result<()> {
     // A roll creates the next segment: temp file, write, sync, rename, directory sync.
-    for (op, nth) in [(Op::Rename, 1), (Op::SyncDir, 1), (Op::Open, 1), (Op::Write, 2)] {
+    for (op, nth) in [
+        (Op::Rename, 1),
+        (Op::SyncDir, 1),
+        (Op::Open, 1),
+        (Op::Write, 2),
+    ] {
         let env = Faulty::new(FaultPlan::new().fail_nth(op, nth));
         let log = env.open()?;
         let (acked, err) = append_until_error(&log, 1, 600);
@@ -159,7 +182,10 @@ fn no_waiter_gets_ok_from_a_failed_group_sync() -> Result<()> {
                 Err(other) => panic!("round {round}: unexpected {other}"),
             }
         }
-        assert!(real_errors >= 1, "round {round}: the leader got the real error");
+        assert!(
+            real_errors >= 1,
+            "round {round}: the leader got the real error"
+        );
         assert_eq!(log.durable_lsn(), Lsn::new(1), "the watermark did not move");
         assert_poisoned(&log);
         if let Ok(log) = Arc::try_unwrap(log) {
@@ -214,7 +240,16 @@ fn failed_checkpoint_write_leaves_the_log_usable() -> Result<()> {
         log.append(&payload(lsn), Durability::Buffered)?;
     }
     let err = log.checkpoint(Lsn::new(20)).unwrap_err();
-    assert!(matches!(err, Error::Io { op: "rename into place", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Io {
+                op: "rename into place",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(log.checkpoint_lsn()?, Lsn::FIRST);
     log.checkpoint(Lsn::new(20))?;
     assert_eq!(log.checkpoint_lsn()?, Lsn::new(20));

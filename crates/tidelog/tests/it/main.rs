@@ -1,2 +1,7 @@
 //! tidelog's integration tests: one binary, one module per area.
-fn main() {}
+
+mod append;
+mod checkpoint;
+mod common;
+mod crash;
+mod faults;
