@@ -656,9 +656,14 @@ impl Recovery<'_> {
         Ok(())
     }
 
+    /// The quarantine folder, created (durably) if missing.
     fn quarantine_dir(&self) -> Result<PathBuf> {
         let qdir = self.dir.join(QUARANTINE_DIR);
-        self.storage.create_dir_all(&qdir).at("create", &qdir)?;
+        let exists = self.storage.list(&qdir).is_ok();
+        if !exists {
+            self.storage.create_dir_all(&qdir).at("create", &qdir)?;
+            self.storage.sync_dir(self.dir).at("sync directory", self.dir)?;
+        }
         Ok(qdir)
     }
 
