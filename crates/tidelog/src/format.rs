@@ -55,6 +55,14 @@ fn u128_at(bytes: &[u8], at: usize) -> u128 {
     u128::from_le_bytes(b)
 }
 
+fn check_version(found: u32) -> Result<(), CorruptionKind> {
+    if found == FORMAT_VERSION {
+        Ok(())
+    } else {
+        Err(CorruptionKind::UnsupportedVersion { found, supported: FORMAT_VERSION })
+    }
+}
+
 /// The file name of the segment whose first record is `first`: 20 digits, so names sort.
 pub(crate) fn segment_file_name(first: Lsn) -> String {
     format!("{:020}{SEGMENT_SUFFIX}", first.get())
@@ -103,15 +111,11 @@ impl SegmentHeader {
         if b[0..8] != SEGMENT_MAGIC {
             return Err(CorruptionKind::BadMagic);
         }
+        // The version comes before the checksum: another version may lay the header out
+        // differently, and "written by another version" is the useful answer then.
+        check_version(u32_at(b, 8))?;
         if crc32c::crc32c(&b[..60]) != u32_at(b, 60) {
             return Err(CorruptionKind::HeaderChecksum);
-        }
-        let version = u32_at(b, 8);
-        if version != FORMAT_VERSION {
-            return Err(CorruptionKind::UnsupportedVersion {
-                found: version,
-                supported: FORMAT_VERSION,
-            });
         }
         Ok(Self {
             log_id: u128_at(b, 16),
@@ -157,18 +161,15 @@ impl CheckpointFile {
                 len: b.len() as u64,
             });
         }
-        if b[0..8] != CHECKPOINT_MAGIC {
+        if b.get(0..8) != Some(&CHECKPOINT_MAGIC[..]) {
             return Err(CorruptionKind::BadMagic);
+        }
+        check_version(u32_at(b, 8))?;
+        if b.len() != CHECKPOINT_LEN {
+            return Err(CorruptionKind::TruncatedHeader { len: b.len() as u64 });
         }
         if crc32c::crc32c(&b[..48]) != u32_at(b, 48) {
             return Err(CorruptionKind::HeaderChecksum);
-        }
-        let version = u32_at(b, 8);
-        if version != FORMAT_VERSION {
-            return Err(CorruptionKind::UnsupportedVersion {
-                found: version,
-                supported: FORMAT_VERSION,
-            });
         }
         Ok(Self {
             log_id: u128_at(b, 16),

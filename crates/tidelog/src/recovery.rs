@@ -485,6 +485,10 @@ impl Recovery<'_> {
     /// recovery goes on with the next segment.
     fn bad_header(&mut self, rest: &[(Lsn, PathBuf)], kind: CorruptionKind) -> Result<bool> {
         let path = &rest[0].1;
+        if matches!(kind, CorruptionKind::UnsupportedVersion { .. }) {
+            // Written by another version of tidelog: not damage, and never moved aside.
+            return Err(Error::Corrupt { path: path.clone(), offset: 0, kind });
+        }
         match self.mode {
             RecoveryMode::Strict | RecoveryMode::TolerateTornTail => Err(Error::Corrupt {
                 path: path.clone(),
