@@ -22,7 +22,9 @@ pub(crate) const CHECKPOINT_MAGIC: [u8; 8] = *b"TDLGCKP\0";
 /// Length of the fixed header at the start of every segment file.
 pub(crate) const SEGMENT_HEADER_LEN: usize = 64;
 /// Length of the header in front of every record's payload.
-pub(crate) const FRAME_HEADER_LEN: usize = 20;
+pub(crate) const FRAME_HEADER_LEN: usize = 24;
+/// `durable_lag` value meaning "unknown": the log was durable up to no known LSN.
+const LAG_UNKNOWN: u32 = u32::MAX;
 pub(crate) const CHECKPOINT_LEN: usize = 52;
 /// Frame kind of a user record.
 pub(crate) const KIND_RECORD: u8 = 1;
@@ -59,7 +61,10 @@ fn check_version(found: u32) -> Result<(), CorruptionKind> {
     if found == FORMAT_VERSION {
         Ok(())
     } else {
-        Err(CorruptionKind::UnsupportedVersion { found, supported: FORMAT_VERSION })
+        Err(CorruptionKind::UnsupportedVersion {
+            found,
+            supported: FORMAT_VERSION,
+        })
     }
 }
 
@@ -166,7 +171,9 @@ impl CheckpointFile {
         }
         check_version(u32_at(b, 8))?;
         if b.len() != CHECKPOINT_LEN {
-            return Err(CorruptionKind::TruncatedHeader { len: b.len() as u64 });
+            return Err(CorruptionKind::TruncatedHeader {
+                len: b.len() as u64,
+            });
         }
         if crc32c::crc32c(&b[..48]) != u32_at(b, 48) {
             return Err(CorruptionKind::HeaderChecksum);
@@ -179,16 +186,32 @@ impl CheckpointFile {
     }
 }
 
-/// Appends one record frame to `buf`. The caller has checked `payload.len()` against the
-/// maximum record size, which is below `u32::MAX`.
-pub(crate) fn encode_frame(buf: &mut Vec<u8>, seed: u32, lsn: Lsn, payload: &[u8], flags: u8) {
+/// Appends one record frame to `buf`. `durable` is the LSN up to which the log was durable when
+/// the frame was encoded (recovery uses it to tell an unsynced tail from damage to durable
+/// records). The caller has checked `payload.len()` against the maximum record size, which is
+/// below `u32::MAX`.
+pub(crate) fn encode_frame(
+    buf: &mut Vec<u8>,
+    seed: u32,
+    lsn: Lsn,
+    durable: Lsn,
+    payload: &[u8],
+    flags: u8,
+) {
     let start = buf.len();
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let lag = lsn
+        .get()
+        .checked_sub(durable.get())
+        .and_then(|lag| u32::try_from(lag).ok())
+        .filter(|&lag| lag != LAG_UNKNOWN)
+        .unwrap_or(LAG_UNKNOWN);
     buf.reserve(FRAME_HEADER_LEN + payload.len());
     buf.extend_from_slice(&[0; 4]);
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&lsn.get().to_le_bytes());
     buf.extend_from_slice(&[KIND_RECORD, flags, 0, 0]);
+    buf.extend_from_slice(&lag.to_le_bytes());
     buf.extend_from_slice(payload);
     let crc = crc32c::crc32c_append(seed, &buf[start + 4..]);
     buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
@@ -201,6 +224,8 @@ pub(crate) struct FrameHeader {
     pub(crate) len: u32,
     pub(crate) lsn: Lsn,
     pub(crate) flags: u8,
+    /// The log was durable up to this LSN when the frame was written (a lower bound).
+    pub(crate) durable: Lsn,
 }
 
 impl FrameHeader {
@@ -215,11 +240,16 @@ impl FrameHeader {
         if len > MAX_RECORD_BYTES_LIMIT || lsn == Lsn::ZERO {
             return None;
         }
+        let durable = match u32_at(b, 20) {
+            LAG_UNKNOWN => Lsn::ZERO,
+            lag => Lsn::new(lsn.get().saturating_sub(u64::from(lag))),
+        };
         Some(Self {
             crc: u32_at(b, 0),
             len,
             lsn,
             flags: b[17],
+            durable,
         })
     }
 
@@ -239,6 +269,15 @@ impl FrameHeader {
     pub(crate) fn checksum(seed: u32, frame: &[u8]) -> u32 {
         crc32c::crc32c_append(seed, &frame[4..])
     }
+}
+
+/// Intact frames found after damage by [`FrameCursor::intact_after`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IntactAfter {
+    /// Offset of the first one.
+    pub(crate) offset: u64,
+    /// The highest LSN any of them says was durable when it was written.
+    pub(crate) durable: Lsn,
 }
 
 /// What a [`FrameCursor`] found at its position.
@@ -410,15 +449,15 @@ impl FrameCursor {
         Ok(true)
     }
 
-    /// Looks for an intact frame with an LSN of at least `min_lsn` anywhere after `from` (at any
-    /// byte offset): the sign that damage at `from` is followed by intact records. Returns its
-    /// offset and LSN.
-    pub(crate) fn find_intact_after(
+    /// Looks for intact frames with LSNs of at least `min_lsn` anywhere after `from` (at any
+    /// byte offset): the sign that damage at `from` is followed by intact records. Returns the
+    /// first one's offset, and the highest durable LSN any of them records.
+    pub(crate) fn intact_after(
         &self,
         file: &dyn StorageFile,
         from: u64,
         min_lsn: Lsn,
-    ) -> std::io::Result<Option<(u64, Lsn)>> {
+    ) -> std::io::Result<Option<IntactAfter>> {
         let start = from + 1;
         if start >= self.file_len {
             return Ok(None);
@@ -427,27 +466,37 @@ impl FrameCursor {
         let mut rest = vec![0u8; len];
         let got = file.read_full_at(&mut rest, start)?;
         rest.truncate(got);
-        for i in 0..rest.len().saturating_sub(FRAME_HEADER_LEN - 1) {
-            let Some(header) = FrameHeader::parse(&rest[i..]) else {
-                continue;
-            };
-            // LSNs grow by at most one per frame, and a frame takes at least a header.
-            let max_lsn = min_lsn
-                .get()
-                .saturating_add((i / FRAME_HEADER_LEN) as u64 + 1);
-            if header.lsn < min_lsn || header.lsn.get() > max_lsn {
-                continue;
-            }
-            let end = i as u64 + header.frame_len();
-            if end > rest.len() as u64 {
-                continue;
-            }
-            let frame = &rest[i..i + FRAME_HEADER_LEN + header.len as usize];
-            if FrameHeader::checksum(self.seed, frame) == header.crc {
-                return Ok(Some((start + i as u64, header.lsn)));
+        let mut found: Option<IntactAfter> = None;
+        let mut i = 0;
+        while i + FRAME_HEADER_LEN <= rest.len() {
+            if let Some(header) = self.intact_at(&rest, i, min_lsn) {
+                let offset = start + i as u64;
+                let first = found.get_or_insert(IntactAfter {
+                    offset,
+                    durable: Lsn::ZERO,
+                });
+                first.durable = first.durable.max(header.durable);
+                i += usize::try_from(header.frame_len()).unwrap_or(usize::MAX);
+            } else {
+                i += 1;
             }
         }
-        Ok(None)
+        Ok(found)
+    }
+
+    /// The header of an intact frame at `rest[i..]` whose LSN is plausible, if there is one.
+    fn intact_at(&self, rest: &[u8], i: usize, min_lsn: Lsn) -> Option<FrameHeader> {
+        let header = FrameHeader::parse(rest.get(i..)?)?;
+        // LSNs grow by at most one per frame, and a frame takes at least a header.
+        let max_lsn = min_lsn
+            .get()
+            .saturating_add((i / FRAME_HEADER_LEN) as u64 + 1);
+        if header.lsn < min_lsn || header.lsn.get() > max_lsn {
+            return None;
+        }
+        let end = i.checked_add(usize::try_from(header.frame_len()).ok()?)?;
+        let frame = rest.get(i..end)?;
+        (FrameHeader::checksum(self.seed, frame) == header.crc).then_some(header)
     }
 }
 
@@ -520,6 +569,43 @@ mod tests {
         }
     }
 
+    /// The worked example of `docs/format.md`, byte for byte.
+    #[test]
+    fn worked_example_of_the_format_document() {
+        let header = SegmentHeader {
+            log_id: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10,
+            first_lsn: Lsn::FIRST,
+            salt: 0x1122_3344_5566_7788,
+            created_ms: 1_700_000_000_000,
+        };
+        let mut file = header.encode().to_vec();
+        let flags = FLAG_BATCH_START | FLAG_BATCH_END;
+        encode_frame(
+            &mut file,
+            header.seed(),
+            Lsn::FIRST,
+            Lsn::ZERO,
+            b"hi",
+            flags,
+        );
+        let hex: Vec<String> = file
+            .chunks(16)
+            .enumerate()
+            .map(|(i, row)| {
+                let bytes: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{:08x}  {}", i * 16, bytes.join(" "))
+            })
+            .collect();
+        let expected = "\
+00000000  54 44 4c 47 53 45 47 00 01 00 00 00 40 00 00 00
+00000010  10 0f 0e 0d 0c 0b 0a 09 08 07 06 05 04 03 02 01
+00000020  01 00 00 00 00 00 00 00 88 77 66 55 44 33 22 11
+00000030  00 68 e5 cf 8b 01 00 00 00 00 00 00 db 71 8b b4
+00000040  97 d5 8b 0c 02 00 00 00 01 00 00 00 00 00 00 00
+00000050  01 03 00 00 01 00 00 00 68 69";
+        assert_eq!(hex.join("\n"), expected, "seed {:#010x}", header.seed());
+    }
+
     #[test]
     fn frame_checksum_is_salted() {
         let a = SegmentHeader {
@@ -531,7 +617,14 @@ mod tests {
         let b = SegmentHeader { salt: 2, ..a };
         let c = SegmentHeader { log_id: 2, ..a };
         let mut frame = Vec::new();
-        encode_frame(&mut frame, a.seed(), Lsn::FIRST, b"payload", FLAG_BATCH_END);
+        encode_frame(
+            &mut frame,
+            a.seed(),
+            Lsn::FIRST,
+            Lsn::ZERO,
+            b"payload",
+            FLAG_BATCH_END,
+        );
         let header = FrameHeader::parse(&frame).unwrap();
         assert_eq!(FrameHeader::checksum(a.seed(), &frame), header.crc);
         assert_ne!(
@@ -549,14 +642,20 @@ mod tests {
     proptest! {
         #[test]
         fn frame_round_trips(payload in proptest::collection::vec(any::<u8>(), 0..300),
-                             lsn in 1u64..u64::MAX, end: bool, seed: u32) {
+                             lsn in 1u64..u64::MAX, lag in 1u64..u64::MAX, end: bool, seed: u32) {
             let mut buf = vec![0xAA; 3];
             let flags = if end { FLAG_BATCH_END } else { 0 } | FLAG_BATCH_START;
-            encode_frame(&mut buf, seed, Lsn::new(lsn), &payload, flags);
+            let durable = Lsn::new(lsn.saturating_sub(lag));
+            encode_frame(&mut buf, seed, Lsn::new(lsn), durable, &payload, flags);
             let header = FrameHeader::parse(&buf[3..]).unwrap();
             prop_assert_eq!(header.lsn, Lsn::new(lsn));
             prop_assert_eq!(header.batch_end(), end);
             prop_assert!(header.batch_start());
+            // The durable hint never claims more than was durable.
+            prop_assert!(header.durable <= durable);
+            if lsn - durable.get() < u64::from(u32::MAX) {
+                prop_assert_eq!(header.durable, durable);
+            }
             prop_assert_eq!(header.len as usize, payload.len());
             prop_assert_eq!(FrameHeader::checksum(seed, &buf[3..]), header.crc);
             prop_assert_eq!(&buf[3 + FRAME_HEADER_LEN..], &payload[..]);

@@ -49,6 +49,7 @@
 //! writes, fsyncs and renames on demand, cuts writes short, or fills the disk. Systems built on
 //! tidelog can use both in their own tests.
 
+mod commit;
 mod error;
 mod format;
 pub mod io;
@@ -57,11 +58,12 @@ mod options;
 mod reader;
 mod recovery;
 mod segment;
+mod sync;
 mod types;
 
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::format::{FORMAT_VERSION, MAX_RECORD_BYTES_LIMIT};
-pub use crate::log::{Log, LogBuilder, SegmentInfo};
+pub use crate::log::{DurableFuture, Log, LogBuilder, SegmentInfo};
 pub use crate::options::{
     DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Durability,
     MIN_SEGMENT_BYTES, Options, RecoveryMode, SyncPolicy,

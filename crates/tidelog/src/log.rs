@@ -1,28 +1,51 @@
 //! [`Log`]: one ordered, durable sequence of records in one directory.
 //!
-//! Locks, always taken in this order: `maintenance` (checkpoint, rollback, reset), then `state`
-//! (appends, the segment list, the write buffer), then `sync` (the durable watermark and who is
-//! syncing). The fsync itself runs under none of them, so appends go on while a sync is in
-//! flight; every caller that wants durability either leads the next sync or waits for the
-//! leader's to cover it (group commit).
+//! # Concurrency
+//!
+//! Appends take the `state` lock only to assign LSNs and file space and to copy small records
+//! into the shared write buffer; no I/O happens under it on the append path. A full buffer, or
+//! a batch too large to buffer, becomes a *region* (a contiguous LSN range at a known offset of
+//! one segment) that the appender writes itself, outside every lock. Regions finish in any
+//! order; [`GroupCommit`] advances the written watermark over their gap-free prefix only.
+//!
+//! Rolling to a new segment is planned under the lock (the new header is chosen there) and done
+//! outside it: the roller waits until every region of the sealed segment is written, fsyncs it,
+//! then creates the new file; writers of the new segment's first regions wait for that file. So
+//! a later segment never holds intact records while an earlier one has a gap.
+//!
+//! Durability goes through [`GroupCommit::commit`]: one caller leads (writes out the buffer,
+//! fsyncs the segment holding the written watermark) and every caller it covers returns.
+//!
+//! Lock order: `maintenance` (checkpoint, rollback, reset), then `state`, then the group-commit
+//! lock, then `background`.
 
+use std::future::Future;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use crate::commit::{Cause, GroupCommit, Synced};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    CHECKPOINT_FILE, CheckpointFile, FLAG_BATCH_END, FLAG_BATCH_START, FRAME_HEADER_LEN,
-    SEGMENT_HEADER_LEN, TEMP_SUFFIX, encode_frame,
+    FLAG_BATCH_END, FLAG_BATCH_START, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, TEMP_SUFFIX,
+    encode_frame,
 };
-use crate::io::{DirLock, OpenMode, StdStorage, Storage};
+use crate::io::{DirLock, OpenMode, StdStorage, Storage, StorageFile};
 use crate::options::{Durability, Options, RecoveryMode, SyncPolicy};
 use crate::reader::{Iter, Record};
 use crate::recovery::{self, RecoveryReport};
-use crate::segment::{Segment, SegmentFile, SegmentView};
+use crate::segment::{FoundFrame, Segment, SegmentFile};
 use crate::types::Lsn;
+
+/// Batches of at least this many bytes skip the shared buffer: the appender encodes and writes
+/// them itself, outside the lock.
+const DIRECT_WRITE_BYTES: u64 = 64 << 10;
 
 /// Builds and opens a [`Log`]; see [`Log::builder`].
 #[derive(Debug, Clone)]
@@ -94,37 +117,17 @@ impl LogBuilder {
     }
 }
 
-/// The first failure that poisoned the log, kept so every waiter it covered gets the real error.
-#[derive(Debug)]
-struct Cause {
-    op: &'static str,
-    path: PathBuf,
-    kind: io::ErrorKind,
-    message: String,
-}
-
-impl Cause {
-    fn to_error(&self) -> Error {
-        Error::Io {
-            op: self.op,
-            path: self.path.clone(),
-            source: io::Error::new(self.kind, self.message.clone()),
-        }
-    }
-}
-
 #[derive(Debug)]
 struct State {
     next_lsn: Lsn,
     checkpoint: Lsn,
     /// Ascending by first LSN; never empty; the last one takes appends.
     segments: Vec<Segment>,
-    /// Encoded frames not yet written; they belong at `written_end` of the active segment.
+    /// Encoded frames not yet handed to a writer; they belong at `buf_offset` of the active
+    /// segment and start with LSN `buf_first`.
     buf: Vec<u8>,
-    /// Offset in the active segment up to which bytes were handed to the storage.
-    written_end: u64,
-    /// Every record up to this LSN was handed to the storage.
-    written_lsn: Lsn,
+    buf_offset: u64,
+    buf_first: Lsn,
     closed: bool,
 }
 
@@ -147,22 +150,56 @@ impl State {
             .saturating_sub(1)
     }
 
-    /// A reader's view of segment `i` from `lsn` on.
-    fn view(&self, i: usize, lsn: Lsn) -> SegmentView {
-        let seg = &self.segments[i];
-        let end = if i + 1 == self.segments.len() {
-            self.written_end
-        } else {
-            seg.end
+    /// Takes the buffered frames out as a region for a writer.
+    fn take_buffer(&mut self, commit: &GroupCommit, capacity: usize) -> Option<Region> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(capacity));
+        let last = self.next_lsn.prev();
+        commit.handed(last);
+        let region = Region {
+            file: Arc::clone(&self.active().file),
+            offset: self.buf_offset,
+            bytes,
+            first: self.buf_first,
+            last,
         };
-        seg.view(lsn, end)
+        self.buf_offset += region.bytes.len() as u64;
+        Some(region)
     }
 }
 
+/// Frames for a contiguous LSN range, to be written at `offset` of `file`.
+struct Region {
+    file: Arc<SegmentFile>,
+    offset: u64,
+    bytes: Vec<u8>,
+    first: Lsn,
+    last: Lsn,
+}
+
+/// A roll planned under the lock: seal `sealed` (whose last record is `sealed_last`), create
+/// `next`.
+struct Roll {
+    sealed: Arc<SegmentFile>,
+    sealed_last: Lsn,
+    next: Arc<SegmentFile>,
+}
+
+/// A batch to encode and write outside the lock.
+struct Direct {
+    file: Arc<SegmentFile>,
+    offset: u64,
+    first: Lsn,
+    hint: Lsn,
+}
+
 #[derive(Debug, Default)]
-struct SyncState {
-    durable: Lsn,
-    syncing: bool,
+struct Background {
+    stop: bool,
+    /// Highest LSN an async waiter asked to be made durable.
+    requested: Lsn,
 }
 
 #[derive(Debug)]
@@ -172,30 +209,29 @@ struct Inner {
     options: Options,
     log_id: u128,
     report: RecoveryReport,
-    poisoned: AtomicBool,
-    cause: Mutex<Option<Cause>>,
     maintenance: Mutex<()>,
     state: Mutex<State>,
-    sync: Mutex<SyncState>,
-    synced: Condvar,
-    /// Mirror of `sync.durable` for lock-free reads.
-    durable: AtomicU64,
-    /// Bumped (under the state lock) by every rollback, so a sync begun before one cannot raise
-    /// the durable LSN over records the rollback removed.
-    epoch: AtomicU64,
+    commit: GroupCommit,
+    background: Mutex<Background>,
+    background_wake: Condvar,
+    /// Bytes appended since the last sync, for [`SyncPolicy::Bytes`].
+    unsynced_bytes: AtomicU64,
     _lock: DirLock,
 }
 
 /// A durable, recoverable write-ahead log in one directory.
 ///
 /// `Log` is `Send + Sync`: share it between threads with an `Arc`. Appends take a short lock to
-/// assign LSNs and copy the record into the write buffer; syncs are grouped so that many
-/// threads waiting for durability share one fsync.
+/// assign LSNs and copy the record into the write buffer (large batches are written by their
+/// appender outside the lock); syncs are grouped so that many threads waiting for durability
+/// share one fsync.
 ///
-/// Dropping a `Log` makes a best-effort sync; call [`Log::close`] to see its result.
+/// Dropping a `Log` stops its background syncer and makes a best-effort sync; call
+/// [`Log::close`] to see the result.
 #[derive(Debug)]
 pub struct Log {
     inner: Arc<Inner>,
+    syncer: Option<JoinHandle<()>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
@@ -248,7 +284,7 @@ impl Log {
             },
         })?;
         let recovered = recovery::recover(&*storage, &dir, &options)?;
-        let written_end = recovered
+        let buf_offset = recovered
             .segments
             .last()
             .map_or(SEGMENT_HEADER_LEN as u64, |s| s.end);
@@ -258,31 +294,33 @@ impl Log {
             checkpoint: recovered.checkpoint,
             segments: recovered.segments,
             buf: Vec::with_capacity(options.write_buffer_bytes),
-            written_end,
-            written_lsn: durable,
+            buf_offset,
+            buf_first: recovered.next_lsn,
             closed: false,
         };
-        let inner = Inner {
+        let policy = options.sync_policy;
+        let inner = Arc::new(Inner {
             dir,
             storage,
             options,
             log_id: recovered.log_id,
             report: recovered.report,
-            poisoned: AtomicBool::new(false),
-            cause: Mutex::new(None),
             maintenance: Mutex::new(()),
             state: Mutex::new(state),
-            sync: Mutex::new(SyncState {
-                durable,
-                syncing: false,
-            }),
-            synced: Condvar::new(),
-            durable: AtomicU64::new(durable.get()),
-            epoch: AtomicU64::new(0),
+            commit: GroupCommit::new(durable),
+            background: Mutex::new(Background::default()),
+            background_wake: Condvar::new(),
+            unsynced_bytes: AtomicU64::new(0),
             _lock: dir_lock,
-        };
+        });
+        let worker = Arc::clone(&inner);
+        let syncer = std::thread::Builder::new()
+            .name("tidelog-syncer".into())
+            .spawn(move || worker.run_background(policy))
+            .at("start the background syncer thread", &inner.dir)?;
         Ok(Log {
-            inner: Arc::new(inner),
+            inner,
+            syncer: Some(syncer),
         })
     }
 
@@ -320,7 +358,8 @@ impl Log {
     /// May write to the storage (when the write buffer fills or the segment rolls), and with
     /// `Synced` waits for an fsync.
     pub fn append(&self, record: &[u8], durability: Durability) -> Result<Lsn> {
-        self.append_records(&[record], durability)
+        self.inner
+            .append_records(&[record], durability)
             .map(|(first, _)| first)
     }
 
@@ -339,59 +378,7 @@ impl Log {
         records: &[B],
         durability: Durability,
     ) -> Result<(Lsn, Lsn)> {
-        self.append_records(records, durability)
-    }
-
-    fn append_records<B: AsRef<[u8]>>(
-        &self,
-        records: &[B],
-        durability: Durability,
-    ) -> Result<(Lsn, Lsn)> {
-        if records.is_empty() {
-            return Err(Error::EmptyBatch);
-        }
-        let max = u64::from(self.inner.options.max_record_bytes);
-        let mut total = 0u64;
-        for record in records {
-            let len = record.as_ref().len() as u64;
-            if len > max {
-                return Err(Error::RecordTooLarge { len, max });
-            }
-            total += FRAME_HEADER_LEN as u64 + len;
-        }
-        let (first, last) = {
-            let mut st = self.state()?;
-            let active = st.active();
-            if !active.is_empty() && active.end + total > self.inner.options.segment_bytes {
-                self.roll(&mut st)?;
-            }
-            let st = &mut *st;
-            let first = st.next_lsn;
-            let last = Lsn::new(first.get() + records.len() as u64 - 1);
-            let seg = st.segments.last_mut().ok_or(Error::Poisoned)?;
-            let seed = seg.file.seed;
-            seg.note_batch(first, seg.end);
-            let n = records.len();
-            for (i, record) in records.iter().enumerate() {
-                let start = if i == 0 { FLAG_BATCH_START } else { 0 };
-                let end = if i + 1 == n { FLAG_BATCH_END } else { 0 };
-                let lsn = Lsn::new(first.get() + i as u64);
-                encode_frame(&mut st.buf, seed, lsn, record.as_ref(), start | end);
-            }
-            seg.end += total;
-            seg.last_lsn = last;
-            st.next_lsn = last.next();
-            if st.buf.len() >= self.inner.options.write_buffer_bytes {
-                self.flush(st)?;
-            }
-            (first, last)
-        };
-        if durability == Durability::Synced
-            || self.inner.options.sync_policy == SyncPolicy::EveryCommit
-        {
-            self.sync_to(last)?;
-        }
-        Ok((first, last))
+        self.inner.append_records(records, durability)
     }
 
     /// Makes every record appended so far durable.
@@ -403,11 +390,11 @@ impl Log {
     /// # Blocking
     /// Waits for an fsync (its own, or one another thread leads that covers it).
     pub fn sync(&self) -> Result<()> {
-        let last = self.state()?.next_lsn.prev();
-        self.sync_to(last)
+        let last = self.inner.state()?.next_lsn.prev();
+        self.inner.sync_to(last)
     }
 
-    /// Returns once every record up to `lsn` is durable, syncing if nobody else is.
+    /// Returns once every record up to `lsn` is durable, leading a sync if nobody else is.
     ///
     /// # Errors
     /// [`Error::InvalidLsn`] if `lsn` was not appended yet, and as [`Log::sync`].
@@ -415,18 +402,60 @@ impl Log {
     /// # Blocking
     /// As [`Log::sync`].
     pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
-        if lsn > self.state()?.next_lsn.prev() {
+        self.check_appended(lsn)?;
+        self.inner.sync_to(lsn)
+    }
+
+    /// Like [`Log::wait_durable`], giving up after `timeout`: returns whether `lsn` is durable.
+    /// A sync this call leads is never cut short, so it may return a little after the timeout.
+    ///
+    /// # Errors
+    /// As [`Log::wait_durable`].
+    ///
+    /// # Blocking
+    /// Up to about `timeout`.
+    pub fn wait_durable_timeout(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
+        self.check_appended(lsn)?;
+        let deadline = Instant::now() + timeout;
+        let inner = &*self.inner;
+        inner.commit.commit(lsn, Some(deadline), &|| inner.lead())
+    }
+
+    /// A future that resolves once every record up to `lsn` is durable. It works under any
+    /// executor and never blocks one: the log's background thread runs the sync and wakes the
+    /// future.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLsn`] (at once) if `lsn` was not appended yet; the future resolves to the
+    /// error of a failed sync, or [`Error::Poisoned`].
+    pub fn durable(&self, lsn: Lsn) -> Result<DurableFuture> {
+        self.check_appended(lsn)?;
+        Ok(DurableFuture {
+            inner: Arc::clone(&self.inner),
+            target: lsn,
+            requested: false,
+        })
+    }
+
+    fn check_appended(&self, lsn: Lsn) -> Result<()> {
+        if lsn > self.inner.state()?.next_lsn.prev() {
             return Err(Error::InvalidLsn {
                 lsn,
                 reason: "no record with this LSN was appended",
             });
         }
-        self.sync_to(lsn)
+        Ok(())
     }
 
     /// The LSN up to which every record is on stable storage.
     pub fn durable_lsn(&self) -> Lsn {
-        Lsn::new(self.inner.durable.load(Ordering::Acquire))
+        self.inner.commit.durable()
+    }
+
+    /// The LSN up to which every record was handed to the storage with no gap (written, maybe
+    /// not synced).
+    pub fn written_lsn(&self) -> Lsn {
+        self.inner.commit.written()
     }
 
     /// The LSN of the last record appended (`checkpoint_lsn - 1` if the log holds none).
@@ -434,15 +463,7 @@ impl Log {
     /// # Errors
     /// [`Error::Poisoned`] or [`Error::Closed`].
     pub fn last_lsn(&self) -> Result<Lsn> {
-        Ok(self.state()?.next_lsn.prev())
-    }
-
-    /// The LSN up to which every record was handed to the storage (written, maybe not synced).
-    ///
-    /// # Errors
-    /// [`Error::Poisoned`] or [`Error::Closed`].
-    pub fn written_lsn(&self) -> Result<Lsn> {
-        Ok(self.state()?.written_lsn)
+        Ok(self.inner.state()?.next_lsn.prev())
     }
 
     /// Records below this LSN were dropped by a checkpoint; it is the first LSN a read may ask
@@ -451,7 +472,7 @@ impl Log {
     /// # Errors
     /// [`Error::Poisoned`] or [`Error::Closed`].
     pub fn checkpoint_lsn(&self) -> Result<Lsn> {
-        Ok(self.state()?.checkpoint)
+        Ok(self.inner.state()?.checkpoint)
     }
 
     /// The segments of the log, oldest first; the last one takes appends.
@@ -459,7 +480,7 @@ impl Log {
     /// # Errors
     /// [`Error::Poisoned`] or [`Error::Closed`].
     pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
-        let st = self.state()?;
+        let st = self.inner.state()?;
         let n = st.segments.len();
         Ok(st
             .segments
@@ -484,13 +505,13 @@ impl Log {
     /// [`Error::Closed`].
     pub fn read(&self, lsn: Lsn) -> Result<Record> {
         let view = {
-            let st = self.state()?;
+            let st = self.inner.state()?;
             self.check_readable(&st, lsn)?;
             let i = st.segment_of(lsn);
             if lsn > st.segments[i].last_lsn {
                 return Err(Error::RecordLost { lsn });
             }
-            st.view(i, lsn)
+            st.segments[i].view(lsn)
         };
         match view.find(lsn)? {
             Some(frame) => Ok(Record::new(lsn, frame.payload)),
@@ -543,7 +564,7 @@ impl Log {
     /// [`Error::BelowCheckpoint`] if the range starts below the checkpoint, [`Error::Poisoned`],
     /// [`Error::Closed`]. Items are `Err` for damage found while reading.
     pub fn range(&self, range: impl RangeBounds<Lsn>) -> Result<Iter> {
-        let st = self.state()?;
+        let st = self.inner.state()?;
         let from = match range.start_bound() {
             Bound::Included(&l) => l,
             Bound::Excluded(&l) => l.next(),
@@ -567,7 +588,7 @@ impl Log {
             let first = st.segment_of(from);
             let last = st.segment_of(to);
             for i in first..=last {
-                views.push(st.view(i, if i == first { from } else { Lsn::ZERO }));
+                views.push(st.segments[i].view(if i == first { from } else { Lsn::ZERO }));
             }
         }
         Ok(Iter::new(views, from, to))
@@ -584,9 +605,10 @@ impl Log {
     /// # Blocking
     /// Syncs, writes and fsyncs the checkpoint file, and removes files.
     pub fn checkpoint(&self, lsn: Lsn) -> Result<()> {
-        let _maintenance = lock(&self.inner.maintenance)?;
+        let inner = &*self.inner;
+        let _maintenance = lock(&inner.maintenance)?;
         {
-            let st = self.state()?;
+            let st = inner.state()?;
             if lsn > st.next_lsn {
                 return Err(Error::InvalidLsn {
                     lsn,
@@ -598,11 +620,11 @@ impl Log {
             }
         }
         if lsn > Lsn::FIRST {
-            self.sync_to(lsn.prev())?;
+            inner.sync_to(lsn.prev())?;
         }
-        self.write_checkpoint(lsn)?;
+        inner.write_checkpoint(lsn)?;
         let removed: Vec<Segment> = {
-            let mut st = self.state()?;
+            let mut st = inner.state()?;
             st.checkpoint = lsn;
             let n = st.segments.len();
             let k = st.segments[..n - 1]
@@ -611,47 +633,7 @@ impl Log {
                 .count();
             st.segments.drain(..k).collect()
         };
-        self.remove_segments(&removed)
-    }
-
-    fn remove_segments(&self, segments: &[Segment]) -> Result<()> {
-        if segments.is_empty() {
-            return Ok(());
-        }
-        let storage = &*self.inner.storage;
-        for seg in segments {
-            let path = &seg.file.path;
-            match storage.remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(Error::Io {
-                        op: "remove",
-                        path: path.clone(),
-                        source: e,
-                    });
-                }
-                _ => {}
-            }
-        }
-        storage
-            .sync_dir(&self.inner.dir)
-            .at("sync directory", &self.inner.dir)
-    }
-
-    fn write_checkpoint(&self, lsn: Lsn) -> Result<()> {
-        let dir = &self.inner.dir;
-        let storage = &*self.inner.storage;
-        let path = dir.join(CHECKPOINT_FILE);
-        let tmp = dir.join(format!("{CHECKPOINT_FILE}{TEMP_SUFFIX}"));
-        let record = CheckpointFile {
-            log_id: self.inner.log_id,
-            lsn,
-            written_ms: crate::now_ms(),
-        };
-        let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
-        file.write_all_at(&record.encode(), 0).at("write", &tmp)?;
-        file.sync_data().at("sync", &tmp)?;
-        storage.rename(&tmp, &path).at("rename into place", &tmp)?;
-        storage.sync_dir(dir).at("sync directory", dir)
+        inner.remove_segments(&removed)
     }
 
     /// Durably discards every record after `lsn` (the Raft conflict case); the next append gets
@@ -664,10 +646,11 @@ impl Log {
     /// a `SkipCorrupt` recovery, or the [`Error::Io`] of a failed step, which poisons the log.
     ///
     /// # Blocking
-    /// Removes and truncates files and syncs.
+    /// Waits for appends in flight, then removes and truncates files and syncs.
     pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
-        let _maintenance = lock(&self.inner.maintenance)?;
-        let mut st = self.state()?;
+        let inner = &*self.inner;
+        let _maintenance = lock(&inner.maintenance)?;
+        let mut st = inner.state()?;
         if lsn >= st.next_lsn.prev() {
             return Ok(());
         }
@@ -677,110 +660,56 @@ impl Log {
                 reason: "records at or below it were dropped by a checkpoint",
             });
         }
-        self.flush(&mut st)?;
+        inner.quiesce(&mut st)?;
         let target = lsn.next();
         let k = st.segment_of(target);
         // Find the new last frame before changing anything.
         let keep = if st.segments[k].first_lsn() == target {
             None
         } else {
-            match st.view(k, lsn).find(lsn)? {
+            match st.segments[k].view(lsn).find(lsn)? {
                 Some(frame) => Some(frame),
                 None => return Err(Error::RecordLost { lsn }),
             }
         };
-        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         let later: Vec<Segment> = st.segments.drain(k + 1..).collect();
-        let storage = &*self.inner.storage;
+        let storage = &*inner.storage;
         for seg in later.iter().rev() {
             let path = &seg.file.path;
             if let Err(e) = storage.remove_file(path) {
-                return Err(self.poison("remove", path, e));
+                return Err(inner.poison("remove", path, e));
             }
         }
         if !later.is_empty()
-            && let Err(e) = storage.sync_dir(&self.inner.dir)
+            && let Err(e) = storage.sync_dir(&inner.dir)
         {
-            return Err(self.poison("sync directory", &self.inner.dir, e));
+            return Err(inner.poison("sync directory", &inner.dir, e));
         }
-        let seg = st.active_mut();
         let cut = match &keep {
             None => SEGMENT_HEADER_LEN as u64,
             Some(frame) => frame.offset + frame.header.frame_len(),
         };
+        let seg = st.active_mut();
         match &keep {
-            Some(frame) if !frame.header.batch_end() => self.rewrite_tail(seg, frame)?,
+            Some(frame) if !frame.header.batch_end() => inner.rewrite_tail(seg, frame)?,
             _ => {
                 let path = &seg.file.path;
-                if let Err(e) = seg.file.file.set_len(cut) {
-                    return Err(self.poison("truncate", path, e));
+                let file = seg.file.io()?;
+                if let Err(e) = file.set_len(cut) {
+                    return Err(inner.poison("truncate", path, e));
                 }
-                if let Err(e) = seg.file.file.sync_data() {
-                    return Err(self.poison("sync", path, e));
+                if let Err(e) = file.sync_data() {
+                    return Err(inner.poison("sync", path, e));
                 }
             }
         }
         seg.end = cut;
         seg.last_lsn = lsn;
         seg.forget_from(cut);
-        st.written_end = cut;
-        st.written_lsn = lsn;
+        st.buf_offset = cut;
+        st.buf_first = target;
         st.next_lsn = target;
-        let mut sync = lock(&self.inner.sync)?;
-        sync.durable = lsn;
-        self.inner.durable.store(lsn.get(), Ordering::Release);
-        Ok(())
-    }
-
-    /// Rewrites the active segment so it ends with `last`, marked as the end of its batch: the
-    /// bytes before it are copied to a temporary file, the frame is re-encoded, and the copy is
-    /// renamed over the segment, so a crash leaves either the old file or the new one.
-    fn rewrite_tail(&self, seg: &mut Segment, last: &crate::segment::FoundFrame) -> Result<()> {
-        let storage = &*self.inner.storage;
-        let old = Arc::clone(&seg.file);
-        let tmp = old.path.with_extension(format!("seg{TEMP_SUFFIX}"));
-        let result = (|| -> Result<Box<dyn crate::io::StorageFile>> {
-            let out = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
-            let mut chunk = vec![0u8; 1 << 20];
-            let mut at = 0u64;
-            while at < last.offset {
-                let n = usize::try_from(last.offset - at)
-                    .unwrap_or(usize::MAX)
-                    .min(chunk.len());
-                old.file
-                    .read_exact_at(&mut chunk[..n], at)
-                    .at("read", &old.path)?;
-                out.write_all_at(&chunk[..n], at).at("write", &tmp)?;
-                at += n as u64;
-            }
-            let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + last.payload.len());
-            let flags = last.header.flags | FLAG_BATCH_END;
-            encode_frame(&mut frame, old.seed, last.header.lsn, &last.payload, flags);
-            out.write_all_at(&frame, last.offset).at("write", &tmp)?;
-            out.sync_data().at("sync", &tmp)?;
-            storage
-                .rename(&tmp, &old.path)
-                .at("rename into place", &tmp)?;
-            storage
-                .sync_dir(&self.inner.dir)
-                .at("sync directory", &self.inner.dir)?;
-            Ok(out)
-        })();
-        match result {
-            Ok(file) => {
-                seg.file = Arc::new(SegmentFile {
-                    path: old.path.clone(),
-                    header: old.header,
-                    seed: old.seed,
-                    file,
-                });
-                Ok(())
-            }
-            Err(e) => {
-                self.poison_with(&e);
-                Err(e)
-            }
-        }
+        inner.commit.reset_to(lsn)
     }
 
     /// Discards every record. LSNs go on from where they were (the next append gets the LSN it
@@ -791,57 +720,77 @@ impl Log {
     /// later one poisons it. [`Error::Poisoned`], [`Error::Closed`].
     ///
     /// # Blocking
-    /// Writes the checkpoint, creates a segment, removes files, syncs.
+    /// Waits for appends in flight, writes the checkpoint, creates a segment, removes files.
     pub fn reset(&self) -> Result<()> {
-        let _maintenance = lock(&self.inner.maintenance)?;
-        let mut st = self.state()?;
-        self.flush(&mut st)?;
+        let inner = &*self.inner;
+        let _maintenance = lock(&inner.maintenance)?;
+        let mut st = inner.state()?;
+        inner.quiesce(&mut st)?;
         let next = st.next_lsn;
-        self.write_checkpoint(next)?;
+        inner.write_checkpoint(next)?;
         st.checkpoint = next;
         if st.active().first_lsn() != next {
-            let created = SegmentFile::create(
-                &*self.inner.storage,
-                &self.inner.dir,
-                self.inner.log_id,
-                next,
-            );
-            match created {
-                Ok(file) => st.segments.push(Segment::new(file)),
-                Err(e) => {
-                    self.poison_with(&e);
-                    return Err(e);
-                }
+            let file = SegmentFile::planned(&inner.dir, inner.log_id, next);
+            if let Err(e) = file.create(&*inner.storage, &inner.dir) {
+                inner.poison_with(&e);
+                return Err(e);
             }
-            st.written_end = SEGMENT_HEADER_LEN as u64;
+            st.segments.push(Segment::new(file));
+            st.buf_offset = SEGMENT_HEADER_LEN as u64;
+            st.buf_first = next;
         }
         let n = st.segments.len();
         let old: Vec<Segment> = st.segments.drain(..n - 1).collect();
         drop(st);
-        self.advance_durable(next.prev())?;
-        self.remove_segments(&old)
-            .inspect_err(|e| self.poison_with(e))
+        inner.commit.advance_durable(next.prev())?;
+        inner
+            .remove_segments(&old)
+            .inspect_err(|e| inner.poison_with(e))
     }
 
     /// Syncs and closes the log, reporting what a drop would swallow.
     ///
     /// # Errors
     /// As [`Log::sync`].
-    pub fn close(self) -> Result<()> {
+    pub fn close(mut self) -> Result<()> {
         let result = self.sync();
+        self.stop_background();
         if let Ok(mut st) = lock(&self.inner.state) {
             st.closed = true;
         }
         result
     }
 
+    fn stop_background(&mut self) {
+        if let Ok(mut bg) = self.inner.background.lock() {
+            bg.stop = true;
+            self.inner.background_wake.notify_all();
+        }
+        if let Some(handle) = self.syncer.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.stop_background();
+        // Best effort: a caller who needs the outcome uses `close`.
+        let closed = lock(&self.inner.state).map_or(true, |st| st.closed);
+        if !closed && !self.inner.commit.is_poisoned() {
+            let _ = self.sync();
+        }
+    }
+}
+
+impl Inner {
     /// Locks the append state, failing if the log is poisoned or closed.
     fn state(&self) -> Result<MutexGuard<'_, State>> {
-        if self.inner.poisoned.load(Ordering::Acquire) {
+        if self.commit.is_poisoned() {
             return Err(Error::Poisoned);
         }
-        let st = lock(&self.inner.state)?;
-        if self.inner.poisoned.load(Ordering::Acquire) {
+        let st = lock(&self.state)?;
+        if self.commit.is_poisoned() {
             return Err(Error::Poisoned);
         }
         if st.closed {
@@ -850,127 +799,355 @@ impl Log {
         Ok(st)
     }
 
-    /// Writes the buffered frames to the active segment.
-    fn flush(&self, st: &mut State) -> Result<()> {
-        if st.buf.is_empty() {
-            return Ok(());
+    fn append_records<B: AsRef<[u8]>>(
+        &self,
+        records: &[B],
+        durability: Durability,
+    ) -> Result<(Lsn, Lsn)> {
+        if records.is_empty() {
+            return Err(Error::EmptyBatch);
         }
-        let seg = st.active();
-        if let Err(e) = seg.file.file.write_all_at(&st.buf, st.written_end) {
-            let path = seg.file.path.clone();
-            return Err(self.poison("write", &path, e));
+        let max = u64::from(self.options.max_record_bytes);
+        let mut total = 0u64;
+        for record in records {
+            let len = record.as_ref().len() as u64;
+            if len > max {
+                return Err(Error::RecordTooLarge { len, max });
+            }
+            total += FRAME_HEADER_LEN as u64 + len;
         }
-        st.written_end += st.buf.len() as u64;
-        st.written_lsn = st.next_lsn.prev();
-        st.buf.clear();
-        let cap = self.inner.options.write_buffer_bytes;
-        if st.buf.capacity() > cap.max(1 << 20) * 4 {
-            st.buf.shrink_to(cap);
+        let capacity = self.options.write_buffer_bytes;
+        let mut sealed_region = None;
+        let mut roll = None;
+        let mut full = None;
+        let mut direct = None;
+        let (first, last) = {
+            let mut st = self.state()?;
+            let active = st.active();
+            if !active.is_empty() && active.end + total > self.options.segment_bytes {
+                sealed_region = st.take_buffer(&self.commit, capacity);
+                roll = Some(self.plan_roll(&mut st));
+            }
+            let st = &mut *st;
+            let first = st.next_lsn;
+            let last = Lsn::new(first.get() + records.len() as u64 - 1);
+            st.next_lsn = last.next();
+            let hint = self.commit.durable();
+            let seg = st.segments.last_mut().ok_or(Error::Poisoned)?;
+            let offset = seg.end;
+            seg.note_batch(first, offset);
+            seg.end += total;
+            seg.last_lsn = last;
+            if total >= DIRECT_WRITE_BYTES {
+                // The buffer's frames come before this batch; hand them out too.
+                let file = Arc::clone(&seg.file);
+                if !st.buf.is_empty() {
+                    let bytes = std::mem::replace(&mut st.buf, Vec::with_capacity(capacity));
+                    full = Some(Region {
+                        file: Arc::clone(&file),
+                        offset: st.buf_offset,
+                        bytes,
+                        first: st.buf_first,
+                        last: first.prev(),
+                    });
+                }
+                st.buf_offset = offset + total;
+                st.buf_first = last.next();
+                self.commit.handed(last);
+                direct = Some(Direct {
+                    file,
+                    offset,
+                    first,
+                    hint,
+                });
+            } else {
+                if st.buf.is_empty() {
+                    st.buf_offset = offset;
+                    st.buf_first = first;
+                }
+                let seed = seg.file.seed;
+                encode_batch(&mut st.buf, seed, first, hint, records);
+                if st.buf.len() >= capacity {
+                    full = st.take_buffer(&self.commit, capacity);
+                }
+            }
+            (first, last)
+        };
+        if let Some(region) = sealed_region {
+            self.write_region(region)?;
         }
+        if let Some(roll) = roll {
+            self.run_roll(roll)?;
+        }
+        if let Some(region) = full {
+            self.write_region(region)?;
+        }
+        if let Some(d) = direct {
+            let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+            encode_batch(&mut bytes, d.file.seed, d.first, d.hint, records);
+            self.write_region(Region {
+                file: d.file,
+                offset: d.offset,
+                bytes,
+                first,
+                last,
+            })?;
+        }
+        self.note_appended(total);
+        if durability == Durability::Synced || self.options.sync_policy == SyncPolicy::EveryCommit {
+            self.sync_to(last)?;
+        }
+        Ok((first, last))
+    }
+
+    /// Counts appended bytes for [`SyncPolicy::Bytes`] and wakes the syncer when they are due.
+    fn note_appended(&self, bytes: u64) {
+        if let SyncPolicy::Bytes(limit) = self.options.sync_policy {
+            let before = self.unsynced_bytes.fetch_add(bytes, Ordering::AcqRel);
+            if before < limit && before + bytes >= limit {
+                if let Ok(_bg) = self.background.lock() {
+                    self.background_wake.notify_all();
+                }
+            }
+        }
+    }
+
+    /// Plans a roll: the active segment is sealed and a new one, starting at the next LSN, takes
+    /// appends at once; its file is created by `run_roll`, outside the lock.
+    fn plan_roll(&self, st: &mut State) -> Roll {
+        let sealed = st.active();
+        let sealed_file = Arc::clone(&sealed.file);
+        let sealed_last = sealed.last_lsn;
+        let next = SegmentFile::planned(&self.dir, self.log_id, st.next_lsn);
+        let segment = Segment::new(next);
+        let next = Arc::clone(&segment.file);
+        st.segments.push(segment);
+        st.buf_offset = SEGMENT_HEADER_LEN as u64;
+        st.buf_first = st.next_lsn;
+        Roll {
+            sealed: sealed_file,
+            sealed_last,
+            next,
+        }
+    }
+
+    /// Seals a segment (once every region of it is written: fsync) and creates the next one.
+    fn run_roll(&self, roll: Roll) -> Result<()> {
+        self.commit
+            .wait_until(None, |g| g.written() >= roll.sealed_last)?;
+        let sealed = roll.sealed.io()?;
+        if let Err(e) = sealed.sync_data() {
+            return Err(self.poison("sync", &roll.sealed.path, e));
+        }
+        if let Err(e) = roll.next.create(&*self.storage, &self.dir) {
+            self.poison_with(&e);
+            return Err(e);
+        }
+        self.commit.notify();
+        self.commit.advance_durable(roll.sealed_last)
+    }
+
+    /// Writes a region once its segment file exists, and reports it written.
+    fn write_region(&self, region: Region) -> Result<()> {
+        if region.file.handle().is_none() {
+            self.commit
+                .wait_until(None, |_| region.file.handle().is_some())?;
+        }
+        let file = region.file.io()?;
+        if let Err(e) = file.write_all_at(&region.bytes, region.offset) {
+            return Err(self.poison("write", &region.file.path, e));
+        }
+        self.commit.complete(region.first, region.last)
+    }
+
+    /// Writes out the buffer and waits until every record appended is written and the active
+    /// segment exists, so maintenance can work on the files. Called with the state lock held;
+    /// writers in flight and rollers finish without it.
+    fn quiesce(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
+        if let Some(region) = st.take_buffer(&self.commit, self.options.write_buffer_bytes) {
+            self.write_region(region)?;
+        }
+        let last = st.next_lsn.prev();
+        let active = Arc::clone(&st.active().file);
+        self.commit
+            .wait_until(None, |g| g.written() >= last && active.handle().is_some())?;
         Ok(())
     }
 
-    /// Seals the active segment (written and synced) and starts a new one at the next LSN.
-    fn roll(&self, st: &mut State) -> Result<()> {
-        self.flush(st)?;
-        let sealed = st.active();
-        let sealed_last = sealed.last_lsn;
-        if let Err(e) = sealed.file.file.sync_data() {
-            let path = sealed.file.path.clone();
-            return Err(self.poison("sync", &path, e));
+    fn sync_to(&self, target: Lsn) -> Result<()> {
+        self.commit
+            .commit(target, None, &|| self.lead())
+            .map(|_| ())
+    }
+
+    /// The group-commit leader's step: write out the buffer, fsync the segment that holds the
+    /// written watermark (earlier segments were synced when they were sealed), and report it.
+    fn lead(&self) -> Result<Synced> {
+        let pending = self.unsynced_bytes.load(Ordering::Acquire);
+        let region = self
+            .state()?
+            .take_buffer(&self.commit, self.options.write_buffer_bytes);
+        if let Some(region) = region {
+            self.write_region(region)?;
         }
-        let inner = &*self.inner;
-        match SegmentFile::create(&*inner.storage, &inner.dir, inner.log_id, st.next_lsn) {
-            Ok(file) => st.segments.push(Segment::new(file)),
+        let epoch = self.commit.epoch();
+        let written = self.commit.written();
+        if written > self.commit.durable() {
+            let file = {
+                let st = self.state()?;
+                Arc::clone(&st.segments[st.segment_of(written)].file)
+            };
+            if let Err(e) = file.io()?.sync_data() {
+                return Err(self.poison("sync", &file.path, e));
+            }
+        }
+        let _ = self
+            .unsynced_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(pending))
+            });
+        Ok(Synced {
+            lsn: written,
+            epoch,
+        })
+    }
+
+    /// The background syncer: syncs on the policy's timer or byte count, and for async waiters.
+    fn run_background(&self, policy: SyncPolicy) {
+        let interval = match policy {
+            SyncPolicy::Interval(every) => Some(every),
+            _ => None,
+        };
+        let bytes_due = || match policy {
+            SyncPolicy::Bytes(limit) => self.unsynced_bytes.load(Ordering::Acquire) >= limit,
+            _ => false,
+        };
+        loop {
+            {
+                let Ok(mut bg) = self.background.lock() else {
+                    return;
+                };
+                let mut deadline = interval.map(|every| Instant::now() + every);
+                loop {
+                    if bg.stop {
+                        return;
+                    }
+                    if bg.requested > self.commit.durable() || bytes_due() {
+                        break;
+                    }
+                    match deadline {
+                        None => match self.background_wake.wait(bg) {
+                            Ok(g) => bg = g,
+                            Err(_) => return,
+                        },
+                        Some(at) => {
+                            let now = Instant::now();
+                            if now >= at {
+                                break;
+                            }
+                            match self.background_wake.wait_timeout(bg, at - now) {
+                                Ok((g, _)) => bg = g,
+                                Err(_) => return,
+                            }
+                        }
+                    }
+                }
+                deadline.take();
+            }
+            let Ok(last) = self.state().map(|st| st.next_lsn.prev()) else {
+                return;
+            };
+            if last > self.commit.durable() && self.sync_to(last).is_err() {
+                // The failure poisoned the log and reached the waiters; nothing more to do.
+                return;
+            }
+        }
+    }
+
+    /// Asks the background thread to make `target` durable.
+    fn request_sync(&self, target: Lsn) {
+        if let Ok(mut bg) = self.background.lock() {
+            bg.requested = bg.requested.max(target);
+            self.background_wake.notify_all();
+        }
+    }
+
+    fn remove_segments(&self, segments: &[Segment]) -> Result<()> {
+        if segments.is_empty() {
+            return Ok(());
+        }
+        for seg in segments {
+            let path = &seg.file.path;
+            match self.storage.remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::Io {
+                        op: "remove",
+                        path: path.clone(),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .at("sync directory", &self.dir)
+    }
+
+    fn write_checkpoint(&self, lsn: Lsn) -> Result<()> {
+        recovery::write_checkpoint(&*self.storage, &self.dir, self.log_id, lsn)
+    }
+
+    /// Rewrites the active segment so it ends with `last`, marked as the end of its batch: the
+    /// bytes before it are copied to a temporary file, the frame is re-encoded, and the copy is
+    /// renamed over the segment, so a crash leaves either the old file or the new one.
+    fn rewrite_tail(&self, seg: &mut Segment, last: &FoundFrame) -> Result<()> {
+        let storage = &*self.storage;
+        let old = Arc::clone(&seg.file);
+        let tmp = old.path.with_extension(format!("seg{TEMP_SUFFIX}"));
+        let result = (|| -> Result<Box<dyn StorageFile>> {
+            let src = old.io()?;
+            let out = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
+            let mut chunk = vec![0u8; 1 << 20];
+            let mut at = 0u64;
+            while at < last.offset {
+                let n = usize::try_from(last.offset - at)
+                    .unwrap_or(usize::MAX)
+                    .min(chunk.len());
+                src.read_exact_at(&mut chunk[..n], at)
+                    .at("read", &old.path)?;
+                out.write_all_at(&chunk[..n], at).at("write", &tmp)?;
+                at += n as u64;
+            }
+            let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + last.payload.len());
+            let flags = last.header.flags | FLAG_BATCH_END;
+            let (lsn, durable) = (last.header.lsn, last.header.durable);
+            encode_frame(&mut frame, old.seed, lsn, durable, &last.payload, flags);
+            out.write_all_at(&frame, last.offset).at("write", &tmp)?;
+            out.sync_data().at("sync", &tmp)?;
+            storage
+                .rename(&tmp, &old.path)
+                .at("rename into place", &tmp)?;
+            storage
+                .sync_dir(&self.dir)
+                .at("sync directory", &self.dir)?;
+            Ok(out)
+        })();
+        match result {
+            Ok(file) => {
+                seg.file = Arc::new(SegmentFile::opened(old.path.clone(), old.header, file));
+                Ok(())
+            }
             Err(e) => {
                 self.poison_with(&e);
-                return Err(e);
+                Err(e)
             }
-        }
-        st.written_end = SEGMENT_HEADER_LEN as u64;
-        self.advance_durable(sealed_last)
-    }
-
-    fn advance_durable(&self, lsn: Lsn) -> Result<()> {
-        let mut sync = lock(&self.inner.sync)?;
-        if lsn > sync.durable {
-            sync.durable = lsn;
-            self.inner.durable.store(lsn.get(), Ordering::Release);
-            self.inner.synced.notify_all();
-        }
-        Ok(())
-    }
-
-    /// Returns once everything up to `target` is durable. The first caller that finds nobody
-    /// syncing leads: it writes out the buffer and fsyncs the active segment, covering every
-    /// record written so far; the others wait for it and return if it covered them.
-    fn sync_to(&self, target: Lsn) -> Result<()> {
-        if self.durable_lsn() >= target {
-            return Ok(());
-        }
-        if self.inner.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        let mut sync = lock(&self.inner.sync)?;
-        loop {
-            if sync.durable >= target {
-                return Ok(());
-            }
-            if self.inner.poisoned.load(Ordering::Acquire) {
-                // This caller was waiting when the failure happened: it gets the real error.
-                return Err(self.cause_error());
-            }
-            if sync.syncing {
-                sync = self.inner.synced.wait(sync).map_err(|_| Error::Poisoned)?;
-                continue;
-            }
-            sync.syncing = true;
-            drop(sync);
-            let result = self.write_and_sync();
-            sync = lock(&self.inner.sync)?;
-            sync.syncing = false;
-            match result {
-                Ok((lsn, epoch)) => {
-                    let current = self.inner.epoch.load(Ordering::Acquire);
-                    if lsn > sync.durable && current == epoch {
-                        sync.durable = lsn;
-                        self.inner.durable.store(lsn.get(), Ordering::Release);
-                    }
-                    self.inner.synced.notify_all();
-                }
-                Err(e) => {
-                    self.inner.synced.notify_all();
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    /// The leader's step: write out the buffer, then fsync the active segment outside the lock.
-    /// Returns the LSN it made durable and the rollback epoch it saw.
-    fn write_and_sync(&self) -> Result<(Lsn, u64)> {
-        let (file, written, epoch) = {
-            let mut st = self.state()?;
-            self.flush(&mut st)?;
-            let epoch = self.inner.epoch.load(Ordering::Acquire);
-            (Arc::clone(&st.active().file), st.written_lsn, epoch)
-        };
-        if let Err(e) = file.file.sync_data() {
-            return Err(self.poison("sync", &file.path, e));
-        }
-        Ok((written, epoch))
-    }
-
-    fn cause_error(&self) -> Error {
-        match lock(&self.inner.cause) {
-            Ok(cause) => cause.as_ref().map_or(Error::Poisoned, Cause::to_error),
-            Err(_) => Error::Poisoned,
         }
     }
 
     /// Poisons the log with a failed storage operation and returns the error for the caller.
     fn poison(&self, op: &'static str, path: &Path, err: io::Error) -> Error {
-        self.record_cause(Cause {
+        self.commit.poison(Cause {
             op,
             path: path.to_path_buf(),
             kind: err.kind(),
@@ -985,42 +1162,61 @@ impl Log {
 
     /// Poisons the log with an error that already carries its context.
     fn poison_with(&self, err: &Error) {
-        let cause = match err {
-            Error::Io { op, path, source } => Cause {
-                op,
-                path: path.clone(),
-                kind: source.kind(),
-                message: source.to_string(),
-            },
-            other => Cause {
-                op: "update",
-                path: self.inner.dir.clone(),
-                kind: io::ErrorKind::Other,
-                message: other.to_string(),
-            },
-        };
-        self.record_cause(cause);
-    }
-
-    fn record_cause(&self, cause: Cause) {
-        if let Ok(mut slot) = self.inner.cause.lock() {
-            slot.get_or_insert(cause);
-        }
-        self.inner.poisoned.store(true, Ordering::Release);
-        // Wake every waiter so it sees the poison.
-        if let Ok(_sync) = self.inner.sync.lock() {
-            self.inner.synced.notify_all();
-        }
+        self.commit.poison(Cause::of(err, &self.dir));
     }
 }
 
-impl Drop for Log {
-    fn drop(&mut self) {
-        // Best effort: a caller who needs the outcome uses `close`.
-        let closed = lock(&self.inner.state).map_or(true, |st| st.closed);
-        if !closed && !self.inner.poisoned.load(Ordering::Acquire) {
-            let _ = self.sync();
+/// Encodes a batch's frames into `buf`, the first with the batch-start flag and the last with
+/// the batch-end flag.
+fn encode_batch<B: AsRef<[u8]>>(
+    buf: &mut Vec<u8>,
+    seed: u32,
+    first: Lsn,
+    hint: Lsn,
+    records: &[B],
+) {
+    let n = records.len();
+    for (i, record) in records.iter().enumerate() {
+        let start = if i == 0 { FLAG_BATCH_START } else { 0 };
+        let end = if i + 1 == n { FLAG_BATCH_END } else { 0 };
+        let lsn = Lsn::new(first.get() + i as u64);
+        encode_frame(buf, seed, lsn, hint, record.as_ref(), start | end);
+    }
+}
+
+/// A future that resolves once a record is durable; from [`Log::durable`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct DurableFuture {
+    inner: Arc<Inner>,
+    target: Lsn,
+    requested: bool,
+}
+
+impl Future for DurableFuture {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let commit = &self.inner.commit;
+        if commit.durable() >= self.target {
+            return Poll::Ready(Ok(()));
         }
+        if commit.is_poisoned() {
+            return Poll::Ready(Err(commit.cause_error()));
+        }
+        if !commit.register(self.target, cx.waker()) {
+            // Became durable (or poisoned) between the checks: decide now.
+            return if commit.durable() >= self.target {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Ready(Err(commit.cause_error()))
+            };
+        }
+        if !self.requested {
+            self.requested = true;
+            self.inner.request_sync(self.target);
+        }
+        Poll::Pending
     }
 }
 

@@ -32,6 +32,10 @@ pub enum SyncPolicy {
     Manual,
     /// Every append is treated as [`Durability::Synced`].
     EveryCommit,
+    /// A background thread syncs this often (when there is anything to sync).
+    Interval(std::time::Duration),
+    /// A background thread syncs once this many bytes were appended since the last sync.
+    Bytes(u64),
 }
 
 /// What recovery does with damage it finds when a log is opened (the set RocksDB proved).
@@ -128,6 +132,18 @@ impl Options {
                 "write_buffer_bytes",
                 format!("{} is above the maximum of 1 GiB", self.write_buffer_bytes),
             );
+        }
+        match self.sync_policy {
+            SyncPolicy::Interval(every) if every.is_zero() => {
+                return invalid("sync_policy", "Interval needs a non-zero period".to_owned());
+            }
+            SyncPolicy::Bytes(0) => {
+                return invalid(
+                    "sync_policy",
+                    "Bytes needs a non-zero byte count".to_owned(),
+                );
+            }
+            _ => {}
         }
         debug_assert!(MIN_SEGMENT_BYTES > SEGMENT_HEADER_LEN as u64);
         Ok(())

@@ -176,7 +176,9 @@ struct Stop {
     /// Where a cut would go: the damage, or the start of the incomplete batch before it.
     cut: u64,
     kind: CorruptionKind,
-    intact_after: bool,
+    /// The damage lies in the unsynced tail of the last segment: nothing proves that the
+    /// records it destroyed were ever durable.
+    tail: bool,
 }
 
 struct Scan {
@@ -199,6 +201,27 @@ fn is_own_temp(name: &str) -> bool {
     name.strip_suffix(TEMP_SUFFIX).is_some_and(|base| {
         base == CHECKPOINT_FILE || parse_segment_name(std::ffi::OsStr::new(base)).is_some()
     })
+}
+
+/// Writes the checkpoint file crash-safely: temporary file, fsync, rename, directory fsync.
+pub(crate) fn write_checkpoint(
+    storage: &dyn Storage,
+    dir: &Path,
+    log_id: u128,
+    lsn: Lsn,
+) -> Result<()> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let tmp = dir.join(format!("{CHECKPOINT_FILE}{TEMP_SUFFIX}"));
+    let record = CheckpointFile {
+        log_id,
+        lsn,
+        written_ms: crate::now_ms(),
+    };
+    let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
+    file.write_all_at(&record.encode(), 0).at("write", &tmp)?;
+    file.sync_data().at("sync", &tmp)?;
+    storage.rename(&tmp, &path).at("rename into place", &tmp)?;
+    storage.sync_dir(dir).at("sync directory", dir)
 }
 
 /// Reads and decodes the checkpoint file, if there is one.
@@ -260,9 +283,16 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
     let cp = checkpoint.map_or(Lsn::FIRST, |c| c.lsn);
     let log_id = match checkpoint {
         Some(c) => c.log_id,
-        None => rec
-            .first_log_id(&segments)?
-            .unwrap_or_else(crate::random_u128),
+        None => match rec.common_log_id(&segments)? {
+            Some(id) => id,
+            None => {
+                // A new log: its identity is written first, in the checkpoint file, so a
+                // foreign segment dropped in later can never pass for one of its own.
+                let id = crate::random_u128();
+                write_checkpoint(storage, dir, id, Lsn::FIRST)?;
+                id
+            }
+        },
     };
 
     // Segments whose successor starts at or below the checkpoint hold only dropped records.
@@ -353,13 +383,8 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
                 RecoveryMode::SkipCorrupt => rec.damage(path, 0, kind, DamageAction::Accepted),
             }
         }
-        let seg_file = SegmentFile {
-            path: path.clone(),
-            seed: header.seed(),
-            header,
-            file,
-        };
-        let scan = rec.scan(seg_file, len)?;
+        let seg_file = SegmentFile::opened(path.clone(), header, file);
+        let scan = rec.scan(seg_file, len, is_last)?;
         rec.report.records_recovered += scan.records;
         runs.extend(scan.runs);
         let mut segment = scan.segment;
@@ -367,7 +392,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
             match rec.mode {
                 RecoveryMode::Strict => return Err(corrupt(path, &stop)),
                 RecoveryMode::TolerateTornTail => {
-                    if !is_last || stop.intact_after {
+                    if !stop.tail {
                         return Err(corrupt(path, &stop));
                     }
                     rec.cut(&mut segment, len, stop)?;
@@ -414,9 +439,9 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         storage.sync_dir(dir).at("sync directory", dir)?;
     }
     if kept.is_empty() {
-        kept.push(Segment::new(SegmentFile::create(
-            storage, dir, log_id, next_lsn,
-        )?));
+        let file = SegmentFile::planned(dir, log_id, next_lsn);
+        file.create(storage, dir)?;
+        kept.push(Segment::new(file));
     }
 
     rec.report.lost = lost_ranges(&runs, cp);
@@ -465,8 +490,10 @@ impl Recovery<'_> {
         });
     }
 
-    /// The log id in the first segment header that decodes, if any.
-    fn first_log_id(&self, segments: &[(Lsn, PathBuf)]) -> Result<Option<u128>> {
+    /// The log id most segment headers carry (the last segment's on a tie), for a log whose
+    /// checkpoint file is gone; `None` if no header decodes.
+    fn common_log_id(&self, segments: &[(Lsn, PathBuf)]) -> Result<Option<u128>> {
+        let mut counts: Vec<(u128, usize)> = Vec::new();
         for (_, path) in segments {
             let file = self
                 .storage
@@ -475,10 +502,18 @@ impl Recovery<'_> {
             let mut head = [0u8; SEGMENT_HEADER_LEN];
             let n = file.read_full_at(&mut head, 0).at("read", path)?;
             if let Ok(h) = SegmentHeader::decode(&head[..n]) {
-                return Ok(Some(h.log_id));
+                match counts.iter_mut().find(|(id, _)| *id == h.log_id) {
+                    Some(entry) => entry.1 += 1,
+                    None => counts.push((h.log_id, 1)),
+                }
             }
         }
-        Ok(None)
+        // `max_by_key` keeps the last of equal maxima: the id seen last wins a tie.
+        Ok(counts
+            .iter()
+            .rev()
+            .max_by_key(|(_, n)| *n)
+            .map(|(id, _)| *id))
     }
 
     /// Handles a segment whose header is unusable; `rest[0]` is that segment. Returns whether
@@ -487,7 +522,11 @@ impl Recovery<'_> {
         let path = &rest[0].1;
         if matches!(kind, CorruptionKind::UnsupportedVersion { .. }) {
             // Written by another version of tidelog: not damage, and never moved aside.
-            return Err(Error::Corrupt { path: path.clone(), offset: 0, kind });
+            return Err(Error::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                kind,
+            });
         }
         match self.mode {
             RecoveryMode::Strict | RecoveryMode::TolerateTornTail => Err(Error::Corrupt {
@@ -510,17 +549,18 @@ impl Recovery<'_> {
 
     /// Scans every frame of a segment. Stops at the first damage, except in `SkipCorrupt`
     /// where damage followed by intact frames is skipped over.
-    fn scan(&mut self, file: SegmentFile, len: u64) -> Result<Scan> {
+    fn scan(&mut self, file: SegmentFile, len: u64, is_last: bool) -> Result<Scan> {
         let skip = self.mode == RecoveryMode::SkipCorrupt;
         let mut segment = Segment::new(file);
         let file = Arc::clone(&segment.file);
+        let io = file.io()?;
         let mut cursor = FrameCursor::new(file.seed, len, SEGMENT_HEADER_LEN as u64);
         let mut expected = segment.first_lsn();
         let mut batch: Option<(u64, Lsn)> = None;
         let mut records = 0;
         let mut runs: Vec<(Lsn, Lsn)> = Vec::new();
         loop {
-            let step = cursor.step(&*file.file).at("read", &file.path)?;
+            let step = cursor.step(io).at("read", &file.path)?;
             let at_end = matches!(step, Step::End);
             let (offset, kind) = match step {
                 Step::Frame { offset, header } => {
@@ -564,25 +604,29 @@ impl Recovery<'_> {
                 Step::Damage { offset, kind } => (offset, kind),
             };
             let cut = batch.map_or(offset, |(start, _)| start);
-            let kind = match (batch, kind) {
-                (Some((_, first)), CorruptionKind::FrameChecksum { .. })
-                | (Some((_, first)), CorruptionKind::TruncatedFrame { .. })
-                    if at_end =>
-                {
-                    CorruptionKind::IncompleteBatch { first }
-                }
-                (_, kind) => kind,
-            };
-            let intact = if at_end {
+            // Frames later in the segment that are intact, and how far they say the log was
+            // durable when they were written.
+            let after = if at_end {
                 None
             } else {
                 cursor
-                    .find_intact_after(&*file.file, offset, segment.last_lsn.next())
+                    .intact_after(io, offset, expected)
                     .at("read", &file.path)?
             };
-            match intact {
-                Some((resume, _)) if skip => {
+            // Damage is an unsynced tail (cut, not an error) only if nothing proves the records
+            // it destroyed were durable: not an intact frame in the wrong place (a torn write
+            // never makes one), not a sealed segment (those were synced whole before the next
+            // one was created), not a later frame written after they were made durable.
+            let misplaced = matches!(
+                kind,
+                CorruptionKind::LsnMismatch { .. } | CorruptionKind::BatchFraming
+            );
+            let proven =
+                misplaced || !is_last || after.is_some_and(|a| a.durable > segment.last_lsn);
+            match after {
+                Some(after) if skip && proven => {
                     // Keep the damaged bytes in place; readers jump over them.
+                    let resume = after.offset;
                     match segment.skips.last_mut() {
                         Some(range) if range.1 == cut => range.1 = resume,
                         _ => segment.skips.push((cut, resume)),
@@ -605,7 +649,7 @@ impl Recovery<'_> {
                         offset,
                         cut,
                         kind,
-                        intact_after: intact.is_some(),
+                        tail: !proven,
                     };
                     return Ok(Scan {
                         segment,
@@ -629,10 +673,8 @@ impl Recovery<'_> {
         let file = Arc::clone(&segment.file);
         let path = &file.path;
         let mut bytes = vec![0u8; usize::try_from(len - stop.cut).unwrap_or(0)];
-        let n = file
-            .file
-            .read_full_at(&mut bytes, stop.cut)
-            .at("read", path)?;
+        let io = file.io()?;
+        let n = io.read_full_at(&mut bytes, stop.cut).at("read", path)?;
         bytes.truncate(n);
         if bytes.iter().any(|&b| b != 0) {
             let name = format!("{}.{}.cut", file_name(path), stop.cut);
@@ -647,8 +689,8 @@ impl Recovery<'_> {
             self.storage.sync_dir(&qdir).at("sync directory", &qdir)?;
             self.report.quarantined.push(target);
         }
-        file.file.set_len(stop.cut).at("truncate", path)?;
-        file.file.sync_data().at("sync", path)?;
+        io.set_len(stop.cut).at("truncate", path)?;
+        io.sync_data().at("sync", path)?;
         segment.end = stop.cut;
         segment.forget_from(stop.cut);
         self.report.torn_bytes_cut += len - stop.cut;
@@ -666,7 +708,9 @@ impl Recovery<'_> {
         let exists = self.storage.list(&qdir).is_ok();
         if !exists {
             self.storage.create_dir_all(&qdir).at("create", &qdir)?;
-            self.storage.sync_dir(self.dir).at("sync directory", self.dir)?;
+            self.storage
+                .sync_dir(self.dir)
+                .at("sync directory", self.dir)?;
         }
         Ok(qdir)
     }

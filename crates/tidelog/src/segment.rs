@@ -2,7 +2,7 @@
 //! each (its last LSN, its valid length, a sparse index from LSN to offset).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
@@ -16,29 +16,35 @@ use crate::types::Lsn;
 /// much (plus one batch).
 pub(crate) const INDEX_INTERVAL_BYTES: u64 = 16 << 10;
 
-/// An open segment file. Shared (behind an `Arc`) between the log and its readers, so a reader
-/// keeps reading a file that a checkpoint has since removed from the directory.
+/// A segment file. Shared (behind an `Arc`) between the log and its readers, so a reader keeps
+/// reading a file that a checkpoint has since removed from the directory.
+///
+/// A new segment is *planned* under the log's lock (its header, salt and name are chosen there,
+/// so appends can encode frames for it at once) and its file is created afterwards, outside the
+/// lock; writers of its first frames wait until the file exists.
 #[derive(Debug)]
 pub(crate) struct SegmentFile {
     pub(crate) path: PathBuf,
     pub(crate) header: SegmentHeader,
     pub(crate) seed: u32,
-    pub(crate) file: Box<dyn StorageFile>,
+    handle: OnceLock<Box<dyn StorageFile>>,
 }
 
 impl SegmentFile {
-    pub(crate) fn first_lsn(&self) -> Lsn {
-        self.header.first_lsn
+    /// An existing, open segment file.
+    pub(crate) fn opened(path: PathBuf, header: SegmentHeader, file: Box<dyn StorageFile>) -> Self {
+        let handle = OnceLock::new();
+        let _ = handle.set(file);
+        Self {
+            path,
+            seed: header.seed(),
+            header,
+            handle,
+        }
     }
 
-    /// Creates a new segment crash-safely: the header goes to a temporary file, which is synced,
-    /// renamed into place, and made durable with a directory sync.
-    pub(crate) fn create(
-        storage: &dyn Storage,
-        dir: &Path,
-        log_id: u128,
-        first_lsn: Lsn,
-    ) -> Result<SegmentFile> {
+    /// A segment starting at `first_lsn`, whose file is not created yet.
+    pub(crate) fn planned(dir: &Path, log_id: u128, first_lsn: Lsn) -> Self {
         let header = SegmentHeader {
             log_id,
             first_lsn,
@@ -46,18 +52,50 @@ impl SegmentFile {
             created_ms: crate::now_ms(),
         };
         let path = dir.join(segment_file_name(first_lsn));
-        let tmp = dir.join(format!("{}{TEMP_SUFFIX}", segment_file_name(first_lsn)));
-        let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
-        file.write_all_at(&header.encode(), 0).at("write", &tmp)?;
-        file.sync_data().at("sync", &tmp)?;
-        storage.rename(&tmp, &path).at("rename into place", &tmp)?;
-        storage.sync_dir(dir).at("sync directory", dir)?;
-        Ok(SegmentFile {
+        Self {
             path,
             seed: header.seed(),
             header,
-            file,
+            handle: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn first_lsn(&self) -> Lsn {
+        self.header.first_lsn
+    }
+
+    /// The open file, once it exists.
+    pub(crate) fn handle(&self) -> Option<&dyn StorageFile> {
+        self.handle.get().map(|b| &**b)
+    }
+
+    /// The open file; an error if it was never created (a bug, reported rather than a panic).
+    pub(crate) fn io(&self) -> Result<&dyn StorageFile> {
+        self.handle().ok_or_else(|| Error::Io {
+            op: "use",
+            path: self.path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "segment file not created yet",
+            ),
         })
+    }
+
+    /// Creates the planned file crash-safely: the header goes to a temporary file, which is
+    /// synced, renamed into place, and made durable with a directory sync.
+    pub(crate) fn create(&self, storage: &dyn Storage, dir: &Path) -> Result<()> {
+        let name = segment_file_name(self.first_lsn());
+        let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+        let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
+        file.write_all_at(&self.header.encode(), 0)
+            .at("write", &tmp)?;
+        file.sync_data().at("sync", &tmp)?;
+        storage
+            .rename(&tmp, &self.path)
+            .at("rename into place", &tmp)?;
+        storage.sync_dir(dir).at("sync directory", dir)?;
+        let _ = self.handle.set(file);
+        Ok(())
     }
 }
 
@@ -122,11 +160,11 @@ impl Segment {
 
     /// What a reader needs to look for `lsn` (or read on from it) without holding the log's
     /// lock: the file, where to start, where valid bytes end, and the ranges to skip.
-    pub(crate) fn view(&self, lsn: Lsn, end: u64) -> SegmentView {
+    pub(crate) fn view(&self, lsn: Lsn) -> SegmentView {
         SegmentView {
             file: Arc::clone(&self.file),
             start: self.scan_start(lsn),
-            end,
+            end: self.end,
             skips: self.skips.clone(),
         }
     }
@@ -145,6 +183,7 @@ pub(crate) struct SegmentView {
 
 impl SegmentView {
     /// A cursor at `start`, reading in chunks of `chunk` bytes.
+    #[must_use]
     pub(crate) fn cursor(&self, chunk: usize) -> FrameCursor {
         FrameCursor::new(self.file.seed, self.end, self.start).with_chunk(chunk)
     }
@@ -159,7 +198,7 @@ impl SegmentView {
         {
             cursor.seek(to);
         }
-        match cursor.step(&*file.file).at("read", &file.path)? {
+        match cursor.step(file.io()?).at("read", &file.path)? {
             Step::Frame { offset, header } => Ok(Some((header, offset))),
             Step::End => Ok(None),
             Step::Zeros { offset } => Err(Error::Corrupt {

@@ -27,6 +27,13 @@ pub enum CrashMode {
         /// Seed of the random choices, so a failing case can be replayed.
         seed: u64,
     },
+    /// Each unsynced write survives or not on its own (chosen by `seed`), whole or cut short:
+    /// later writes can reach the disk while earlier ones do not, as with a page cache that
+    /// writes pages back in any order. Unsynced directory changes survive as a random prefix.
+    Reordered {
+        /// Seed of the random choices, so a failing case can be replayed.
+        seed: u64,
+    },
 }
 
 /// An in-memory [`Storage`] that keeps durable and unsynced bytes apart and can
@@ -179,8 +186,9 @@ impl MemStorage {
         state.locks.clear();
         let mut rng = match mode {
             CrashMode::DropUnsynced => None,
-            CrashMode::Torn { seed } => Some(Rng(seed)),
+            CrashMode::Torn { seed } | CrashMode::Reordered { seed } => Some(Rng(seed)),
         };
+        let reorder = matches!(mode, CrashMode::Reordered { .. });
         let keep_dir_ops = rng.as_mut().map_or(0, |r| r.upto(state.pending.len()));
         for op in state.pending.drain(..).take(keep_dir_ops) {
             op.apply(&mut state.durable);
@@ -198,7 +206,22 @@ impl MemStorage {
         let mut inodes: Vec<_> = state.inodes.iter_mut().collect();
         inodes.sort_by_key(|(inode, _)| **inode);
         for (_, file) in inodes {
-            if let Some(rng) = rng.as_mut() {
+            if let (Some(rng), true) = (rng.as_mut(), reorder) {
+                for op in file.pending.drain(..) {
+                    match op {
+                        FileOp::Write { offset, data } => match rng.upto(3) {
+                            0 => {}
+                            1 => {
+                                let cut = rng.upto(data.len());
+                                write_into(&mut file.durable, offset, &data[..cut]);
+                            }
+                            _ => write_into(&mut file.durable, offset, &data),
+                        },
+                        // Size changes are metadata: journaled in order, kept.
+                        set_len @ FileOp::SetLen(_) => apply_file_op(&mut file.durable, &set_len),
+                    }
+                }
+            } else if let Some(rng) = rng.as_mut() {
                 let keep = rng.upto(file.pending.len());
                 let mut ops = file.pending.drain(..);
                 for op in ops.by_ref().take(keep) {
@@ -586,6 +609,31 @@ mod tests {
             // Anything after the intact prefix is garbage from the one torn write: at most 64 bytes.
             assert!(got.len() - intact <= 64, "seed {seed}");
         }
+    }
+
+    #[test]
+    fn reordered_crash_can_keep_a_later_write_without_an_earlier_one() {
+        let mut seen_hole = false;
+        for seed in 0..100 {
+            let storage = MemStorage::new();
+            storage.create_dir_all(Path::new("/d")).unwrap();
+            let a = write(&storage, "/d/a", b"0123");
+            a.sync_data().unwrap();
+            storage.sync_dir(Path::new("/d")).unwrap();
+            a.write_all_at(b"4567", 4).unwrap();
+            a.write_all_at(b"89ab", 8).unwrap();
+            storage.crash(CrashMode::Reordered { seed });
+            let got = storage.read_file(Path::new("/d/a")).unwrap();
+            assert!(
+                got.starts_with(b"0123"),
+                "seed {seed}: synced bytes survive"
+            );
+            seen_hole |= got.len() == 12 && got[4..8] != *b"4567";
+        }
+        assert!(
+            seen_hole,
+            "some seed keeps the second write but not the first"
+        );
     }
 
     #[test]
