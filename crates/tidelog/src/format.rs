@@ -116,12 +116,15 @@ impl SegmentHeader {
         if b[0..8] != SEGMENT_MAGIC {
             return Err(CorruptionKind::BadMagic);
         }
-        // The version comes before the checksum: another version may lay the header out
-        // differently, and "written by another version" is the useful answer then.
-        check_version(u32_at(b, 8))?;
         if crc32c::crc32c(&b[..60]) != u32_at(b, 60) {
+            // A header of another layout (another version with another length) cannot pass
+            // this checksum; a flipped bit in a header of this layout is damage.
+            if u32_at(b, 12) != SEGMENT_HEADER_LEN as u32 && u32_at(b, 8) != FORMAT_VERSION {
+                check_version(u32_at(b, 8))?;
+            }
             return Err(CorruptionKind::HeaderChecksum);
         }
+        check_version(u32_at(b, 8))?;
         Ok(Self {
             log_id: u128_at(b, 16),
             first_lsn: Lsn::new(u64_at(b, 32)),
@@ -169,15 +172,19 @@ impl CheckpointFile {
         if b.get(0..8) != Some(&CHECKPOINT_MAGIC[..]) {
             return Err(CorruptionKind::BadMagic);
         }
-        check_version(u32_at(b, 8))?;
-        if b.len() != CHECKPOINT_LEN {
-            return Err(CorruptionKind::TruncatedHeader {
-                len: b.len() as u64,
-            });
-        }
-        if crc32c::crc32c(&b[..48]) != u32_at(b, 48) {
+        if b.len() != CHECKPOINT_LEN || crc32c::crc32c(&b[..48]) != u32_at(b, 48) {
+            // Another length with another version is another layout; anything else is damage.
+            if b.len() != CHECKPOINT_LEN && u32_at(b, 8) != FORMAT_VERSION {
+                check_version(u32_at(b, 8))?;
+            }
+            if b.len() != CHECKPOINT_LEN {
+                return Err(CorruptionKind::TruncatedHeader {
+                    len: b.len() as u64,
+                });
+            }
             return Err(CorruptionKind::HeaderChecksum);
         }
+        check_version(u32_at(b, 8))?;
         Ok(Self {
             log_id: u128_at(b, 16),
             lsn: Lsn::new(u64_at(b, 32)),

@@ -904,10 +904,11 @@ impl Inner {
     fn note_appended(&self, bytes: u64) {
         if let SyncPolicy::Bytes(limit) = self.options.sync_policy {
             let before = self.unsynced_bytes.fetch_add(bytes, Ordering::AcqRel);
-            if before < limit && before + bytes >= limit {
-                if let Ok(_bg) = self.background.lock() {
-                    self.background_wake.notify_all();
-                }
+            if before < limit
+                && before + bytes >= limit
+                && let Ok(_bg) = self.background.lock()
+            {
+                self.background_wake.notify_all();
             }
         }
     }

@@ -5,3 +5,5 @@ mod checkpoint;
 mod common;
 mod crash;
 mod faults;
+mod group_commit;
+mod recovery;
