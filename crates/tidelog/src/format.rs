@@ -205,7 +205,20 @@ pub(crate) fn encode_frame(
     payload: &[u8],
     flags: u8,
 ) {
-    let start = buf.len();
+    buf.reserve(FRAME_HEADER_LEN + payload.len());
+    buf.extend_from_slice(&frame_header(seed, lsn, durable, payload, flags));
+    buf.extend_from_slice(payload);
+}
+
+/// The header of the frame holding `payload`, checksum included, so the payload can be written
+/// from where it is, without a copy.
+pub(crate) fn frame_header(
+    seed: u32,
+    lsn: Lsn,
+    durable: Lsn,
+    payload: &[u8],
+    flags: u8,
+) -> [u8; FRAME_HEADER_LEN] {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let lag = lsn
         .get()
@@ -213,15 +226,15 @@ pub(crate) fn encode_frame(
         .and_then(|lag| u32::try_from(lag).ok())
         .filter(|&lag| lag != LAG_UNKNOWN)
         .unwrap_or(LAG_UNKNOWN);
-    buf.reserve(FRAME_HEADER_LEN + payload.len());
-    buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&lsn.get().to_le_bytes());
-    buf.extend_from_slice(&[KIND_RECORD, flags, 0, 0]);
-    buf.extend_from_slice(&lag.to_le_bytes());
-    buf.extend_from_slice(payload);
-    let crc = crc32c::crc32c_append(seed, &buf[start + 4..]);
-    buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    let mut h = [0u8; FRAME_HEADER_LEN];
+    h[4..8].copy_from_slice(&len.to_le_bytes());
+    h[8..16].copy_from_slice(&lsn.get().to_le_bytes());
+    h[16] = KIND_RECORD;
+    h[17] = flags;
+    h[20..24].copy_from_slice(&lag.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &h[4..]), payload);
+    h[0..4].copy_from_slice(&crc.to_le_bytes());
+    h
 }
 
 /// The decoded header of a frame.

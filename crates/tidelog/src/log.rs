@@ -34,7 +34,7 @@ use crate::commit::{Cause, GroupCommit, Synced};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
     FLAG_BATCH_END, FLAG_BATCH_START, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, TEMP_SUFFIX,
-    encode_frame,
+    encode_frame, frame_header,
 };
 use crate::io::{DirLock, OpenMode, StdStorage, Storage, StorageFile};
 use crate::options::{Durability, Options, RecoveryMode, SyncPolicy};
@@ -151,11 +151,11 @@ impl State {
     }
 
     /// Takes the buffered frames out as a region for a writer.
-    fn take_buffer(&mut self, commit: &GroupCommit, capacity: usize) -> Option<Region> {
+    fn take_buffer(&mut self, commit: &GroupCommit, pool: &BufferPool) -> Option<Region> {
         if self.buf.is_empty() {
             return None;
         }
-        let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(capacity));
+        let bytes = std::mem::replace(&mut self.buf, pool.get());
         let last = self.next_lsn.prev();
         commit.handed(last);
         let region = Region {
@@ -167,6 +167,34 @@ impl State {
         };
         self.buf_offset += region.bytes.len() as u64;
         Some(region)
+    }
+}
+
+/// Spare write buffers, so handing the buffer to a writer does not allocate (a buffer of a
+/// few hundred KiB is an `mmap` for most allocators).
+#[derive(Debug)]
+struct BufferPool {
+    spare: Mutex<Vec<Vec<u8>>>,
+    capacity: usize,
+}
+
+impl BufferPool {
+    const KEEP: usize = 4;
+
+    fn get(&self) -> Vec<u8> {
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        spare.unwrap_or_else(|| Vec::with_capacity(self.capacity))
+    }
+
+    fn put(&self, mut buf: Vec<u8>) {
+        // Keep ordinary buffers only, not one grown by a huge batch.
+        if buf.capacity() <= self.capacity.max(64 << 10) * 4
+            && let Ok(mut spare) = self.spare.lock()
+            && spare.len() < Self::KEEP
+        {
+            buf.clear();
+            spare.push(buf);
+        }
     }
 }
 
@@ -216,6 +244,7 @@ struct Inner {
     background_wake: Condvar,
     /// Bytes appended since the last sync, for [`SyncPolicy::Bytes`].
     unsynced_bytes: AtomicU64,
+    buffers: BufferPool,
     _lock: DirLock,
 }
 
@@ -299,6 +328,7 @@ impl Log {
             closed: false,
         };
         let policy = options.sync_policy;
+        let buffer_capacity = options.write_buffer_bytes;
         let inner = Arc::new(Inner {
             dir,
             storage,
@@ -311,6 +341,10 @@ impl Log {
             background: Mutex::new(Background::default()),
             background_wake: Condvar::new(),
             unsynced_bytes: AtomicU64::new(0),
+            buffers: BufferPool {
+                spare: Mutex::new(Vec::new()),
+                capacity: buffer_capacity,
+            },
             _lock: dir_lock,
         });
         let worker = Arc::clone(&inner);
@@ -825,7 +859,7 @@ impl Inner {
             let mut st = self.state()?;
             let active = st.active();
             if !active.is_empty() && active.end + total > self.options.segment_bytes {
-                sealed_region = st.take_buffer(&self.commit, capacity);
+                sealed_region = st.take_buffer(&self.commit, &self.buffers);
                 roll = Some(self.plan_roll(&mut st));
             }
             let st = &mut *st;
@@ -842,7 +876,7 @@ impl Inner {
                 // The buffer's frames come before this batch; hand them out too.
                 let file = Arc::clone(&seg.file);
                 if !st.buf.is_empty() {
-                    let bytes = std::mem::replace(&mut st.buf, Vec::with_capacity(capacity));
+                    let bytes = std::mem::replace(&mut st.buf, self.buffers.get());
                     full = Some(Region {
                         file: Arc::clone(&file),
                         offset: st.buf_offset,
@@ -868,7 +902,7 @@ impl Inner {
                 let seed = seg.file.seed;
                 encode_batch(&mut st.buf, seed, first, hint, records);
                 if st.buf.len() >= capacity {
-                    full = st.take_buffer(&self.commit, capacity);
+                    full = st.take_buffer(&self.commit, &self.buffers);
                 }
             }
             (first, last)
@@ -883,15 +917,7 @@ impl Inner {
             self.write_region(region)?;
         }
         if let Some(d) = direct {
-            let mut bytes = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-            encode_batch(&mut bytes, d.file.seed, d.first, d.hint, records);
-            self.write_region(Region {
-                file: d.file,
-                offset: d.offset,
-                bytes,
-                first,
-                last,
-            })?;
+            self.write_direct(d, records, last)?;
         }
         self.note_appended(total);
         if durability == Durability::Synced || self.options.sync_policy == SyncPolicy::EveryCommit {
@@ -950,22 +976,67 @@ impl Inner {
 
     /// Writes a region once its segment file exists, and reports it written.
     fn write_region(&self, region: Region) -> Result<()> {
-        if region.file.handle().is_none() {
-            self.commit
-                .wait_until(None, |_| region.file.handle().is_some())?;
-        }
-        let file = region.file.io()?;
+        let file = self.ready(&region.file)?;
         if let Err(e) = file.write_all_at(&region.bytes, region.offset) {
             return Err(self.poison("write", &region.file.path, e));
         }
+        self.buffers.put(region.bytes);
         self.commit.complete(region.first, region.last)
+    }
+
+    /// The segment's open file, waiting for a roll in progress to create it.
+    fn ready<'a>(&self, segment: &'a SegmentFile) -> Result<&'a dyn StorageFile> {
+        if segment.handle().is_none() {
+            self.commit
+                .wait_until(None, |_| segment.handle().is_some())?;
+        }
+        segment.io()
+    }
+
+    /// Writes a batch that skips the shared buffer. Large payloads are written from where they
+    /// are (their header first), small ones are gathered and written together.
+    fn write_direct<B: AsRef<[u8]>>(&self, d: Direct, records: &[B], last: Lsn) -> Result<()> {
+        const IN_PLACE_BYTES: usize = 16 << 10;
+        let file = self.ready(&d.file)?;
+        let write = |bytes: &[u8], at: u64| {
+            file.write_all_at(bytes, at)
+                .map_err(|e| self.poison("write", &d.file.path, e))
+        };
+        let mut gathered = Vec::new();
+        let mut gathered_at = d.offset;
+        let mut at = d.offset;
+        let n = records.len();
+        for (i, record) in records.iter().enumerate() {
+            let payload = record.as_ref();
+            let lsn = Lsn::new(d.first.get() + i as u64);
+            let header = frame_header(d.file.seed, lsn, d.hint, payload, batch_flags(i, n));
+            if payload.len() >= IN_PLACE_BYTES {
+                if !gathered.is_empty() {
+                    write(&gathered, gathered_at)?;
+                    gathered.clear();
+                }
+                write(&header, at)?;
+                write(payload, at + FRAME_HEADER_LEN as u64)?;
+            } else {
+                if gathered.is_empty() {
+                    gathered_at = at;
+                }
+                gathered.extend_from_slice(&header);
+                gathered.extend_from_slice(payload);
+            }
+            at += (FRAME_HEADER_LEN + payload.len()) as u64;
+        }
+        if !gathered.is_empty() {
+            write(&gathered, gathered_at)?;
+        }
+        self.commit.complete(d.first, last)
     }
 
     /// Writes out the buffer and waits until every record appended is written and the active
     /// segment exists, so maintenance can work on the files. Called with the state lock held;
     /// writers in flight and rollers finish without it.
     fn quiesce(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
-        if let Some(region) = st.take_buffer(&self.commit, self.options.write_buffer_bytes) {
+        if let Some(region) = st.take_buffer(&self.commit, &self.buffers) {
             self.write_region(region)?;
         }
         let last = st.next_lsn.prev();
@@ -985,9 +1056,7 @@ impl Inner {
     /// written watermark (earlier segments were synced when they were sealed), and report it.
     fn lead(&self) -> Result<Synced> {
         let pending = self.unsynced_bytes.load(Ordering::Acquire);
-        let region = self
-            .state()?
-            .take_buffer(&self.commit, self.options.write_buffer_bytes);
+        let region = self.state()?.take_buffer(&self.commit, &self.buffers);
         if let Some(region) = region {
             self.write_region(region)?;
         }
@@ -1178,11 +1247,16 @@ fn encode_batch<B: AsRef<[u8]>>(
 ) {
     let n = records.len();
     for (i, record) in records.iter().enumerate() {
-        let start = if i == 0 { FLAG_BATCH_START } else { 0 };
-        let end = if i + 1 == n { FLAG_BATCH_END } else { 0 };
         let lsn = Lsn::new(first.get() + i as u64);
-        encode_frame(buf, seed, lsn, hint, record.as_ref(), start | end);
+        encode_frame(buf, seed, lsn, hint, record.as_ref(), batch_flags(i, n));
     }
+}
+
+/// The batch flags of record `i` of a batch of `n`.
+fn batch_flags(i: usize, n: usize) -> u8 {
+    let start = if i == 0 { FLAG_BATCH_START } else { 0 };
+    let end = if i + 1 == n { FLAG_BATCH_END } else { 0 };
+    start | end
 }
 
 /// A future that resolves once a record is durable; from [`Log::durable`].

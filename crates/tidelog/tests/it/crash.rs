@@ -12,6 +12,8 @@ use crate::common::SEGMENT_BYTES;
 #[derive(Debug, Clone, Copy)]
 enum Step {
     Append(Durability),
+    /// A record large enough to be written in place, header and payload apart.
+    Large(Durability),
     Batch(usize, Durability),
     Sync,
     /// Checkpoint at `last - n`.
@@ -27,7 +29,9 @@ fn script() -> Vec<Step> {
     for round in 0..3 {
         steps.extend([Step::Append(Buffered); 5]);
         steps.push(Step::Batch(3, Buffered));
+        steps.push(Step::Large(Buffered));
         steps.push(Step::Sync);
+        steps.push(Step::Large(Synced));
         steps.push(Step::Append(Synced));
         steps.push(Step::Batch(4, Synced));
         steps.extend([Step::Append(Buffered); 30]);
@@ -68,12 +72,16 @@ impl Model {
     }
 
     fn push(&mut self, n: usize, step_no: usize) -> Vec<Vec<u8>> {
+        self.push_sized(n, step_no, |lsn| (lsn * 13 % 60) as usize)
+    }
+
+    fn push_sized(&mut self, n: usize, step_no: usize, pad: impl Fn(u64) -> usize) -> Vec<Vec<u8>> {
         let first = self.last() + 1;
         let records: Vec<Vec<u8>> = (0..n as u64)
             .map(|i| {
                 let lsn = first + i;
                 let mut p = format!("step {step_no} lsn {lsn} ").into_bytes();
-                p.resize(p.len() + (lsn * 13 % 60) as usize, b'x');
+                p.resize(p.len() + pad(lsn), b'x');
                 p
             })
             .collect();
@@ -100,6 +108,14 @@ fn run(log: &Log) -> Model {
             match step {
                 Step::Append(d) => {
                     let rec = m.push(1, no);
+                    let lsn = log.append(&rec[0], d)?;
+                    assert_eq!(lsn.get(), m.last());
+                    if d == Durability::Synced {
+                        m.acked = lsn.get();
+                    }
+                }
+                Step::Large(d) => {
+                    let rec = m.push_sized(1, no, |lsn| 70_000 + lsn as usize);
                     let lsn = log.append(&rec[0], d)?;
                     assert_eq!(lsn.get(), m.last());
                     if d == Durability::Synced {
