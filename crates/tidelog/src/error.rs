@@ -127,6 +127,10 @@ pub enum Error {
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
+
+    /// The log was opened read-only and the call would write.
+    #[error("the log was opened read-only")]
+    ReadOnly,
 }
 
 /// What is wrong with a damaged part of a log file.

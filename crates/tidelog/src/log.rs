@@ -99,6 +99,12 @@ impl LogBuilder {
         self
     }
 
+    /// Open read-only, for inspection ([`Options::read_only`]).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.options.read_only = read_only;
+        self
+    }
+
     /// The storage the log lives on; the real file system by default.
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
@@ -245,7 +251,7 @@ struct Inner {
     /// Bytes appended since the last sync, for [`SyncPolicy::Bytes`].
     unsynced_bytes: AtomicU64,
     buffers: BufferPool,
-    _lock: DirLock,
+    _lock: Option<DirLock>,
 }
 
 /// A durable, recoverable write-ahead log in one directory.
@@ -292,7 +298,7 @@ impl Log {
             storage,
         } = builder;
         options.validate()?;
-        if options.create_if_missing {
+        if options.create_if_missing && !options.read_only {
             storage.create_dir_all(&dir).at("create directory", &dir)?;
         } else if let Err(e) = storage.list(&dir) {
             return match e.kind() {
@@ -304,14 +310,19 @@ impl Log {
                 }),
             };
         }
-        let dir_lock = storage.lock_dir(&dir).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock => Error::Locked { path: dir.clone() },
-            _ => Error::Io {
-                op: "lock",
-                path: dir.clone(),
-                source: e,
-            },
-        })?;
+        // A read-only log changes nothing, so it takes no lock: a writer may hold it.
+        let dir_lock = if options.read_only {
+            None
+        } else {
+            Some(storage.lock_dir(&dir).map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock => Error::Locked { path: dir.clone() },
+                _ => Error::Io {
+                    op: "lock",
+                    path: dir.clone(),
+                    source: e,
+                },
+            })?)
+        };
         let recovered = recovery::recover(&*storage, &dir, &options)?;
         let buf_offset = recovered
             .segments
@@ -347,6 +358,12 @@ impl Log {
             },
             _lock: dir_lock,
         });
+        if inner.options.read_only {
+            return Ok(Log {
+                inner,
+                syncer: None,
+            });
+        }
         let worker = Arc::clone(&inner);
         let syncer = std::thread::Builder::new()
             .name("tidelog-syncer".into())
@@ -640,6 +657,7 @@ impl Log {
     /// Syncs, writes and fsyncs the checkpoint file, and removes files.
     pub fn checkpoint(&self, lsn: Lsn) -> Result<()> {
         let inner = &*self.inner;
+        inner.writable()?;
         let _maintenance = lock(&inner.maintenance)?;
         {
             let st = inner.state()?;
@@ -683,6 +701,7 @@ impl Log {
     /// Waits for appends in flight, then removes and truncates files and syncs.
     pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
         let inner = &*self.inner;
+        inner.writable()?;
         let _maintenance = lock(&inner.maintenance)?;
         let mut st = inner.state()?;
         if lsn >= st.next_lsn.prev() {
@@ -757,6 +776,7 @@ impl Log {
     /// Waits for appends in flight, writes the checkpoint, creates a segment, removes files.
     pub fn reset(&self) -> Result<()> {
         let inner = &*self.inner;
+        inner.writable()?;
         let _maintenance = lock(&inner.maintenance)?;
         let mut st = inner.state()?;
         inner.quiesce(&mut st)?;
@@ -818,6 +838,14 @@ impl Drop for Log {
 }
 
 impl Inner {
+    fn writable(&self) -> Result<()> {
+        if self.options.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Locks the append state, failing if the log is poisoned or closed.
     fn state(&self) -> Result<MutexGuard<'_, State>> {
         if self.commit.is_poisoned() {
@@ -838,6 +866,9 @@ impl Inner {
         records: &[B],
         durability: Durability,
     ) -> Result<(Lsn, Lsn)> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly);
+        }
         if records.is_empty() {
             return Err(Error::EmptyBatch);
         }

@@ -81,6 +81,11 @@ pub struct Options {
     pub write_buffer_bytes: usize,
     /// Create the log if the directory holds none. Default `true`.
     pub create_if_missing: bool,
+    /// Open without changing anything, for inspection: recovery runs as a dry run (its report
+    /// says what it would do), no lock is taken (another process may be writing the log), no
+    /// background thread starts, and every call that would write fails with
+    /// [`Error::ReadOnly`]. Default `false`.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -92,6 +97,7 @@ impl Default for Options {
             sync_policy: SyncPolicy::default(),
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             create_if_missing: true,
+            read_only: false,
         }
     }
 }

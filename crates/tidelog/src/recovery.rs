@@ -60,6 +60,9 @@ pub struct RecoveryReport {
     pub unknown_files: Vec<PathBuf>,
     /// How long recovery took.
     pub duration: Duration,
+    /// Whether this was a dry run (a read-only open): the actions and paths reported are what a
+    /// real recovery would do, and nothing was changed.
+    pub dry_run: bool,
 }
 
 impl RecoveryReport {
@@ -115,9 +118,14 @@ impl fmt::Display for RecoveryReport {
         } else {
             "damage found and handled"
         };
+        let dry = if self.dry_run {
+            ", dry run: nothing changed"
+        } else {
+            ""
+        };
         writeln!(
             f,
-            "recovery ({:?}): {verdict} in {:.1?}",
+            "recovery ({:?}{dry}): {verdict} in {:.1?}",
             self.mode, self.duration
         )?;
         writeln!(
@@ -194,6 +202,8 @@ struct Recovery<'a> {
     mode: RecoveryMode,
     report: RecoveryReport,
     dir_dirty: bool,
+    /// Change nothing: report what would be done.
+    dry_run: bool,
 }
 
 /// Whether `name` is a temporary file that tidelog itself writes.
@@ -249,7 +259,9 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
             ..RecoveryReport::default()
         },
         dir_dirty: false,
+        dry_run: options.read_only,
     };
+    rec.report.dry_run = options.read_only;
     let mut names = storage.list(dir).at("list", dir)?;
     names.sort();
     let mut segments: Vec<(Lsn, PathBuf)> = Vec::new();
@@ -261,10 +273,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         } else if name == CHECKPOINT_FILE {
             checkpoint_path = Some(path);
         } else if name.to_str().is_some_and(is_own_temp) {
-            storage
-                .remove_file(&path)
-                .at("remove temporary file", &path)?;
-            rec.dir_dirty = true;
+            rec.remove(&path, "remove temporary file")?;
             rec.report.removed_temp_files.push(path);
         } else if name == crate::io::LOCK_FILE || name == QUARANTINE_DIR {
         } else {
@@ -275,7 +284,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         .map(|p| read_checkpoint(storage, &p))
         .transpose()?;
     let created = checkpoint.is_none() && segments.is_empty();
-    if created && !options.create_if_missing {
+    if created && (!options.create_if_missing || options.read_only) {
         return Err(Error::NotFound {
             path: dir.to_path_buf(),
         });
@@ -298,10 +307,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
     // Segments whose successor starts at or below the checkpoint hold only dropped records.
     let below = segments.windows(2).take_while(|w| w[1].0 <= cp).count();
     for (_, path) in segments.drain(..below) {
-        storage
-            .remove_file(&path)
-            .at("remove checkpointed segment", &path)?;
-        rec.dir_dirty = true;
+        rec.remove(&path, "remove checkpointed segment")?;
         rec.report.removed_below_checkpoint.push(path);
     }
 
@@ -313,7 +319,12 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         let is_last = i + 1 == segments.len();
         let (name_lsn, path) = &segments[i];
         rec.report.segments_scanned += 1;
-        let file = storage.open(path, OpenMode::ReadWrite).at("open", path)?;
+        let open_mode = if rec.dry_run {
+            OpenMode::ReadOnly
+        } else {
+            OpenMode::ReadWrite
+        };
+        let file = storage.open(path, open_mode).at("open", path)?;
         let len = file.len().at("stat", path)?;
         let mut head = vec![0; SEGMENT_HEADER_LEN.min(usize::try_from(len).unwrap_or(0))];
         file.read_exact_at(&mut head, 0).at("read", path)?;
@@ -426,10 +437,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
     if kept.last().is_some_and(|s| s.last_lsn.next() < cp)
         && let Some(seg) = kept.pop()
     {
-        storage
-            .remove_file(&seg.file.path)
-            .at("remove checkpointed segment", &seg.file.path)?;
-        rec.dir_dirty = true;
+        rec.remove(&seg.file.path, "remove checkpointed segment")?;
         rec.report
             .removed_below_checkpoint
             .push(seg.file.path.clone());
@@ -439,8 +447,11 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         storage.sync_dir(dir).at("sync directory", dir)?;
     }
     if kept.is_empty() {
+        // The log needs a segment to take appends; a read-only one only a placeholder.
         let file = SegmentFile::planned(dir, log_id, next_lsn);
-        file.create(storage, dir)?;
+        if !rec.dry_run {
+            file.create(storage, dir)?;
+        }
         kept.push(Segment::new(file));
     }
 
@@ -668,6 +679,15 @@ impl Recovery<'_> {
         })
     }
 
+    /// Removes a file (or, in a dry run, only notes that it would).
+    fn remove(&mut self, path: &Path, op: &'static str) -> Result<()> {
+        if !self.dry_run {
+            self.storage.remove_file(path).at(op, path)?;
+            self.dir_dirty = true;
+        }
+        Ok(())
+    }
+
     /// Cuts a segment at the stop's cut point, keeping a copy of the cut bytes in quarantine.
     fn cut(&mut self, segment: &mut Segment, len: u64, stop: Stop) -> Result<()> {
         let file = Arc::clone(&segment.file);
@@ -676,7 +696,9 @@ impl Recovery<'_> {
         let io = file.io()?;
         let n = io.read_full_at(&mut bytes, stop.cut).at("read", path)?;
         bytes.truncate(n);
-        if bytes.iter().any(|&b| b != 0) {
+        if self.dry_run {
+            // Nothing is written: the report says what a real recovery would cut.
+        } else if bytes.iter().any(|&b| b != 0) {
             let name = format!("{}.{}.cut", file_name(path), stop.cut);
             let qdir = self.quarantine_dir()?;
             let target = self.unique_in(&qdir, &name)?;
@@ -689,8 +711,10 @@ impl Recovery<'_> {
             self.storage.sync_dir(&qdir).at("sync directory", &qdir)?;
             self.report.quarantined.push(target);
         }
-        io.set_len(stop.cut).at("truncate", path)?;
-        io.sync_data().at("sync", path)?;
+        if !self.dry_run {
+            io.set_len(stop.cut).at("truncate", path)?;
+            io.sync_data().at("sync", path)?;
+        }
         segment.end = stop.cut;
         segment.forget_from(stop.cut);
         self.report.torn_bytes_cut += len - stop.cut;
@@ -730,6 +754,13 @@ impl Recovery<'_> {
     /// Moves whole segment files into the quarantine folder.
     fn quarantine_all(&mut self, segments: &[(Lsn, PathBuf)]) -> Result<()> {
         if segments.is_empty() {
+            return Ok(());
+        }
+        if self.dry_run {
+            let qdir = self.dir.join(QUARANTINE_DIR);
+            for (_, path) in segments {
+                self.report.quarantined.push(qdir.join(file_name(path)));
+            }
             return Ok(());
         }
         let qdir = self.quarantine_dir()?;

@@ -271,3 +271,89 @@ fn log_is_send_and_sync_and_appends_from_threads() -> Result<()> {
     assert_eq!(log.durable_lsn(), Lsn::new(400));
     Ok(())
 }
+
+/// Every file under the log directory with its bytes, to show a read-only open changes nothing.
+fn snapshot(env: &Env) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for name in env.list(&env.dir) {
+        let path = env.dir.join(&name);
+        if env.storage.list(&path).is_ok() {
+            for inner in env.list(&path) {
+                files.push((format!("{name}/{inner}"), env.read_file(&path.join(&inner))));
+            }
+        } else {
+            files.push((name, env.read_file(&path)));
+        }
+    }
+    files
+}
+
+#[test]
+fn read_only_open_is_a_dry_run_that_changes_nothing() -> Result<()> {
+    for env in Env::both() {
+        let log = env.open()?;
+        append_n(&log, 300)?;
+        log.close()?;
+        // Damage: a torn write after the last frame, and a stray temporary file.
+        let last = env.segment_paths().pop().expect("a segment");
+        let mut bytes = env.read_file(&last);
+        bytes.extend_from_slice(&[0xab; 11]);
+        env.write_file(&last, &bytes);
+        env.write_file(&env.dir.join("CHECKPOINT.tmp"), b"half");
+        let before = snapshot(&env);
+
+        let ro = env.builder().read_only(true).open()?;
+        assert_eq!(
+            snapshot(&env),
+            before,
+            "{}: a read-only open changed a byte",
+            env.name()
+        );
+        let report = ro.recovery_report();
+        assert!(report.dry_run, "{}", env.name());
+        assert_eq!(report.torn_bytes_cut, 11, "{report}");
+        assert_eq!(report.removed_temp_files.len(), 1, "{report}");
+        assert_holds(&ro, 1, 300)?;
+        assert_eq!(ro.read(Lsn::new(300))?.data(), payload(300));
+        assert!(matches!(
+            ro.append(b"x", Durability::Buffered),
+            Err(Error::ReadOnly)
+        ));
+        assert!(matches!(ro.checkpoint(Lsn::new(2)), Err(Error::ReadOnly)));
+        assert!(matches!(
+            ro.truncate_after(Lsn::new(2)),
+            Err(Error::ReadOnly)
+        ));
+        assert!(matches!(ro.reset(), Err(Error::ReadOnly)));
+        ro.sync()?; // nothing to sync
+        // A writer may hold the directory meanwhile.
+        let writer = env.open()?;
+        let again = env.builder().read_only(true).open()?;
+        assert_eq!(again.last_lsn()?, Lsn::new(300));
+        drop((ro, again, writer));
+        assert_ne!(
+            snapshot(&env),
+            before,
+            "{}: the writer's recovery did change it",
+            env.name()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn read_only_open_never_creates_a_log() {
+    for env in Env::both() {
+        let err = env.builder().read_only(true).open().unwrap_err();
+        assert!(
+            matches!(err, Error::NotFound { .. }),
+            "{}: {err}",
+            env.name()
+        );
+        assert!(
+            env.storage.list(&env.dir).is_err(),
+            "{}: no directory was made",
+            env.name()
+        );
+    }
+}
