@@ -565,7 +565,7 @@ impl Log {
             st.segments[i].view(lsn)
         };
         match view.find(lsn)? {
-            Some(frame) => Ok(Record::new(lsn, frame.payload)),
+            Some(frame) => Ok(Record::new(lsn, frame.payload, frame.header.flags)),
             None => Err(Error::RecordLost { lsn }),
         }
     }

@@ -10,11 +10,23 @@ use crate::types::Lsn;
 pub struct Record {
     lsn: Lsn,
     data: Vec<u8>,
+    flags: u8,
 }
 
 impl Record {
-    pub(crate) fn new(lsn: Lsn, data: Vec<u8>) -> Self {
-        Self { lsn, data }
+    pub(crate) fn new(lsn: Lsn, data: Vec<u8>, flags: u8) -> Self {
+        Self { lsn, data, flags }
+    }
+
+    /// Whether the record is the first of the batch it was appended in (a single append is a
+    /// batch of one).
+    pub fn is_batch_start(&self) -> bool {
+        self.flags & crate::format::FLAG_BATCH_START != 0
+    }
+
+    /// Whether the record is the last of the batch it was appended in.
+    pub fn is_batch_end(&self) -> bool {
+        self.flags & crate::format::FLAG_BATCH_END != 0
     }
 
     /// The record's LSN.
@@ -77,7 +89,8 @@ impl Iter {
                 Some((header, _)) if header.lsn > self.last => return Ok(None),
                 Some((header, _)) => {
                     self.next = header.lsn.next();
-                    return Ok(Some(Record::new(header.lsn, cursor.payload().to_vec())));
+                    let data = cursor.payload().to_vec();
+                    return Ok(Some(Record::new(header.lsn, data, header.flags)));
                 }
             }
         }

@@ -17,6 +17,11 @@ fn appends_get_dense_lsns_and_read_back_after_reopen() -> Result<()> {
         assert!(log.segments()?.len() > 3, "small segments roll");
         assert_holds(&log, 1, 302)?;
         assert_eq!(log.read(Lsn::new(150))?.data(), payload(150));
+        let batch: Vec<(bool, bool)> = log
+            .range(Lsn::new(300)..)?
+            .map(|r| r.map(|r| (r.is_batch_start(), r.is_batch_end())))
+            .collect::<Result<_>>()?;
+        assert_eq!(batch, vec![(true, true), (true, false), (false, true)]);
         log.close()?;
 
         let log = env.open()?;
