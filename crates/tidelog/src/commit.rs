@@ -85,6 +85,8 @@ pub(crate) struct GroupCommit {
     progress: Mutex<Progress>,
     changed: Condvar,
     poisoned: AtomicBool,
+    /// The log was closed: waiters give up with [`Error::Closed`].
+    closed: AtomicBool,
     /// Mirrors of the watermarks, for lock-free reads.
     durable: AtomicU64,
     written: AtomicU64,
@@ -108,6 +110,7 @@ impl GroupCommit {
             progress: Mutex::new(progress),
             changed: Condvar::new(),
             poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             durable: AtomicU64::new(durable.get()),
             written: AtomicU64::new(durable.get()),
             handed: AtomicU64::new(durable.get()),
@@ -137,6 +140,28 @@ impl GroupCommit {
 
     pub(crate) fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the log closed and wakes every waiter, blocking or async, to give up.
+    pub(crate) fn close(&self) {
+        let wakers = match self.progress.lock() {
+            Ok(mut p) => {
+                self.closed.store(true, Ordering::Release);
+                self.changed.notify_all();
+                std::mem::take(&mut p.wakers)
+            }
+            Err(_) => {
+                self.closed.store(true, Ordering::Release);
+                Vec::new()
+            }
+        };
+        for (_, waker) in wakers {
+            waker.wake();
+        }
     }
 
     /// Records that every LSN up to `last` has been handed to a writer.
@@ -244,6 +269,9 @@ impl GroupCommit {
             if self.is_poisoned() {
                 return Err(p.cause.as_ref().map_or(Error::Poisoned, Cause::to_error));
             }
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
             match deadline {
                 None => p = self.wait(p)?,
                 Some(deadline) => {
@@ -291,7 +319,7 @@ impl GroupCommit {
         let Ok(mut p) = self.progress.lock() else {
             return false;
         };
-        if p.durable >= target || self.is_poisoned() {
+        if p.durable >= target || self.is_poisoned() || self.is_closed() {
             return false;
         }
         match p.wakers.iter_mut().find(|(_, w)| w.will_wake(waker)) {

@@ -63,7 +63,7 @@ mod types;
 
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::format::{FORMAT_VERSION, MAX_RECORD_BYTES_LIMIT};
-pub use crate::log::{DurableFuture, Log, LogBuilder, SegmentInfo};
+pub use crate::log::{DurableFuture, Log, LogBuilder, SegmentInfo, Tail};
 pub use crate::options::{
     DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Durability,
     MIN_SEGMENT_BYTES, Options, RecoveryMode, SyncPolicy,

@@ -25,7 +25,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ use crate::format::{
 };
 use crate::io::{DirLock, OpenMode, StdStorage, Storage, StorageFile};
 use crate::options::{Durability, Options, RecoveryMode, SyncPolicy};
-use crate::reader::{Iter, Record};
+use crate::reader::{Iter, Reaper, Record};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{FoundFrame, Segment, SegmentFile};
 use crate::types::Lsn;
@@ -251,6 +251,8 @@ struct Inner {
     /// Bytes appended since the last sync, for [`SyncPolicy::Bytes`].
     unsynced_bytes: AtomicU64,
     buffers: BufferPool,
+    /// Segment files a checkpoint or reset dropped, removed once no reader holds them.
+    retired: Mutex<Vec<Arc<SegmentFile>>>,
     _lock: Option<DirLock>,
 }
 
@@ -356,6 +358,7 @@ impl Log {
                 spare: Mutex::new(Vec::new()),
                 capacity: buffer_capacity,
             },
+            retired: Mutex::new(Vec::new()),
             _lock: dir_lock,
         });
         if inner.options.read_only {
@@ -485,6 +488,7 @@ impl Log {
             inner: Arc::clone(&self.inner),
             target: lsn,
             requested: false,
+            request: true,
         })
     }
 
@@ -615,34 +619,37 @@ impl Log {
     /// [`Error::BelowCheckpoint`] if the range starts below the checkpoint, [`Error::Poisoned`],
     /// [`Error::Closed`]. Items are `Err` for damage found while reading.
     pub fn range(&self, range: impl RangeBounds<Lsn>) -> Result<Iter> {
-        let st = self.inner.state()?;
-        let from = match range.start_bound() {
-            Bound::Included(&l) => l,
-            Bound::Excluded(&l) => l.next(),
-            Bound::Unbounded => st.checkpoint,
-        };
-        if from < st.checkpoint {
-            return Err(Error::BelowCheckpoint {
+        range_of(&self.inner, range)
+    }
+
+    /// A follower that reads the log from `from` on and, having read everything durable, waits
+    /// for more: [`Tail::recv`] blocks (woken when the durable LSN moves, never by polling),
+    /// [`Tail::recv_timeout`] gives up after a while, [`Tail::recv_async`] awaits. It sees
+    /// durable records only, so never one a crash could take away, and pins the segments it may
+    /// still read. Any number of followers can run at once.
+    ///
+    /// # Errors
+    /// [`Error::BelowCheckpoint`] if `from` is below the checkpoint, [`Error::InvalidLsn`] for
+    /// LSN 0, [`Error::Poisoned`], [`Error::Closed`].
+    pub fn tail(&self, from: Lsn) -> Result<Tail> {
+        if from == Lsn::ZERO {
+            return Err(Error::InvalidLsn {
                 lsn: from,
-                checkpoint: st.checkpoint,
+                reason: "LSNs start at 1",
             });
         }
-        let from = from.max(Lsn::FIRST);
-        let durable = self.durable_lsn();
-        let to = match range.end_bound() {
-            Bound::Included(&l) => l.min(durable),
-            Bound::Excluded(&l) => l.prev().min(durable),
-            Bound::Unbounded => durable,
-        };
-        let mut views = Vec::new();
-        if from <= to {
-            let first = st.segment_of(from);
-            let last = st.segment_of(to);
-            for i in first..=last {
-                views.push(st.segments[i].view(if i == first { from } else { Lsn::ZERO }));
-            }
+        let checkpoint = self.inner.state()?.checkpoint;
+        if from < checkpoint {
+            return Err(Error::BelowCheckpoint {
+                lsn: from,
+                checkpoint,
+            });
         }
-        Ok(Iter::new(views, from, to))
+        Ok(Tail {
+            log: Arc::downgrade(&self.inner),
+            next: from,
+            iter: None,
+        })
     }
 
     /// Declares that records below `lsn` are no longer needed. The checkpoint is persisted
@@ -685,7 +692,7 @@ impl Log {
                 .count();
             st.segments.drain(..k).collect()
         };
-        inner.remove_segments(&removed)
+        inner.retire(removed)
     }
 
     /// Durably discards every record after `lsn` (the Raft conflict case); the next append gets
@@ -797,9 +804,7 @@ impl Log {
         let old: Vec<Segment> = st.segments.drain(..n - 1).collect();
         drop(st);
         inner.commit.advance_durable(next.prev())?;
-        inner
-            .remove_segments(&old)
-            .inspect_err(|e| inner.poison_with(e))
+        inner.retire(old).inspect_err(|e| inner.poison_with(e))
     }
 
     /// Syncs and closes the log, reporting what a drop would swallow.
@@ -829,6 +834,9 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         self.stop_background();
+        // Followers waiting for records give up once the log is gone.
+        let inner = Arc::clone(&self.inner);
+        let _close_followers = CloseOnDrop(inner);
         // Best effort: a caller who needs the outcome uses `close`.
         let closed = lock(&self.inner.state).map_or(true, |st| st.closed);
         if !closed && !self.inner.commit.is_poisoned() {
@@ -1173,26 +1181,47 @@ impl Inner {
         }
     }
 
-    fn remove_segments(&self, segments: &[Segment]) -> Result<()> {
+    /// Drops segments from the log: their files are removed now, or as soon as the last
+    /// reader holding one lets go (a reader never finds a file gone under it).
+    fn retire(&self, segments: Vec<Segment>) -> Result<()> {
         if segments.is_empty() {
             return Ok(());
         }
-        for seg in segments {
-            let path = &seg.file.path;
-            match self.storage.remove_file(path) {
+        lock(&self.retired)?.extend(segments.into_iter().map(|s| s.file));
+        self.reap_files()
+    }
+
+    /// Removes the retired files no reader holds any more.
+    fn reap_files(&self) -> Result<()> {
+        let free: Vec<Arc<SegmentFile>> = {
+            let mut retired = lock(&self.retired)?;
+            let (free, held) = retired.drain(..).partition(|f| Arc::strong_count(f) == 1);
+            *retired = held;
+            free
+        };
+        if free.is_empty() {
+            return Ok(());
+        }
+        let mut failed = None;
+        for (i, file) in free.iter().enumerate() {
+            match self.storage.remove_file(&file.path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(Error::Io {
+                    // Keep what is left for the next attempt.
+                    lock(&self.retired)?.extend(free[i..].iter().cloned());
+                    failed = Some(Error::Io {
                         op: "remove",
-                        path: path.clone(),
+                        path: file.path.clone(),
                         source: e,
                     });
+                    break;
                 }
                 _ => {}
             }
         }
         self.storage
             .sync_dir(&self.dir)
-            .at("sync directory", &self.dir)
+            .at("sync directory", &self.dir)?;
+        failed.map_or(Ok(()), Err)
     }
 
     fn write_checkpoint(&self, lsn: Lsn) -> Result<()> {
@@ -1267,6 +1296,166 @@ impl Inner {
     }
 }
 
+/// An iterator over the durable records of `range` (see [`Log::range`]).
+fn range_of(inner: &Arc<Inner>, range: impl RangeBounds<Lsn>) -> Result<Iter> {
+    let st = inner.state()?;
+    let from = match range.start_bound() {
+        Bound::Included(&l) => l,
+        Bound::Excluded(&l) => l.next(),
+        Bound::Unbounded => st.checkpoint,
+    };
+    if from < st.checkpoint {
+        return Err(Error::BelowCheckpoint {
+            lsn: from,
+            checkpoint: st.checkpoint,
+        });
+    }
+    let from = from.max(Lsn::FIRST);
+    let durable = inner.commit.durable();
+    let to = match range.end_bound() {
+        Bound::Included(&l) => l.min(durable),
+        Bound::Excluded(&l) => l.prev().min(durable),
+        Bound::Unbounded => durable,
+    };
+    let mut views = Vec::new();
+    if from <= to {
+        let first = st.segment_of(from);
+        let last = st.segment_of(to);
+        for i in first..=last {
+            views.push(st.segments[i].view(if i == first { from } else { Lsn::ZERO }));
+        }
+    }
+    let reaper: Weak<dyn Reaper> = Arc::downgrade(inner) as Weak<dyn Reaper>;
+    Ok(Iter::new(views, from, to, Some(reaper)))
+}
+
+/// A follower of a log, from [`Log::tail`]: reads every durable record in LSN order and waits
+/// for the next ones.
+#[derive(Debug)]
+pub struct Tail {
+    log: Weak<Inner>,
+    next: Lsn,
+    iter: Option<Iter>,
+}
+
+impl Tail {
+    /// The LSN of the next record it will return.
+    pub fn position(&self) -> Lsn {
+        self.next
+    }
+
+    /// The next record if one is durable, without waiting.
+    ///
+    /// # Errors
+    /// [`Error::BelowCheckpoint`] if a checkpoint dropped the records it had not read yet,
+    /// [`Error::Closed`] once the log is closed, [`Error::Poisoned`], and read errors.
+    pub fn try_recv(&mut self) -> Result<Option<Record>> {
+        loop {
+            if let Some(iter) = self.iter.as_mut() {
+                match iter.next() {
+                    Some(Ok(record)) => {
+                        self.next = record.lsn().next();
+                        return Ok(Some(record));
+                    }
+                    Some(Err(e)) => {
+                        self.iter = None;
+                        return Err(e);
+                    }
+                    None => {
+                        // Past the end of that snapshot (and past any skipped records).
+                        self.next = self.next.max(iter.last_lsn().next());
+                        self.iter = None;
+                    }
+                }
+            }
+            let inner = self.log.upgrade().ok_or(Error::Closed)?;
+            if inner.commit.is_closed() {
+                return Err(Error::Closed);
+            }
+            if inner.commit.durable() < self.next {
+                return Ok(None);
+            }
+            self.iter = Some(range_of(&inner, self.next..)?);
+        }
+    }
+
+    /// The next record, waiting up to `timeout` for it to become durable.
+    ///
+    /// # Errors
+    /// As [`Tail::try_recv`].
+    ///
+    /// # Blocking
+    /// Up to `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Record>> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    /// The next record, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// As [`Tail::try_recv`].
+    ///
+    /// # Blocking
+    /// Until a record is durable, or the log is closed or poisoned.
+    pub fn recv(&mut self) -> Result<Record> {
+        loop {
+            if let Some(record) = self.recv_until(None)? {
+                return Ok(record);
+            }
+        }
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Record>> {
+        loop {
+            if let Some(record) = self.try_recv()? {
+                return Ok(Some(record));
+            }
+            let inner = self.log.upgrade().ok_or(Error::Closed)?;
+            let next = self.next;
+            if !inner.commit.wait_until(deadline, |g| g.durable() >= next)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The next record, awaiting it without blocking the executor; works under any runtime.
+    ///
+    /// # Errors
+    /// As [`Tail::try_recv`].
+    pub async fn recv_async(&mut self) -> Result<Record> {
+        loop {
+            if let Some(record) = self.try_recv()? {
+                return Ok(record);
+            }
+            let inner = self.log.upgrade().ok_or(Error::Closed)?;
+            let wait = DurableFuture {
+                inner,
+                target: self.next,
+                requested: false,
+                request: false,
+            };
+            wait.await?;
+        }
+    }
+}
+
+impl Reaper for Inner {
+    fn reap(&self) {
+        // Best effort from a reader's drop: what fails is retried by the next checkpoint.
+        let _ = self.reap_files();
+    }
+}
+
+/// Closes the group-commit state when dropped: at the very end of `Log::drop`, after the final
+/// sync, so followers blocked in [`Tail::recv`] wake and return [`Error::Closed`].
+struct CloseOnDrop(Arc<Inner>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.commit.close();
+    }
+}
+
 /// Encodes a batch's frames into `buf`, the first with the batch-start flag and the last with
 /// the batch-end flag.
 fn encode_batch<B: AsRef<[u8]>>(
@@ -1297,6 +1486,8 @@ pub struct DurableFuture {
     inner: Arc<Inner>,
     target: Lsn,
     requested: bool,
+    /// Ask the background thread to sync (a follower only waits for others' syncs).
+    request: bool,
 }
 
 impl Future for DurableFuture {
@@ -1310,15 +1501,20 @@ impl Future for DurableFuture {
         if commit.is_poisoned() {
             return Poll::Ready(Err(commit.cause_error()));
         }
+        if commit.is_closed() {
+            return Poll::Ready(Err(Error::Closed));
+        }
         if !commit.register(self.target, cx.waker()) {
             // Became durable (or poisoned) between the checks: decide now.
             return if commit.durable() >= self.target {
                 Poll::Ready(Ok(()))
+            } else if commit.is_closed() {
+                Poll::Ready(Err(Error::Closed))
             } else {
                 Poll::Ready(Err(commit.cause_error()))
             };
         }
-        if !self.requested {
+        if self.request && !self.requested {
             self.requested = true;
             self.inner.request_sync(self.target);
         }

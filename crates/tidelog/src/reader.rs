@@ -1,5 +1,7 @@
 //! Reading: [`Record`] and the range iterator [`Iter`].
 
+use std::sync::Weak;
+
 use crate::error::Result;
 use crate::format::FrameCursor;
 use crate::segment::SegmentView;
@@ -49,28 +51,61 @@ const SCAN_CHUNK: usize = 1 << 20;
 
 /// An iterator over a range of durable records, from [`Log::range`](crate::Log::range) and
 /// friends. Yields `Err` once, for damage or an I/O failure, and then ends.
-#[derive(Debug)]
 pub struct Iter {
     views: std::vec::IntoIter<SegmentView>,
     current: Option<(SegmentView, FrameCursor)>,
     next: Lsn,
     last: Lsn,
     done: bool,
+    /// Told when the iterator lets go of its segments, so files a checkpoint dropped meanwhile
+    /// can be removed.
+    reaper: Option<Weak<dyn Reaper>>,
+}
+
+impl std::fmt::Debug for Iter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("next", &self.next)
+            .field("last", &self.last)
+            .finish()
+    }
+}
+
+/// Removes segment files that a checkpoint dropped once no reader holds them any more.
+pub(crate) trait Reaper: Send + Sync {
+    fn reap(&self);
 }
 
 impl Iter {
-    pub(crate) fn new(views: Vec<SegmentView>, from: Lsn, last: Lsn) -> Self {
+    pub(crate) fn new(
+        views: Vec<SegmentView>,
+        from: Lsn,
+        last: Lsn,
+        reaper: Option<Weak<dyn Reaper>>,
+    ) -> Self {
         Self {
             views: views.into_iter(),
             current: None,
             next: from,
             last,
             done: from > last,
+            reaper,
         }
+    }
+
+    /// The last LSN this iterator can yield (the durable LSN when it was made, or the range's
+    /// end).
+    pub fn last_lsn(&self) -> Lsn {
+        self.last
     }
 
     fn advance(&mut self) -> Result<Option<Record>> {
         loop {
+            // Done once the last LSN is out: never parse past it, where the active segment may
+            // hold bytes still being written.
+            if self.next > self.last {
+                return Ok(None);
+            }
             if self.current.is_none() {
                 match self.views.next() {
                     Some(view) => {
@@ -113,3 +148,14 @@ impl Iterator for Iter {
 }
 
 impl std::iter::FusedIterator for Iter {}
+
+impl Drop for Iter {
+    fn drop(&mut self) {
+        // Let go of the segments first, then let the log remove any it no longer needs.
+        self.views = Vec::new().into_iter();
+        self.current = None;
+        if let Some(reaper) = self.reaper.take().and_then(|r| r.upgrade()) {
+            reaper.reap();
+        }
+    }
+}

@@ -6,4 +6,5 @@ mod common;
 mod crash;
 mod faults;
 mod group_commit;
+mod reader;
 mod recovery;

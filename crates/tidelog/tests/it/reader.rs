@@ -1,0 +1,164 @@
+//! Tail-following readers and segments pinned by readers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidelog::{Durability, Error, Lsn, Result};
+
+use crate::common::{Env, append_n, payload};
+
+#[test]
+fn followers_receive_every_durable_record_in_order() -> Result<()> {
+    for env in Env::both() {
+        let log = Arc::new(env.open()?);
+        let followers: Vec<_> = (0..3)
+            .map(|_| {
+                let mut tail = log.tail(Lsn::FIRST)?;
+                Ok(std::thread::spawn(move || -> Result<Vec<u64>> {
+                    let mut seen = Vec::new();
+                    while seen.len() < 500 {
+                        let record = tail.recv()?;
+                        assert_eq!(record.data(), payload(record.lsn().get()));
+                        seen.push(record.lsn().get());
+                    }
+                    Ok(seen)
+                }))
+            })
+            .collect::<Result<_>>()?;
+        for lsn in 1..=500u64 {
+            let d = if lsn % 50 == 0 {
+                Durability::Synced
+            } else {
+                Durability::Buffered
+            };
+            log.append(&payload(lsn), d)?;
+        }
+        for f in followers {
+            let seen = f.join().expect("follower")?;
+            assert_eq!(seen, (1..=500).collect::<Vec<_>>(), "{}", env.name());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_follower_never_sees_a_record_that_is_not_durable() -> Result<()> {
+    let env = Env::mem();
+    let log = env.open()?;
+    let mut tail = log.tail(Lsn::FIRST)?;
+    log.append(b"buffered", Durability::Buffered)?;
+    assert!(tail.try_recv()?.is_none());
+    assert!(tail.recv_timeout(Duration::from_millis(5))?.is_none());
+    log.sync()?;
+    assert_eq!(
+        tail.try_recv()?.map(|r| r.into_data()),
+        Some(b"buffered".to_vec())
+    );
+    assert_eq!(tail.position(), Lsn::new(2));
+    Ok(())
+}
+
+#[test]
+fn a_follower_below_the_checkpoint_gets_an_error_not_a_gap() -> Result<()> {
+    let env = Env::mem();
+    let log = env.open()?;
+    append_n(&log, 300)?;
+    log.sync()?;
+    let mut lagging = log.tail(Lsn::new(5))?;
+    log.checkpoint(Lsn::new(200))?;
+    assert!(
+        matches!(lagging.try_recv(), Err(Error::BelowCheckpoint { lsn, .. }) if lsn.get() == 5)
+    );
+    assert!(matches!(
+        log.tail(Lsn::new(10)),
+        Err(Error::BelowCheckpoint { .. })
+    ));
+    assert!(matches!(log.tail(Lsn::ZERO), Err(Error::InvalidLsn { .. })));
+    let mut ok = log.tail(Lsn::new(200))?;
+    assert_eq!(ok.try_recv()?.map(|r| r.lsn()), Some(Lsn::new(200)));
+    Ok(())
+}
+
+#[test]
+fn a_waiting_follower_returns_closed_when_the_log_goes_away() -> Result<()> {
+    let env = Env::mem();
+    let log = env.open()?;
+    let mut tail = log.tail(Lsn::FIRST)?;
+    let waiter = std::thread::spawn(move || tail.recv());
+    std::thread::sleep(Duration::from_millis(20));
+    drop(log);
+    assert!(matches!(
+        waiter.join().expect("follower"),
+        Err(Error::Closed)
+    ));
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_async_follower_awaits_new_records() -> Result<()> {
+    let env = Env::mem();
+    let log = Arc::new(env.open()?);
+    let mut tail = log.tail(Lsn::FIRST)?;
+    let writer = {
+        let log = Arc::clone(&log);
+        tokio::spawn(async move {
+            for i in 0..20u32 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                log.append(&i.to_le_bytes(), Durability::Synced)?;
+            }
+            Ok::<(), Error>(())
+        })
+    };
+    for i in 0..20u32 {
+        let record = tail.recv_async().await?;
+        assert_eq!(record.data(), i.to_le_bytes());
+    }
+    writer.await.expect("writer")?;
+    Ok(())
+}
+
+#[test]
+fn a_reader_pins_segments_a_checkpoint_drops_until_it_lets_go() -> Result<()> {
+    for env in Env::both() {
+        let log = Arc::new(env.open()?);
+        append_n(&log, 400)?;
+        log.sync()?;
+        let before = env.segment_paths();
+        assert!(before.len() > 3);
+        let mut iter = log.iter()?;
+        for _ in 0..30 {
+            iter.next().transpose()?; // mid-way through the first segment
+        }
+        // Another thread checkpoints past everything the reader still has to read.
+        let checkpointer = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || log.checkpoint(Lsn::new(401)))
+        };
+        checkpointer.join().expect("checkpointer")?;
+        assert_eq!(
+            log.segments()?.len(),
+            1,
+            "{}: the log dropped them",
+            env.name()
+        );
+        assert_eq!(
+            env.segment_paths(),
+            before,
+            "{}: the files wait for the reader",
+            env.name()
+        );
+        let rest: Vec<u64> = iter
+            .by_ref()
+            .map(|r| r.map(|r| r.lsn().get()))
+            .collect::<Result<_>>()?;
+        assert_eq!(rest, (31..=400).collect::<Vec<_>>(), "{}", env.name());
+        drop(iter);
+        assert_eq!(
+            env.segment_paths().len(),
+            1,
+            "{}: removed once the reader let go",
+            env.name()
+        );
+    }
+    Ok(())
+}
