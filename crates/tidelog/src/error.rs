@@ -128,6 +128,18 @@ pub enum Error {
     #[error("the log is closed")]
     Closed,
 
+    /// A bounded log has no room for the append (and, with [`WhenFull::Wait`], none was freed
+    /// in time).
+    ///
+    /// [`WhenFull::Wait`]: crate::WhenFull::Wait
+    #[error("the log is full: {used} of {capacity} bytes used")]
+    LogFull {
+        /// The configured capacity.
+        capacity: u64,
+        /// Bytes in use.
+        used: u64,
+    },
+
     /// The log was opened read-only and the call would write.
     #[error("the log was opened read-only")]
     ReadOnly,

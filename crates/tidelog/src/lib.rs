@@ -66,7 +66,7 @@ pub use crate::format::{FORMAT_VERSION, MAX_RECORD_BYTES_LIMIT};
 pub use crate::log::{DurableFuture, Log, LogBuilder, SegmentInfo, Tail};
 pub use crate::options::{
     DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Durability,
-    MIN_SEGMENT_BYTES, Options, RecoveryMode, SyncPolicy,
+    MIN_SEGMENT_BYTES, Options, RecoveryMode, SyncPolicy, WhenFull,
 };
 pub use crate::reader::{Iter, Record};
 pub use crate::recovery::{Damage, DamageAction, RecoveryReport};

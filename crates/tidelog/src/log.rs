@@ -37,7 +37,7 @@ use crate::format::{
     encode_frame, frame_header,
 };
 use crate::io::{DirLock, OpenMode, StdStorage, Storage, StorageFile};
-use crate::options::{Durability, Options, RecoveryMode, SyncPolicy};
+use crate::options::{Durability, Options, RecoveryMode, SyncPolicy, WhenFull};
 use crate::reader::{Iter, Reaper, Record};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{FoundFrame, Segment, SegmentFile};
@@ -96,6 +96,18 @@ impl LogBuilder {
     /// Whether to create the log if the directory holds none ([`Options::create_if_missing`]).
     pub fn create_if_missing(mut self, create: bool) -> Self {
         self.options.create_if_missing = create;
+        self
+    }
+
+    /// Bound the log to `bytes` ([`Options::capacity_bytes`]).
+    pub fn capacity_bytes(mut self, bytes: u64) -> Self {
+        self.options.capacity_bytes = Some(bytes);
+        self
+    }
+
+    /// What an append into a full bounded log does ([`Options::when_full`]).
+    pub fn when_full(mut self, when: WhenFull) -> Self {
+        self.options.when_full = when;
         self
     }
 
@@ -251,6 +263,9 @@ struct Inner {
     /// Bytes appended since the last sync, for [`SyncPolicy::Bytes`].
     unsynced_bytes: AtomicU64,
     buffers: BufferPool,
+    /// Signalled (with the state lock) whenever segments leave the log, for appends waiting for
+    /// room in a bounded log.
+    room: Condvar,
     /// Segment files a checkpoint or reset dropped, removed once no reader holds them.
     retired: Mutex<Vec<Arc<SegmentFile>>>,
     _lock: Option<DirLock>,
@@ -359,6 +374,7 @@ impl Log {
                 capacity: buffer_capacity,
             },
             retired: Mutex::new(Vec::new()),
+            room: Condvar::new(),
             _lock: dir_lock,
         });
         if inner.options.read_only {
@@ -530,6 +546,28 @@ impl Log {
         Ok(self.inner.state()?.checkpoint)
     }
 
+    /// Bytes the log holds: segment headers and frames, written or still buffered. This is what
+    /// [`Options::capacity_bytes`] bounds.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] or [`Error::Closed`].
+    pub fn used_bytes(&self) -> Result<u64> {
+        Ok(used_bytes(&*self.inner.state()?))
+    }
+
+    /// Room left in a bounded log (`None` if the log is unbounded).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] or [`Error::Closed`].
+    pub fn free_bytes(&self) -> Result<Option<u64>> {
+        let used = self.used_bytes()?;
+        Ok(self
+            .inner
+            .options
+            .capacity_bytes
+            .map(|c| c.saturating_sub(used)))
+    }
+
     /// The segments of the log, oldest first; the last one takes appends.
     ///
     /// # Errors
@@ -690,7 +728,9 @@ impl Log {
                 .iter()
                 .take_while(|s| s.last_lsn < lsn)
                 .count();
-            st.segments.drain(..k).collect()
+            let dropped = st.segments.drain(..k).collect();
+            inner.room.notify_all();
+            dropped
         };
         inner.retire(removed)
     }
@@ -769,6 +809,7 @@ impl Log {
         st.buf_offset = cut;
         st.buf_first = target;
         st.next_lsn = target;
+        inner.room.notify_all();
         inner.commit.reset_to(lsn)
     }
 
@@ -802,6 +843,7 @@ impl Log {
         }
         let n = st.segments.len();
         let old: Vec<Segment> = st.segments.drain(..n - 1).collect();
+        inner.room.notify_all();
         drop(st);
         inner.commit.advance_durable(next.prev())?;
         inner.retire(old).inspect_err(|e| inner.poison_with(e))
@@ -896,6 +938,9 @@ impl Inner {
         let mut direct = None;
         let (first, last) = {
             let mut st = self.state()?;
+            if let Some(capacity) = self.options.capacity_bytes {
+                st = self.wait_for_room(st, capacity, total)?;
+            }
             let active = st.active();
             if !active.is_empty() && active.end + total > self.options.segment_bytes {
                 sealed_region = st.take_buffer(&self.commit, &self.buffers);
@@ -963,6 +1008,54 @@ impl Inner {
             self.sync_to(last)?;
         }
         Ok((first, last))
+    }
+
+    /// Returns the state lock once an append of `total` bytes fits in the bounded log, waiting
+    /// for space as [`Options::when_full`] says.
+    fn wait_for_room<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        capacity: u64,
+        total: u64,
+    ) -> Result<MutexGuard<'a, State>> {
+        // A new segment's header counts too, if the append would roll.
+        let needed = |st: &State| {
+            let active = st.active();
+            let rolls = !active.is_empty() && active.end + total > self.options.segment_bytes;
+            total + if rolls { SEGMENT_HEADER_LEN as u64 } else { 0 }
+        };
+        let full = |st: &State| Error::LogFull {
+            capacity,
+            used: used_bytes(st),
+        };
+        if needed(&st) + SEGMENT_HEADER_LEN as u64 > capacity {
+            return Err(full(&st)); // could never fit
+        }
+        let deadline = match self.options.when_full {
+            WhenFull::Fail => None,
+            WhenFull::Wait(timeout) => Some(Instant::now() + timeout),
+        };
+        while used_bytes(&st) + needed(&st) > capacity {
+            let Some(deadline) = deadline else {
+                return Err(full(&st));
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(full(&st));
+            }
+            st = self
+                .room
+                .wait_timeout(st, deadline - now)
+                .map_err(|_| Error::Poisoned)?
+                .0;
+            if self.commit.is_poisoned() {
+                return Err(Error::Poisoned);
+            }
+            if st.closed || self.commit.is_closed() {
+                return Err(Error::Closed);
+            }
+        }
+        Ok(st)
     }
 
     /// Counts appended bytes for [`SyncPolicy::Bytes`] and wakes the syncer when they are due.
@@ -1294,6 +1387,11 @@ impl Inner {
     fn poison_with(&self, err: &Error) {
         self.commit.poison(Cause::of(err, &self.dir));
     }
+}
+
+/// Bytes the log's segments hold: headers and frames, written or buffered.
+fn used_bytes(st: &State) -> u64 {
+    st.segments.iter().map(|s| s.end).sum()
 }
 
 /// An iterator over the durable records of `range` (see [`Log::range`]).

@@ -38,6 +38,17 @@ pub enum SyncPolicy {
     Bytes(u64),
 }
 
+/// What an append does when a bounded log ([`Options::capacity_bytes`]) is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Fail at once with [`Error::LogFull`].
+    #[default]
+    Fail,
+    /// Wait up to this long for a checkpoint (or rollback, or reset) to free space, then fail
+    /// with [`Error::LogFull`].
+    Wait(std::time::Duration),
+}
+
 /// What recovery does with damage it finds when a log is opened (the set RocksDB proved).
 ///
 /// Whatever a mode discards is moved into the `quarantine/` folder of the log directory, never
@@ -81,6 +92,13 @@ pub struct Options {
     pub write_buffer_bytes: usize,
     /// Create the log if the directory holds none. Default `true`.
     pub create_if_missing: bool,
+    /// Bound the log to this many bytes (segment headers and frames, counted over the segments
+    /// the log holds; files kept only for a reader still reading them are not counted). An
+    /// append that does not fit waits or fails as [`Options::when_full`] says, never panics.
+    /// At least one segment ([`Options::segment_bytes`]). Default: unbounded.
+    pub capacity_bytes: Option<u64>,
+    /// What an append into a full bounded log does. Default [`WhenFull::Fail`].
+    pub when_full: WhenFull,
     /// Open without changing anything, for inspection: recovery runs as a dry run (its report
     /// says what it would do), no lock is taken (another process may be writing the log), no
     /// background thread starts, and every call that would write fails with
@@ -97,6 +115,8 @@ impl Default for Options {
             sync_policy: SyncPolicy::default(),
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             create_if_missing: true,
+            capacity_bytes: None,
+            when_full: WhenFull::Fail,
             read_only: false,
         }
     }
@@ -137,6 +157,17 @@ impl Options {
             return invalid(
                 "write_buffer_bytes",
                 format!("{} is above the maximum of 1 GiB", self.write_buffer_bytes),
+            );
+        }
+        if let Some(capacity) = self.capacity_bytes
+            && capacity < self.segment_bytes
+        {
+            return invalid(
+                "capacity_bytes",
+                format!(
+                    "{capacity} is smaller than one segment ({} bytes)",
+                    self.segment_bytes
+                ),
             );
         }
         match self.sync_policy {

@@ -222,3 +222,81 @@ fn reset_empties_the_log_and_lsns_go_on() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_full_bounded_log_fails_appends_with_log_full() -> Result<()> {
+    let env = Env::mem();
+    let log = env.builder().capacity_bytes(3 * 4096).open()?;
+    let mut last = Lsn::ZERO;
+    let err = loop {
+        match log.append(&payload(last.get() + 1), Durability::Buffered) {
+            Ok(lsn) => last = lsn,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(err, Error::LogFull { capacity: 12288, used } if used <= 12288),
+        "{err}"
+    );
+    assert!(log.used_bytes()? <= 3 * 4096);
+    assert!(log.free_bytes()?.is_some_and(|free| free < 200));
+    // A checkpoint frees whole segments, and appends go on.
+    log.checkpoint(last)?;
+    assert!(log.free_bytes()?.is_some_and(|free| free > 4000));
+    assert_eq!(log.append(b"after", Durability::Synced)?, last.next());
+    // A record that could never fit is refused at once.
+    assert!(matches!(
+        log.append(&[0; 20_000], Durability::Buffered),
+        Err(Error::LogFull { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn an_append_waits_for_a_checkpoint_to_free_room() -> Result<()> {
+    let env = Env::mem();
+    let log = std::sync::Arc::new(
+        env.builder()
+            .capacity_bytes(3 * 4096)
+            .when_full(tidelog::WhenFull::Wait(std::time::Duration::from_secs(30)))
+            .open()?,
+    );
+    let mut last = Lsn::ZERO;
+    while log.free_bytes()?.is_some_and(|free| free > 500) {
+        last = log.append(&payload(last.get() + 1), Durability::Buffered)?;
+    }
+    let writer = {
+        let log = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || -> Result<Lsn> {
+            let mut lsn = Lsn::ZERO;
+            for i in 0..20u64 {
+                lsn = log.append(&payload(i), Durability::Buffered)?;
+            }
+            Ok(lsn)
+        })
+    };
+    // The writer fills the log and waits; the checkpoint frees room and it finishes.
+    while log.free_bytes()?.is_some_and(|free| free > 200) {
+        std::thread::yield_now();
+    }
+    log.checkpoint(log.last_lsn()?.next())?;
+    let done = writer.join().expect("writer")?;
+    assert_eq!(done, Lsn::new(last.get() + 20));
+    Ok(())
+}
+
+#[test]
+fn capacity_smaller_than_a_segment_is_refused() {
+    let env = Env::mem();
+    let err = env.builder().capacity_bytes(1000).open().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOptions {
+                name: "capacity_bytes",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
