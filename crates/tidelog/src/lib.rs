@@ -49,11 +49,20 @@
 //! writes, fsyncs and renames on demand, cuts writes short, or fills the disk. Systems built on
 //! tidelog can use both in their own tests.
 
+/// Enters a `tracing` span for the rest of the enclosing block (with the `tracing` feature).
+macro_rules! span {
+    ($name:literal $(, $($field:tt)*)?) => {
+        #[cfg(feature = "tracing")]
+        let _span = tracing::info_span!($name $(, $($field)*)?).entered();
+    };
+}
+
 mod commit;
 mod error;
 mod format;
 pub mod io;
 mod log;
+mod metrics;
 mod options;
 mod reader;
 mod recovery;
@@ -64,6 +73,7 @@ mod types;
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::format::{FORMAT_VERSION, MAX_RECORD_BYTES_LIMIT};
 pub use crate::log::{DurableFuture, Log, LogBuilder, SegmentInfo, Tail};
+pub use crate::metrics::{Metrics, Summary};
 pub use crate::options::{
     DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Durability,
     MIN_SEGMENT_BYTES, Options, RecoveryMode, SyncPolicy, WhenFull,

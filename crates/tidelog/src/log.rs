@@ -37,6 +37,7 @@ use crate::format::{
     encode_frame, frame_header,
 };
 use crate::io::{DirLock, OpenMode, StdStorage, Storage, StorageFile};
+use crate::metrics::{Metrics, Stats};
 use crate::options::{Durability, Options, RecoveryMode, SyncPolicy, WhenFull};
 use crate::reader::{Iter, Reaper, Record};
 use crate::recovery::{self, RecoveryReport};
@@ -266,6 +267,9 @@ struct Inner {
     /// Signalled (with the state lock) whenever segments leave the log, for appends waiting for
     /// room in a bounded log.
     room: Condvar,
+    stats: Stats,
+    /// Positions of the live followers, for the reader lag.
+    followers: Mutex<Vec<Weak<AtomicU64>>>,
     /// Segment files a checkpoint or reset dropped, removed once no reader holds them.
     retired: Mutex<Vec<Arc<SegmentFile>>>,
     _lock: Option<DirLock>,
@@ -340,7 +344,10 @@ impl Log {
                 },
             })?)
         };
-        let recovered = recovery::recover(&*storage, &dir, &options)?;
+        let recovered = {
+            span!("tidelog.recover", dir = %dir.display(), mode = ?options.recovery_mode);
+            recovery::recover(&*storage, &dir, &options)?
+        };
         let buf_offset = recovered
             .segments
             .last()
@@ -357,6 +364,7 @@ impl Log {
         };
         let policy = options.sync_policy;
         let buffer_capacity = options.write_buffer_bytes;
+        let label = dir.display().to_string();
         let inner = Arc::new(Inner {
             dir,
             storage,
@@ -374,6 +382,8 @@ impl Log {
                 capacity: buffer_capacity,
             },
             retired: Mutex::new(Vec::new()),
+            stats: Stats::new(&label),
+            followers: Mutex::new(Vec::new()),
             room: Condvar::new(),
             _lock: dir_lock,
         });
@@ -568,6 +578,51 @@ impl Log {
             .map(|c| c.saturating_sub(used)))
     }
 
+    /// What the log has done since it was opened: counts, latency histograms, watermarks,
+    /// space, and how far behind the slowest follower is. With the `metrics` feature the same
+    /// figures also go to the `metrics` crate's recorder (the gauges when this is called).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] or [`Error::Closed`].
+    pub fn metrics(&self) -> Result<Metrics> {
+        let inner = &*self.inner;
+        let (last_lsn, used) = {
+            let st = inner.state()?;
+            (st.next_lsn.prev(), used_bytes(&st))
+        };
+        let durable_lsn = inner.commit.durable();
+        let slowest = lock(&inner.followers)?
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|p| p.load(Ordering::Relaxed))
+            .min();
+        let reader_lag = slowest.map_or(0, |next| (durable_lsn.get() + 1).saturating_sub(next));
+        let stats = &inner.stats;
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let metrics = Metrics {
+            appends: count(&stats.appends),
+            records: count(&stats.records),
+            batches: count(&stats.batches),
+            bytes: count(&stats.bytes),
+            fsyncs: count(&stats.fsyncs),
+            commits: count(&stats.commits),
+            group_size: stats.group_size.summary(),
+            fsync_latency: stats.fsync_ns.summary(),
+            commit_latency: stats.commit_ns.summary(),
+            segments_rolled: count(&stats.rolled),
+            segments_removed: count(&stats.removed),
+            used_bytes: used,
+            free_bytes: inner.options.capacity_bytes.map(|c| c.saturating_sub(used)),
+            last_lsn,
+            written_lsn: inner.commit.written(),
+            durable_lsn,
+            reader_lag,
+            recovery_time: inner.report.duration,
+        };
+        stats.gauges(&metrics);
+        Ok(metrics)
+    }
+
     /// The segments of the log, oldest first; the last one takes appends.
     ///
     /// # Errors
@@ -683,10 +738,16 @@ impl Log {
                 checkpoint,
             });
         }
+        let position = Arc::new(AtomicU64::new(from.get()));
+        let mut followers = lock(&self.inner.followers)?;
+        followers.retain(|f| f.strong_count() > 0);
+        followers.push(Arc::downgrade(&position));
+        drop(followers);
         Ok(Tail {
             log: Arc::downgrade(&self.inner),
             next: from,
             iter: None,
+            position,
         })
     }
 
@@ -701,6 +762,7 @@ impl Log {
     /// # Blocking
     /// Syncs, writes and fsyncs the checkpoint file, and removes files.
     pub fn checkpoint(&self, lsn: Lsn) -> Result<()> {
+        span!("tidelog.checkpoint", dir = %self.inner.dir.display(), lsn = %lsn);
         let inner = &*self.inner;
         inner.writable()?;
         let _maintenance = lock(&inner.maintenance)?;
@@ -747,6 +809,7 @@ impl Log {
     /// # Blocking
     /// Waits for appends in flight, then removes and truncates files and syncs.
     pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
+        span!("tidelog.truncate_after", dir = %self.inner.dir.display(), lsn = %lsn);
         let inner = &*self.inner;
         inner.writable()?;
         let _maintenance = lock(&inner.maintenance)?;
@@ -823,6 +886,7 @@ impl Log {
     /// # Blocking
     /// Waits for appends in flight, writes the checkpoint, creates a segment, removes files.
     pub fn reset(&self) -> Result<()> {
+        span!("tidelog.reset", dir = %self.inner.dir.display());
         let inner = &*self.inner;
         inner.writable()?;
         let _maintenance = lock(&inner.maintenance)?;
@@ -1003,6 +1067,8 @@ impl Inner {
         if let Some(d) = direct {
             self.write_direct(d, records, last)?;
         }
+        let payload = total - (FRAME_HEADER_LEN * records.len()) as u64;
+        self.stats.appended(records.len() as u64, payload);
         self.note_appended(total);
         if durability == Durability::Synced || self.options.sync_policy == SyncPolicy::EveryCommit {
             self.sync_to(last)?;
@@ -1092,12 +1158,15 @@ impl Inner {
 
     /// Seals a segment (once every region of it is written: fsync) and creates the next one.
     fn run_roll(&self, roll: Roll) -> Result<()> {
+        span!("tidelog.roll", sealed = %roll.sealed.path.display(), next_lsn = %roll.next.first_lsn());
         self.commit
             .wait_until(None, |g| g.written() >= roll.sealed_last)?;
         let sealed = roll.sealed.io()?;
+        let started = Instant::now();
         if let Err(e) = sealed.sync_data() {
             return Err(self.poison("sync", &roll.sealed.path, e));
         }
+        self.stats.sealed(started.elapsed());
         if let Err(e) = roll.next.create(&*self.storage, &self.dir) {
             self.poison_with(&e);
             return Err(e);
@@ -1179,9 +1248,13 @@ impl Inner {
     }
 
     fn sync_to(&self, target: Lsn) -> Result<()> {
-        self.commit
-            .commit(target, None, &|| self.lead())
-            .map(|_| ())
+        if self.commit.durable() >= target {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.commit.commit(target, None, &|| self.lead())?;
+        self.stats.committed(started.elapsed());
+        Ok(())
     }
 
     /// The group-commit leader's step: write out the buffer, fsync the segment that holds the
@@ -1194,14 +1267,18 @@ impl Inner {
         }
         let epoch = self.commit.epoch();
         let written = self.commit.written();
-        if written > self.commit.durable() {
+        let durable = self.commit.durable();
+        if written > durable {
             let file = {
                 let st = self.state()?;
                 Arc::clone(&st.segments[st.segment_of(written)].file)
             };
+            let started = Instant::now();
             if let Err(e) = file.io()?.sync_data() {
                 return Err(self.poison("sync", &file.path, e));
             }
+            self.stats
+                .synced(started.elapsed(), written.get() - durable.get());
         }
         let _ = self
             .unsynced_bytes
@@ -1314,6 +1391,8 @@ impl Inner {
         self.storage
             .sync_dir(&self.dir)
             .at("sync directory", &self.dir)?;
+        let removed = free.len() - usize::from(failed.is_some());
+        self.stats.removed(removed as u64);
         failed.map_or(Ok(()), Err)
     }
 
@@ -1370,6 +1449,8 @@ impl Inner {
 
     /// Poisons the log with a failed storage operation and returns the error for the caller.
     fn poison(&self, op: &'static str, path: &Path, err: io::Error) -> Error {
+        #[cfg(feature = "tracing")]
+        tracing::error!(op, path = %path.display(), error = %err, "tidelog: log poisoned");
         self.commit.poison(Cause {
             op,
             path: path.to_path_buf(),
@@ -1385,6 +1466,8 @@ impl Inner {
 
     /// Poisons the log with an error that already carries its context.
     fn poison_with(&self, err: &Error) {
+        #[cfg(feature = "tracing")]
+        tracing::error!(error = %err, "tidelog: log poisoned");
         self.commit.poison(Cause::of(err, &self.dir));
     }
 }
@@ -1434,6 +1517,8 @@ pub struct Tail {
     log: Weak<Inner>,
     next: Lsn,
     iter: Option<Iter>,
+    /// `next`, shared with the log for its reader-lag figure.
+    position: Arc<AtomicU64>,
 }
 
 impl Tail {
@@ -1453,6 +1538,7 @@ impl Tail {
                 match iter.next() {
                     Some(Ok(record)) => {
                         self.next = record.lsn().next();
+                        self.position.store(self.next.get(), Ordering::Relaxed);
                         return Ok(Some(record));
                     }
                     Some(Err(e)) => {
@@ -1462,6 +1548,7 @@ impl Tail {
                     None => {
                         // Past the end of that snapshot (and past any skipped records).
                         self.next = self.next.max(iter.last_lsn().next());
+                        self.position.store(self.next.get(), Ordering::Relaxed);
                         self.iter = None;
                     }
                 }

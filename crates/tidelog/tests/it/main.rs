@@ -6,5 +6,6 @@ mod common;
 mod crash;
 mod faults;
 mod group_commit;
+mod metrics;
 mod reader;
 mod recovery;
