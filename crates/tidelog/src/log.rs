@@ -100,6 +100,12 @@ impl LogBuilder {
         self
     }
 
+    /// Whether new segment files are preallocated ([`Options::preallocate`]).
+    pub fn preallocate(mut self, preallocate: bool) -> Self {
+        self.options.preallocate = preallocate;
+        self
+    }
+
     /// Bound the log to `bytes` ([`Options::capacity_bytes`]).
     pub fn capacity_bytes(mut self, bytes: u64) -> Self {
         self.options.capacity_bytes = Some(bytes);
@@ -231,6 +237,8 @@ struct Region {
 struct Roll {
     sealed: Arc<SegmentFile>,
     sealed_last: Lsn,
+    /// Where the sealed segment's frames end (its preallocated tail is trimmed there).
+    sealed_end: u64,
     next: Arc<SegmentFile>,
 }
 
@@ -864,6 +872,8 @@ impl Log {
                 if let Err(e) = file.sync_data() {
                     return Err(inner.poison("sync", path, e));
                 }
+                // Best effort: appends extend the file if the space cannot be reserved again.
+                let _ = file.allocate(inner.preallocation());
             }
         }
         seg.end = cut;
@@ -897,7 +907,7 @@ impl Log {
         st.checkpoint = next;
         if st.active().first_lsn() != next {
             let file = SegmentFile::planned(&inner.dir, inner.log_id, next);
-            if let Err(e) = file.create(&*inner.storage, &inner.dir) {
+            if let Err(e) = file.create(&*inner.storage, &inner.dir, inner.preallocation()) {
                 inner.poison_with(&e);
                 return Err(e);
             }
@@ -952,6 +962,15 @@ impl Drop for Log {
 }
 
 impl Inner {
+    /// Bytes to preallocate a new segment file to (0: none).
+    fn preallocation(&self) -> u64 {
+        if self.options.preallocate {
+            self.options.segment_bytes
+        } else {
+            0
+        }
+    }
+
     fn writable(&self) -> Result<()> {
         if self.options.read_only {
             Err(Error::ReadOnly)
@@ -1143,6 +1162,7 @@ impl Inner {
         let sealed = st.active();
         let sealed_file = Arc::clone(&sealed.file);
         let sealed_last = sealed.last_lsn;
+        let sealed_end = sealed.end;
         let next = SegmentFile::planned(&self.dir, self.log_id, st.next_lsn);
         let segment = Segment::new(next);
         let next = Arc::clone(&segment.file);
@@ -1152,6 +1172,7 @@ impl Inner {
         Roll {
             sealed: sealed_file,
             sealed_last,
+            sealed_end,
             next,
         }
     }
@@ -1162,12 +1183,21 @@ impl Inner {
         self.commit
             .wait_until(None, |g| g.written() >= roll.sealed_last)?;
         let sealed = roll.sealed.io()?;
+        if self.options.preallocate {
+            // A sealed segment keeps no preallocated zeros, which recovery would have to read.
+            if let Err(e) = sealed.set_len(roll.sealed_end) {
+                return Err(self.poison("trim", &roll.sealed.path, e));
+            }
+        }
         let started = Instant::now();
         if let Err(e) = sealed.sync_data() {
             return Err(self.poison("sync", &roll.sealed.path, e));
         }
         self.stats.sealed(started.elapsed());
-        if let Err(e) = roll.next.create(&*self.storage, &self.dir) {
+        if let Err(e) = roll
+            .next
+            .create(&*self.storage, &self.dir, self.preallocation())
+        {
             self.poison_with(&e);
             return Err(e);
         }
@@ -1426,6 +1456,7 @@ impl Inner {
             let (lsn, durable) = (last.header.lsn, last.header.durable);
             encode_frame(&mut frame, old.seed, lsn, durable, &last.payload, flags);
             out.write_all_at(&frame, last.offset).at("write", &tmp)?;
+            let _ = out.allocate(self.preallocation());
             out.sync_data().at("sync", &tmp)?;
             storage
                 .rename(&tmp, &old.path)

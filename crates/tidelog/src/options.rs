@@ -92,6 +92,11 @@ pub struct Options {
     pub write_buffer_bytes: usize,
     /// Create the log if the directory holds none. Default `true`.
     pub create_if_missing: bool,
+    /// Allocate each new segment file to [`Options::segment_bytes`] when it is created
+    /// (`fallocate` where the file system has it), so appends never grow the file and their
+    /// fsyncs have less metadata to write; a sealed segment is trimmed to its data. Default
+    /// `true`.
+    pub preallocate: bool,
     /// Bound the log to this many bytes (segment headers and frames, counted over the segments
     /// the log holds; files kept only for a reader still reading them are not counted). An
     /// append that does not fit waits or fails as [`Options::when_full`] says, never panics.
@@ -115,6 +120,7 @@ impl Default for Options {
             sync_policy: SyncPolicy::default(),
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             create_if_missing: true,
+            preallocate: true,
             capacity_bytes: None,
             when_full: WhenFull::Fail,
             read_only: false,

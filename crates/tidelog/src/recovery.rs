@@ -450,7 +450,12 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         // The log needs a segment to take appends; a read-only one only a placeholder.
         let file = SegmentFile::planned(dir, log_id, next_lsn);
         if !rec.dry_run {
-            file.create(storage, dir)?;
+            let allocate = if options.preallocate {
+                options.segment_bytes
+            } else {
+                0
+            };
+            file.create(storage, dir, allocate)?;
         }
         kept.push(Segment::new(file));
     }

@@ -81,12 +81,16 @@ impl SegmentFile {
         })
     }
 
-    /// Creates the planned file crash-safely: the header goes to a temporary file, which is
-    /// synced, renamed into place, and made durable with a directory sync.
-    pub(crate) fn create(&self, storage: &dyn Storage, dir: &Path) -> Result<()> {
+    /// Creates the planned file crash-safely: the header goes to a temporary file (allocated to
+    /// `allocate` bytes of zeros first, if not 0), which is synced, renamed into place, and made
+    /// durable with a directory sync.
+    pub(crate) fn create(&self, storage: &dyn Storage, dir: &Path, allocate: u64) -> Result<()> {
         let name = segment_file_name(self.first_lsn());
         let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
         let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
+        if allocate > 0 {
+            file.allocate(allocate).at("preallocate", &tmp)?;
+        }
         file.write_all_at(&self.header.encode(), 0)
             .at("write", &tmp)?;
         file.sync_data().at("sync", &tmp)?;

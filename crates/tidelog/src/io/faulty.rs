@@ -20,7 +20,7 @@ pub enum Op {
     Read,
     /// [`StorageFile::write_at`].
     Write,
-    /// [`StorageFile::set_len`].
+    /// [`StorageFile::set_len`] and [`StorageFile::allocate`].
     SetLen,
     /// [`StorageFile::sync_data`].
     SyncData,
@@ -283,5 +283,10 @@ impl StorageFile for FaultyFile {
     fn sync_data(&self) -> io::Result<()> {
         lock(&self.state).check(Op::SyncData)?;
         self.inner.sync_data()
+    }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        lock(&self.state).check(Op::SetLen)?;
+        self.inner.allocate(len)
     }
 }

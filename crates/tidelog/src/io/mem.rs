@@ -522,6 +522,15 @@ impl StorageFile for MemHandle {
         })
     }
 
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.with_file(true, |file| {
+            if (file.live.len() as u64) < len {
+                file.live.resize(to_usize(len), 0);
+                file.pending.push(FileOp::SetLen(len));
+            }
+        })
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         self.with_file(false, |file| {
             for op in file.pending.drain(..) {

@@ -130,6 +130,18 @@ pub trait StorageFile: Send + Sync + Debug {
     /// Any I/O error.
     fn set_len(&self, len: u64) -> io::Result<()>;
 
+    /// Allocates space so the file holds `len` bytes without growing later: the file is
+    /// extended with zeros to `len` if shorter, and where the file system can, the blocks are
+    /// reserved now, so later writes and their fsyncs need no allocation. The default does
+    /// nothing (preallocation is an optimization, never required).
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        let _ = len;
+        Ok(())
+    }
+
     /// Makes the file's bytes durable (`fdatasync`; `F_FULLFSYNC` on Apple platforms).
     ///
     /// # Errors

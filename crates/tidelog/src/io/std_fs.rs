@@ -128,4 +128,22 @@ impl StorageFile for StdFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if self.len()? >= len {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // Mode 0: allocate and extend the size, so writes inside never change it.
+            let flags = rustix::fs::FallocateFlags::empty();
+            match rustix::fs::fallocate(&self.0, flags, 0, len) {
+                Ok(()) => return Ok(()),
+                // Not every file system can (tmpfs before 2.6.x, some network file systems).
+                Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.0.set_len(len)
+    }
 }

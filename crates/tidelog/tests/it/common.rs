@@ -50,11 +50,14 @@ impl Env {
         if self.mem.is_some() { "mem" } else { "std" }
     }
 
-    /// A builder on this environment's storage, with small segments.
+    /// A builder on this environment's storage, with small segments and no preallocation:
+    /// tests that damage files by hand need segment files that end where their data ends (the
+    /// crash and fault suites, and `prealloc.rs`, run with preallocation).
     pub(crate) fn builder(&self) -> LogBuilder {
         Log::builder(&self.dir)
             .storage(Arc::clone(&self.storage))
             .segment_bytes(SEGMENT_BYTES)
+            .preallocate(false)
     }
 
     pub(crate) fn open(&self) -> Result<Log> {

@@ -7,5 +7,6 @@ mod crash;
 mod faults;
 mod group_commit;
 mod metrics;
+mod prealloc;
 mod reader;
 mod recovery;
