@@ -148,14 +148,21 @@ impl GroupCommit {
 
     /// Marks the log closed and wakes every waiter, blocking or async, to give up.
     pub(crate) fn close(&self) {
+        self.latch(&self.closed, |_| {});
+    }
+
+    /// Sets `flag` (under the lock, after `update`), wakes every blocking waiter and every
+    /// async one, so each re-checks and sees it.
+    fn latch(&self, flag: &AtomicBool, update: impl FnOnce(&mut Progress)) {
         let wakers = match self.progress.lock() {
             Ok(mut p) => {
-                self.closed.store(true, Ordering::Release);
+                update(&mut p);
+                flag.store(true, Ordering::Release);
                 self.changed.notify_all();
                 std::mem::take(&mut p.wakers)
             }
             Err(_) => {
-                self.closed.store(true, Ordering::Release);
+                flag.store(true, Ordering::Release);
                 Vec::new()
             }
         };
@@ -228,21 +235,9 @@ impl GroupCommit {
 
     /// Poisons the state with the first failure and wakes every waiter.
     pub(crate) fn poison(&self, cause: Cause) {
-        let wakers = match self.progress.lock() {
-            Ok(mut p) => {
-                p.cause.get_or_insert(cause);
-                self.poisoned.store(true, Ordering::Release);
-                self.changed.notify_all();
-                std::mem::take(&mut p.wakers)
-            }
-            Err(_) => {
-                self.poisoned.store(true, Ordering::Release);
-                Vec::new()
-            }
-        };
-        for (_, waker) in wakers {
-            waker.wake();
-        }
+        self.latch(&self.poisoned, |p| {
+            p.cause.get_or_insert(cause);
+        });
     }
 
     /// The error a caller waiting at the time of the failure gets.

@@ -593,16 +593,22 @@ mod tests {
         assert_eq!(storage.read_file(Path::new("/d/a.tmp")).unwrap(), b"x");
     }
 
+    /// A file `/d/a` holding "0123" durably, then "4567" and "89ab" written but not synced.
+    fn synced_then_two_writes() -> MemStorage {
+        let storage = MemStorage::new();
+        storage.create_dir_all(Path::new("/d")).unwrap();
+        let a = write(&storage, "/d/a", b"0123");
+        a.sync_data().unwrap();
+        storage.sync_dir(Path::new("/d")).unwrap();
+        a.write_all_at(b"4567", 4).unwrap();
+        a.write_all_at(b"89ab", 8).unwrap();
+        storage
+    }
+
     #[test]
     fn torn_crash_keeps_a_prefix_of_unsynced_writes() {
         for seed in 0..200 {
-            let storage = MemStorage::new();
-            storage.create_dir_all(Path::new("/d")).unwrap();
-            let a = write(&storage, "/d/a", b"0123");
-            a.sync_data().unwrap();
-            storage.sync_dir(Path::new("/d")).unwrap();
-            a.write_all_at(b"4567", 4).unwrap();
-            a.write_all_at(b"89ab", 8).unwrap();
+            let storage = synced_then_two_writes();
             storage.crash(CrashMode::Torn { seed });
             let got = storage.read_file(Path::new("/d/a")).unwrap();
             assert!(
@@ -624,13 +630,7 @@ mod tests {
     fn reordered_crash_can_keep_a_later_write_without_an_earlier_one() {
         let mut seen_hole = false;
         for seed in 0..100 {
-            let storage = MemStorage::new();
-            storage.create_dir_all(Path::new("/d")).unwrap();
-            let a = write(&storage, "/d/a", b"0123");
-            a.sync_data().unwrap();
-            storage.sync_dir(Path::new("/d")).unwrap();
-            a.write_all_at(b"4567", 4).unwrap();
-            a.write_all_at(b"89ab", 8).unwrap();
+            let storage = synced_then_two_writes();
             storage.crash(CrashMode::Reordered { seed });
             let got = storage.read_file(Path::new("/d/a")).unwrap();
             assert!(
