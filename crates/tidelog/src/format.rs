@@ -6,6 +6,7 @@
 //! left over from an older file never validates here.
 
 use std::ffi::OsStr;
+use std::sync::Arc;
 
 use crate::error::CorruptionKind;
 use crate::io::StorageFile;
@@ -320,7 +321,9 @@ const READ_CHUNK: usize = 256 << 10;
 pub(crate) struct FrameCursor {
     seed: u32,
     file_len: u64,
-    buf: Vec<u8>,
+    /// Shared with the records read from it, so they need no copy; replaced, not overwritten,
+    /// while a record still holds it.
+    buf: Arc<Vec<u8>>,
     buf_start: u64,
     pos: u64,
     payload: (usize, usize),
@@ -343,7 +346,7 @@ impl FrameCursor {
         Self {
             seed,
             file_len,
-            buf: Vec::new(),
+            buf: Arc::new(Vec::new()),
             buf_start: pos,
             pos,
             payload: (0, 0),
@@ -370,6 +373,11 @@ impl FrameCursor {
         &self.buf[self.payload.0..self.payload.1]
     }
 
+    /// The same payload, sharing the read buffer instead of copying it.
+    pub(crate) fn shared_payload(&self) -> (Arc<Vec<u8>>, std::ops::Range<usize>) {
+        (Arc::clone(&self.buf), self.payload.0..self.payload.1)
+    }
+
     /// Makes `buf` hold `[pos, pos + n)`, or as much of it as the file has; returns the slice.
     fn fill(&mut self, file: &dyn StorageFile, n: usize) -> std::io::Result<&[u8]> {
         let have_from = self
@@ -384,9 +392,14 @@ impl FrameCursor {
         }
         let left = usize::try_from(self.file_len.saturating_sub(self.pos)).unwrap_or(usize::MAX);
         let want = n.max(self.chunk).min(left);
-        self.buf.resize(want, 0);
-        let got = file.read_full_at(&mut self.buf, self.pos)?;
-        self.buf.truncate(got);
+        if Arc::get_mut(&mut self.buf).is_none() {
+            // Records still share the old buffer: leave it to them.
+            self.buf = Arc::new(Vec::with_capacity(want));
+        }
+        let buf = Arc::make_mut(&mut self.buf);
+        buf.resize(want, 0);
+        let got = file.read_full_at(buf, self.pos)?;
+        buf.truncate(got);
         self.buf_start = self.pos;
         Ok(&self.buf[..n.min(got)])
     }

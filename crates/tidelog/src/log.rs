@@ -154,6 +154,16 @@ struct State {
     buf_offset: u64,
     buf_first: Lsn,
     closed: bool,
+    /// What appends did, counted under the lock they already hold (no atomics on that path).
+    counts: AppendCounts,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct AppendCounts {
+    appends: u64,
+    records: u64,
+    batches: u64,
+    bytes: u64,
 }
 
 impl State {
@@ -369,6 +379,7 @@ impl Log {
             buf_offset,
             buf_first: recovered.next_lsn,
             closed: false,
+            counts: AppendCounts::default(),
         };
         let policy = options.sync_policy;
         let buffer_capacity = options.write_buffer_bytes;
@@ -594,9 +605,9 @@ impl Log {
     /// [`Error::Poisoned`] or [`Error::Closed`].
     pub fn metrics(&self) -> Result<Metrics> {
         let inner = &*self.inner;
-        let (last_lsn, used) = {
+        let (last_lsn, used, counts) = {
             let st = inner.state()?;
-            (st.next_lsn.prev(), used_bytes(&st))
+            (st.next_lsn.prev(), used_bytes(&st), st.counts)
         };
         let durable_lsn = inner.commit.durable();
         let slowest = lock(&inner.followers)?
@@ -608,10 +619,10 @@ impl Log {
         let stats = &inner.stats;
         let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let metrics = Metrics {
-            appends: count(&stats.appends),
-            records: count(&stats.records),
-            batches: count(&stats.batches),
-            bytes: count(&stats.bytes),
+            appends: counts.appends,
+            records: counts.records,
+            batches: counts.batches,
+            bytes: counts.bytes,
             fsyncs: count(&stats.fsyncs),
             commits: count(&stats.commits),
             group_size: stats.group_size.summary(),
@@ -1030,6 +1041,11 @@ impl Inner {
                 roll = Some(self.plan_roll(&mut st));
             }
             let st = &mut *st;
+            let n = records.len() as u64;
+            st.counts.appends += 1;
+            st.counts.records += n;
+            st.counts.batches += u64::from(n > 1);
+            st.counts.bytes += total - n * FRAME_HEADER_LEN as u64;
             let first = st.next_lsn;
             let last = Lsn::new(first.get() + records.len() as u64 - 1);
             st.next_lsn = last.next();
@@ -1086,8 +1102,11 @@ impl Inner {
         if let Some(d) = direct {
             self.write_direct(d, records, last)?;
         }
-        let payload = total - (FRAME_HEADER_LEN * records.len()) as u64;
-        self.stats.appended(records.len() as u64, payload);
+        #[cfg(feature = "metrics")]
+        self.stats.appended(
+            records.len() as u64,
+            total - (FRAME_HEADER_LEN * records.len()) as u64,
+        );
         self.note_appended(total);
         if durability == Durability::Synced || self.options.sync_policy == SyncPolicy::EveryCommit {
             self.sync_to(last)?;

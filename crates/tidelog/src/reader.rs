@@ -1,6 +1,7 @@
 //! Reading: [`Record`] and the range iterator [`Iter`].
 
-use std::sync::Weak;
+use std::ops::Range;
+use std::sync::{Arc, Weak};
 
 use crate::error::Result;
 use crate::format::FrameCursor;
@@ -8,16 +9,55 @@ use crate::segment::SegmentView;
 use crate::types::Lsn;
 
 /// A record read back from a log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A record read by an iterator shares the buffer it was read with (no copy per record);
+/// [`Record::into_data`] copies it out. Keeping a record keeps that buffer (up to 1 MiB) alive.
+#[derive(Clone)]
 pub struct Record {
     lsn: Lsn,
-    data: Vec<u8>,
+    data: Data,
     flags: u8,
 }
 
+#[derive(Clone)]
+enum Data {
+    Owned(Vec<u8>),
+    Shared(Arc<Vec<u8>>, Range<usize>),
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("lsn", &self.lsn)
+            .field("len", &self.data().len())
+            .field("flags", &self.flags)
+            .finish()
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.lsn == other.lsn && self.flags == other.flags && self.data() == other.data()
+    }
+}
+
+impl Eq for Record {}
+
 impl Record {
     pub(crate) fn new(lsn: Lsn, data: Vec<u8>, flags: u8) -> Self {
-        Self { lsn, data, flags }
+        Self {
+            lsn,
+            data: Data::Owned(data),
+            flags,
+        }
+    }
+
+    pub(crate) fn shared(lsn: Lsn, buf: Arc<Vec<u8>>, range: Range<usize>, flags: u8) -> Self {
+        Self {
+            lsn,
+            data: Data::Shared(buf, range),
+            flags,
+        }
     }
 
     /// Whether the record is the first of the batch it was appended in (a single append is a
@@ -38,12 +78,18 @@ impl Record {
 
     /// The record's bytes.
     pub fn data(&self) -> &[u8] {
-        &self.data
+        match &self.data {
+            Data::Owned(v) => v,
+            Data::Shared(buf, range) => buf.get(range.clone()).unwrap_or_default(),
+        }
     }
 
-    /// The record's bytes, owned.
+    /// The record's bytes, owned (a copy for a record that shares its read buffer).
     pub fn into_data(self) -> Vec<u8> {
-        self.data
+        match self.data {
+            Data::Owned(v) => v,
+            Data::Shared(buf, range) => buf.get(range).unwrap_or_default().to_vec(),
+        }
     }
 }
 
@@ -124,8 +170,8 @@ impl Iter {
                 Some((header, _)) if header.lsn > self.last => return Ok(None),
                 Some((header, _)) => {
                     self.next = header.lsn.next();
-                    let data = cursor.payload().to_vec();
-                    return Ok(Some(Record::new(header.lsn, data, header.flags)));
+                    let (buf, range) = cursor.shared_payload();
+                    return Ok(Some(Record::shared(header.lsn, buf, range, header.flags)));
                 }
             }
         }
