@@ -132,7 +132,7 @@ pub trait StorageFile: Send + Sync + Debug {
 
     /// Allocates space so the file holds `len` bytes without growing later: the file is
     /// extended with zeros to `len` if shorter, and where the file system can, the blocks are
-        /// reserved now, so later writes and their fsyncs need no allocation. The default does
+    /// reserved now, so later writes and their fsyncs need no allocation. The default does
     /// nothing (preallocation is an optimization, never required); a storage that wraps
     /// another should forward it, or the wrapped storage never preallocates.
     ///
