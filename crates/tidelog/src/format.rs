@@ -37,6 +37,8 @@ const KNOWN_FLAGS: u8 = FLAG_BATCH_END | FLAG_BATCH_START;
 
 pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+/// Suffix of a segment file kept for reuse (recycling).
+pub(crate) const FREE_SUFFIX: &str = ".free";
 pub(crate) const CHECKPOINT_FILE: &str = "CHECKPOINT";
 pub(crate) const QUARANTINE_DIR: &str = "quarantine";
 
@@ -74,6 +76,18 @@ pub(crate) fn segment_file_name(first: Lsn) -> String {
     format!("{:020}{SEGMENT_SUFFIX}", first.get())
 }
 
+/// The name of a free (recyclable) file that was the segment starting at `first`.
+pub(crate) fn free_file_name(first: Lsn) -> String {
+    format!("{:020}{FREE_SUFFIX}", first.get())
+}
+
+/// Whether `name` is a free file's.
+pub(crate) fn is_free_name(name: &OsStr) -> bool {
+    name.to_str()
+        .and_then(|n| n.strip_suffix(FREE_SUFFIX))
+        .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The first LSN named by a segment file name, or `None` if `name` is not a segment's.
 pub(crate) fn parse_segment_name(name: &OsStr) -> Option<Lsn> {
     let digits = name.to_str()?.strip_suffix(SEGMENT_SUFFIX)?;
@@ -91,9 +105,26 @@ pub(crate) struct SegmentHeader {
     /// Random per segment file; part of the frame checksum seed.
     pub(crate) salt: u64,
     pub(crate) created_ms: u64,
+    /// For a recycled file, how far its earlier contents reach, in units of
+    /// [`EXTENT_UNIT`] bytes rounded up (0 for a new file): recovery reads damage before that
+    /// point, with no intact frame after it, as the end of the current data.
+    pub(crate) prev_extent: u32,
 }
 
+/// The unit of [`SegmentHeader::prev_extent`]: 256 bytes, so a `u32` covers a 1 TiB segment.
+pub(crate) const EXTENT_UNIT: u64 = 256;
+
 impl SegmentHeader {
+    /// Where a recycled file's earlier contents end, in bytes (0 for a new file).
+    pub(crate) fn prev_extent_bytes(&self) -> u64 {
+        u64::from(self.prev_extent) * EXTENT_UNIT
+    }
+
+    /// The `prev_extent` that covers `len` bytes of earlier contents.
+    pub(crate) fn extent_of(len: u64) -> u32 {
+        u32::try_from(len.div_ceil(EXTENT_UNIT)).unwrap_or(u32::MAX)
+    }
+
     pub(crate) fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
@@ -103,6 +134,7 @@ impl SegmentHeader {
         b[32..40].copy_from_slice(&self.first_lsn.get().to_le_bytes());
         b[40..48].copy_from_slice(&self.salt.to_le_bytes());
         b[48..56].copy_from_slice(&self.created_ms.to_le_bytes());
+        b[56..60].copy_from_slice(&self.prev_extent.to_le_bytes());
         let crc = crc32c::crc32c(&b[..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
@@ -131,6 +163,7 @@ impl SegmentHeader {
             first_lsn: Lsn::new(u64_at(b, 32)),
             salt: u64_at(b, 40),
             created_ms: u64_at(b, 48),
+            prev_extent: u32_at(b, 56),
         })
     }
 
@@ -491,18 +524,39 @@ impl FrameCursor {
         from: u64,
         min_lsn: Lsn,
     ) -> std::io::Result<Option<IntactAfter>> {
-        let start = from + 1;
-        if start >= self.file_len {
-            return Ok(None);
-        }
-        let len = usize::try_from(self.file_len - start).unwrap_or(usize::MAX);
-        let mut rest = vec![0u8; len];
-        let got = file.read_full_at(&mut rest, start)?;
-        rest.truncate(got);
-        let mut found: Option<IntactAfter> = None;
-        let mut i = 0;
-        while i + FRAME_HEADER_LEN <= rest.len() {
-            if let Some(header) = self.intact_at(&rest, i, min_lsn) {
+        // LSNs grow by at most one per frame, and a frame takes at least a header.
+        let plausible = |i: usize, lsn: Lsn| {
+            lsn >= min_lsn
+                && lsn.get()
+                    <= min_lsn
+                        .get()
+                        .saturating_add((i / FRAME_HEADER_LEN) as u64 + 1)
+        };
+        scan_intact(file, from + 1, self.file_len, self.seed, plausible)
+    }
+}
+
+/// Scans `[start, file_len)` at every byte offset for frames intact under `seed` whose LSN
+/// `accept` takes (given the offset from `start`).
+fn scan_intact(
+    file: &dyn StorageFile,
+    start: u64,
+    file_len: u64,
+    seed: u32,
+    accept: impl Fn(usize, Lsn) -> bool,
+) -> std::io::Result<Option<IntactAfter>> {
+    if start >= file_len {
+        return Ok(None);
+    }
+    let len = usize::try_from(file_len - start).unwrap_or(usize::MAX);
+    let mut rest = vec![0u8; len];
+    let got = file.read_full_at(&mut rest, start)?;
+    rest.truncate(got);
+    let mut found: Option<IntactAfter> = None;
+    let mut i = 0;
+    while i + FRAME_HEADER_LEN <= rest.len() {
+        match intact_at(&rest, i, seed).filter(|h| accept(i, h.lsn)) {
+            Some(header) => {
                 let offset = start + i as u64;
                 let first = found.get_or_insert(IntactAfter {
                     offset,
@@ -510,27 +564,19 @@ impl FrameCursor {
                 });
                 first.durable = first.durable.max(header.durable);
                 i += usize::try_from(header.frame_len()).unwrap_or(usize::MAX);
-            } else {
-                i += 1;
             }
+            None => i += 1,
         }
-        Ok(found)
     }
+    Ok(found)
+}
 
-    /// The header of an intact frame at `rest[i..]` whose LSN is plausible, if there is one.
-    fn intact_at(&self, rest: &[u8], i: usize, min_lsn: Lsn) -> Option<FrameHeader> {
-        let header = FrameHeader::parse(rest.get(i..)?)?;
-        // LSNs grow by at most one per frame, and a frame takes at least a header.
-        let max_lsn = min_lsn
-            .get()
-            .saturating_add((i / FRAME_HEADER_LEN) as u64 + 1);
-        if header.lsn < min_lsn || header.lsn.get() > max_lsn {
-            return None;
-        }
-        let end = i.checked_add(usize::try_from(header.frame_len()).ok()?)?;
-        let frame = rest.get(i..end)?;
-        (FrameHeader::checksum(self.seed, frame) == header.crc).then_some(header)
-    }
+/// The header of a frame intact under `seed` at `rest[i..]`, if there is one.
+fn intact_at(rest: &[u8], i: usize, seed: u32) -> Option<FrameHeader> {
+    let header = FrameHeader::parse(rest.get(i..)?)?;
+    let end = i.checked_add(usize::try_from(header.frame_len()).ok()?)?;
+    let frame = rest.get(i..end)?;
+    (FrameHeader::checksum(seed, frame) == header.crc).then_some(header)
 }
 
 #[cfg(test)]
@@ -566,6 +612,7 @@ mod tests {
             first_lsn: Lsn::new(42),
             salt: 5,
             created_ms: 1,
+            prev_extent: 0,
         };
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
@@ -610,6 +657,7 @@ mod tests {
             first_lsn: Lsn::FIRST,
             salt: 0x1122_3344_5566_7788,
             created_ms: 1_700_000_000_000,
+            prev_extent: 0,
         };
         let mut file = header.encode().to_vec();
         let flags = FLAG_BATCH_START | FLAG_BATCH_END;
@@ -646,6 +694,7 @@ mod tests {
             first_lsn: Lsn::FIRST,
             salt: 1,
             created_ms: 0,
+            prev_extent: 0,
         };
         let b = SegmentHeader { salt: 2, ..a };
         let c = SegmentHeader { log_id: 2, ..a };

@@ -34,7 +34,7 @@ use crate::commit::{Cause, GroupCommit, Synced};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
     FLAG_BATCH_END, FLAG_BATCH_START, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, TEMP_SUFFIX,
-    encode_frame, frame_header,
+    encode_frame, frame_header, free_file_name,
 };
 use crate::io::{DirLock, OpenMode, StdStorage, Storage, StorageFile};
 use crate::metrics::{Metrics, Stats};
@@ -43,6 +43,9 @@ use crate::reader::{Iter, Reaper, Record};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{FoundFrame, Segment, SegmentFile};
 use crate::types::Lsn;
+
+/// How many free segment files recycling keeps for reuse.
+const FREE_FILES_KEPT: usize = 2;
 
 /// Batches of at least this many bytes skip the shared buffer: the appender encodes and writes
 /// them itself, outside the lock.
@@ -103,6 +106,12 @@ impl LogBuilder {
     /// Whether new segment files are preallocated ([`Options::preallocate`]).
     pub fn preallocate(mut self, preallocate: bool) -> Self {
         self.options.preallocate = preallocate;
+        self
+    }
+
+    /// Whether segment files a checkpoint frees are reused ([`Options::recycle_segments`]).
+    pub fn recycle_segments(mut self, recycle: bool) -> Self {
+        self.options.recycle_segments = recycle;
         self
     }
 
@@ -286,6 +295,8 @@ struct Inner {
     /// room in a bounded log.
     room: Condvar,
     stats: Stats,
+    /// Free segment files kept for reuse ([`Options::recycle_segments`]).
+    free: Mutex<Vec<PathBuf>>,
     /// Positions of the live followers, for the reader lag.
     followers: Mutex<Vec<Weak<AtomicU64>>>,
     /// Segment files a checkpoint or reset dropped, removed once no reader holds them.
@@ -371,6 +382,7 @@ impl Log {
             .last()
             .map_or(SEGMENT_HEADER_LEN as u64, |s| s.end);
         let durable = recovered.next_lsn.prev();
+        let free_files = recovered.free.clone();
         let state = State {
             next_lsn: recovered.next_lsn,
             checkpoint: recovered.checkpoint,
@@ -402,6 +414,7 @@ impl Log {
             },
             retired: Mutex::new(Vec::new()),
             stats: Stats::new(&label),
+            free: Mutex::new(free_files),
             followers: Mutex::new(Vec::new()),
             room: Condvar::new(),
             _lock: dir_lock,
@@ -630,6 +643,7 @@ impl Log {
             commit_latency: stats.commit_ns.summary(),
             segments_rolled: count(&stats.rolled),
             segments_removed: count(&stats.removed),
+            segments_recycled: count(&stats.recycled),
             used_bytes: used,
             free_bytes: inner.options.capacity_bytes.map(|c| c.saturating_sub(used)),
             last_lsn,
@@ -918,7 +932,7 @@ impl Log {
         st.checkpoint = next;
         if st.active().first_lsn() != next {
             let file = SegmentFile::planned(&inner.dir, inner.log_id, next);
-            if let Err(e) = file.create(&*inner.storage, &inner.dir, inner.preallocation()) {
+            if let Err(e) = inner.create_segment(&file) {
                 inner.poison_with(&e);
                 return Err(e);
             }
@@ -973,6 +987,21 @@ impl Drop for Log {
 }
 
 impl Inner {
+    /// Creates a planned segment's file, reusing a free one if recycling kept any.
+    fn create_segment(&self, file: &SegmentFile) -> Result<()> {
+        let free = lock(&self.free)?.pop();
+        let reused = file.create(
+            &*self.storage,
+            &self.dir,
+            self.preallocation(),
+            free.as_deref(),
+        )?;
+        if reused {
+            self.stats.recycled.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Bytes to preallocate a new segment file to (0: none).
     fn preallocation(&self) -> u64 {
         if self.options.preallocate {
@@ -1202,8 +1231,9 @@ impl Inner {
         self.commit
             .wait_until(None, |g| g.written() >= roll.sealed_last)?;
         let sealed = roll.sealed.io()?;
-        if self.options.preallocate {
-            // A sealed segment keeps no preallocated zeros, which recovery would have to read.
+        if self.options.preallocate || self.options.recycle_segments {
+            // A sealed segment keeps no preallocated zeros, which recovery would have to read,
+            // and a file recycled later holds exactly one earlier life of frames.
             if let Err(e) = sealed.set_len(roll.sealed_end) {
                 return Err(self.poison("trim", &roll.sealed.path, e));
             }
@@ -1213,10 +1243,7 @@ impl Inner {
             return Err(self.poison("sync", &roll.sealed.path, e));
         }
         self.stats.sealed(started.elapsed());
-        if let Err(e) = roll
-            .next
-            .create(&*self.storage, &self.dir, self.preallocation())
-        {
+        if let Err(e) = self.create_segment(&roll.next) {
             self.poison_with(&e);
             return Err(e);
         }
@@ -1422,7 +1449,17 @@ impl Inner {
             return Ok(());
         }
         let mut failed = None;
+        let mut recycled = 0;
         for (i, file) in free.iter().enumerate() {
+            if self.options.recycle_segments && lock(&self.free)?.len() < FREE_FILES_KEPT {
+                let target = self.dir.join(free_file_name(file.first_lsn()));
+                // If the rename fails, the file is removed as usual instead.
+                if self.storage.rename(&file.path, &target).is_ok() {
+                    lock(&self.free)?.push(target);
+                    recycled += 1;
+                    continue;
+                }
+            }
             match self.storage.remove_file(&file.path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     // Keep what is left for the next attempt.
@@ -1440,7 +1477,7 @@ impl Inner {
         self.storage
             .sync_dir(&self.dir)
             .at("sync directory", &self.dir)?;
-        let removed = free.len() - usize::from(failed.is_some());
+        let removed = free.len() - usize::from(failed.is_some()) - recycled;
         self.stats.removed(removed as u64);
         failed.map_or(Ok(()), Err)
     }

@@ -147,6 +147,8 @@ pub struct Metrics {
     pub segments_rolled: u64,
     /// Segment files removed after a checkpoint or reset.
     pub segments_removed: u64,
+    /// New segments made from a recycled file instead of a new one.
+    pub segments_recycled: u64,
     /// Bytes the log holds ([`Log::used_bytes`](crate::Log::used_bytes)).
     pub used_bytes: u64,
     /// Room left in a bounded log.
@@ -174,6 +176,7 @@ pub(crate) struct Stats {
     pub(crate) commit_ns: Histogram,
     pub(crate) rolled: AtomicU64,
     pub(crate) removed: AtomicU64,
+    pub(crate) recycled: AtomicU64,
     #[cfg(feature = "metrics")]
     facade: Facade,
 }
@@ -189,6 +192,7 @@ impl Stats {
             commit_ns: Histogram::new(),
             rolled: AtomicU64::new(0),
             removed: AtomicU64::new(0),
+            recycled: AtomicU64::new(0),
             #[cfg(feature = "metrics")]
             facade: Facade::new(label),
         }

@@ -97,6 +97,12 @@ pub struct Options {
     /// fsyncs have less metadata to write; a sealed segment is trimmed to its data. Default
     /// `true`.
     pub preallocate: bool,
+    /// Keep up to two segment files that a checkpoint frees and reuse them for new segments
+    /// instead of creating files anew (their blocks are already allocated and written, so
+    /// writes into them need no allocation). A reused file's old frames stay behind the new
+    /// data; they are salted with the old file's identity, so they can never be read back as
+    /// records. Default `false`.
+    pub recycle_segments: bool,
     /// Bound the log to this many bytes (segment headers and frames, counted over the segments
     /// the log holds; files kept only for a reader still reading them are not counted). An
     /// append that does not fit waits or fails as [`Options::when_full`] says, never panics.
@@ -121,6 +127,7 @@ impl Default for Options {
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             create_if_missing: true,
             preallocate: true,
+            recycle_segments: false,
             capacity_bytes: None,
             when_full: WhenFull::Fail,
             read_only: false,

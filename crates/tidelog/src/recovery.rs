@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
     CHECKPOINT_FILE, CheckpointFile, FrameCursor, QUARANTINE_DIR, SEGMENT_HEADER_LEN,
-    SegmentHeader, Step, TEMP_SUFFIX, parse_segment_name,
+    SegmentHeader, Step, TEMP_SUFFIX, is_free_name, parse_segment_name,
 };
 use crate::io::{OpenMode, Storage};
 use crate::options::{Options, RecoveryMode};
@@ -175,6 +175,8 @@ pub(crate) struct Recovered {
     pub(crate) next_lsn: Lsn,
     /// Ascending; never empty; the last one takes appends.
     pub(crate) segments: Vec<Segment>,
+    /// Free segment files kept for reuse.
+    pub(crate) free: Vec<PathBuf>,
     pub(crate) report: RecoveryReport,
 }
 
@@ -266,6 +268,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
     names.sort();
     let mut segments: Vec<(Lsn, PathBuf)> = Vec::new();
     let mut checkpoint_path = None;
+    let mut free = Vec::new();
     for name in names {
         let path = dir.join(&name);
         if let Some(lsn) = parse_segment_name(&name) {
@@ -275,6 +278,8 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         } else if name.to_str().is_some_and(is_own_temp) {
             rec.remove(&path, "remove temporary file")?;
             rec.report.removed_temp_files.push(path);
+        } else if is_free_name(&name) {
+            free.push(path);
         } else if name == crate::io::LOCK_FILE || name == QUARANTINE_DIR {
         } else {
             rec.report.unknown_files.push(path);
@@ -455,7 +460,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
             } else {
                 0
             };
-            file.create(storage, dir, allocate)?;
+            file.create(storage, dir, allocate, None)?;
         }
         kept.push(Segment::new(file));
     }
@@ -470,6 +475,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         checkpoint: cp,
         next_lsn,
         segments: kept,
+        free,
         report: rec.report,
     })
 }
@@ -639,6 +645,15 @@ impl Recovery<'_> {
             );
             let proven =
                 misplaced || !is_last || after.is_some_and(|a| a.durable > segment.last_lsn);
+            if !proven
+                && after.is_none()
+                && batch.is_none()
+                && cut < segment.file.header.prev_extent_bytes()
+            {
+                // A recycled file whose earlier contents begin here: this is the end of the
+                // current data (a torn write here was never synced either).
+                break;
+            }
             match after {
                 Some(after) if skip && proven => {
                     // Keep the damaged bytes in place; readers jump over them.

@@ -50,6 +50,7 @@ impl SegmentFile {
             first_lsn,
             salt: crate::random_u64(),
             created_ms: crate::now_ms(),
+            prev_extent: 0,
         };
         let path = dir.join(segment_file_name(first_lsn));
         Self {
@@ -84,7 +85,33 @@ impl SegmentFile {
     /// Creates the planned file crash-safely: the header goes to a temporary file (allocated to
     /// `allocate` bytes of zeros first, if not 0), which is synced, renamed into place, and made
     /// durable with a directory sync.
-    pub(crate) fn create(&self, storage: &dyn Storage, dir: &Path, allocate: u64) -> Result<()> {
+    ///
+    /// With `recycled`, a free file (a former segment, trimmed to its frames) is reused instead:
+    /// the new header, which records how far the old contents reach, is written over the old
+    /// one and synced, and the file is renamed into place. The old frames stay behind the new
+    /// data and never validate as records of the new segment (another salt); recovery reads
+    /// them as the end of the data. Returns whether the free file was used (a free file whose header
+    /// does not decode is removed instead).
+    pub(crate) fn create(
+        &self,
+        storage: &dyn Storage,
+        dir: &Path,
+        allocate: u64,
+        recycled: Option<&Path>,
+    ) -> Result<bool> {
+        if let Some(free) = recycled {
+            if let Some(file) = Self::reuse(storage, free, &self.header, allocate)? {
+                storage
+                    .rename(free, &self.path)
+                    .at("rename into place", free)?;
+                storage.sync_dir(dir).at("sync directory", dir)?;
+                let _ = self.handle.set(file);
+                return Ok(true);
+            }
+            storage
+                .remove_file(free)
+                .at("remove unusable free file", free)?;
+        }
         let name = segment_file_name(self.first_lsn());
         let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
         let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
@@ -99,7 +126,34 @@ impl SegmentFile {
             .at("rename into place", &tmp)?;
         storage.sync_dir(dir).at("sync directory", dir)?;
         let _ = self.handle.set(file);
-        Ok(())
+        Ok(false)
+    }
+
+    /// Writes `header` (with the extent of the old contents) over a free file's, or `None` if the free
+    /// file's own header does not decode.
+    fn reuse(
+        storage: &dyn Storage,
+        free: &Path,
+        header: &SegmentHeader,
+        allocate: u64,
+    ) -> Result<Option<Box<dyn StorageFile>>> {
+        let file = storage.open(free, OpenMode::ReadWrite).at("open", free)?;
+        let mut old = [0u8; SEGMENT_HEADER_LEN];
+        let n = file.read_full_at(&mut old, 0).at("read", free)?;
+        if SegmentHeader::decode(&old[..n]).is_err() {
+            return Ok(None);
+        }
+        let len = file.len().at("read length", free)?;
+        let header = SegmentHeader {
+            prev_extent: SegmentHeader::extent_of(len),
+            ..*header
+        };
+        file.write_all_at(&header.encode(), 0).at("write", free)?;
+        if allocate > 0 {
+            file.allocate(allocate).at("preallocate", free)?;
+        }
+        file.sync_data().at("sync", free)?;
+        Ok(Some(file))
     }
 }
 

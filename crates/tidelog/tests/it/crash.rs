@@ -249,18 +249,23 @@ fn verify(storage: &MemStorage, m: &Model, context: &str) -> Result<()> {
 }
 
 /// Small segments and a write-through buffer, so the script makes many storage operations.
-fn builder(storage: Arc<dyn Storage>) -> tidelog::LogBuilder {
+fn builder(storage: Arc<dyn Storage>, recycle: bool) -> tidelog::LogBuilder {
     Log::builder("/log")
         .storage(storage)
         .segment_bytes(SEGMENT_BYTES)
         .write_buffer_bytes(0)
+        .recycle_segments(recycle)
 }
 
 fn crash_at_every_op(mode_for: impl Fn(u64) -> CrashMode) -> Result<()> {
+    crash_at_every_op_with(mode_for, false)
+}
+
+fn crash_at_every_op_with(mode_for: impl Fn(u64) -> CrashMode, recycle: bool) -> Result<()> {
     // Count the operations of a clean run.
     let mem = MemStorage::new();
     let faulty = FaultyStorage::new(Arc::new(mem.clone()), FaultPlan::new());
-    let model = run(&builder(Arc::new(faulty.clone())).open()?);
+    let model = run(&builder(Arc::new(faulty.clone()), recycle).open()?);
     assert!(model.failed.is_none());
     let total = faulty.mutating_ops();
     assert!(
@@ -272,7 +277,7 @@ fn crash_at_every_op(mode_for: impl Fn(u64) -> CrashMode) -> Result<()> {
     for n in 0..=total {
         let mem = MemStorage::new();
         let faulty = FaultyStorage::new(Arc::new(mem.clone()), FaultPlan::new().fail_after(n));
-        let opened = builder(Arc::new(faulty)).open();
+        let opened = builder(Arc::new(faulty), recycle).open();
         let model = match opened {
             Ok(log) => {
                 let m = run(&log);
@@ -307,6 +312,18 @@ fn reordered_crash_at_every_op_keeps_acknowledged_records() -> Result<()> {
     // Unsynced writes reach the disk in any order: holes followed by intact frames in the
     // unsynced tail are cut as a torn tail, never reported as corruption.
     crash_at_every_op(|n| CrashMode::Reordered { seed: n })
+}
+
+#[test]
+fn crash_at_every_op_with_recycled_segments_keeps_acknowledged_records() -> Result<()> {
+    crash_at_every_op_with(
+        |n| match n % 3 {
+            0 => CrashMode::DropUnsynced,
+            1 => CrashMode::Torn { seed: n },
+            _ => CrashMode::Reordered { seed: n },
+        },
+        true,
+    )
 }
 
 #[test]

@@ -10,3 +10,4 @@ mod metrics;
 mod prealloc;
 mod reader;
 mod recovery;
+mod recycle;
