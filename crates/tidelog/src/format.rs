@@ -88,6 +88,11 @@ pub(crate) fn is_free_name(name: &OsStr) -> bool {
         .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Whether `name` is a segment's or the checkpoint's: a directory holding neither holds no log.
+pub(crate) fn is_log_file_name(name: &OsStr) -> bool {
+    name == CHECKPOINT_FILE || parse_segment_name(name).is_some()
+}
+
 /// The first LSN named by a segment file name, or `None` if `name` is not a segment's.
 pub(crate) fn parse_segment_name(name: &OsStr) -> Option<Lsn> {
     let digits = name.to_str()?.strip_suffix(SEGMENT_SUFFIX)?;

@@ -350,15 +350,19 @@ impl Log {
         options.validate()?;
         if options.create_if_missing && !options.read_only {
             storage.create_dir_all(&dir).at("create directory", &dir)?;
-        } else if let Err(e) = storage.list(&dir) {
-            return match e.kind() {
-                io::ErrorKind::NotFound => Err(Error::NotFound { path: dir }),
-                _ => Err(Error::Io {
+        } else {
+            let names = storage.list(&dir).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::NotFound { path: dir.clone() },
+                _ => Error::Io {
                     op: "list",
-                    path: dir,
+                    path: dir.clone(),
                     source: e,
-                }),
-            };
+                },
+            })?;
+            // Refused before the lock is taken, so a directory without a log stays untouched.
+            if !names.iter().any(|n| crate::format::is_log_file_name(n)) {
+                return Err(Error::NotFound { path: dir });
+            }
         }
         // A read-only log changes nothing, so it takes no lock: a writer may hold it.
         let dir_lock = if options.read_only {

@@ -220,6 +220,31 @@ fn missing_log_without_create_is_not_found() {
 }
 
 #[test]
+fn an_empty_directory_without_create_is_not_found_and_left_empty() {
+    for env in Env::both() {
+        env.storage.create_dir_all(&env.dir).unwrap();
+        for read_only in [false, true] {
+            let err = env
+                .builder()
+                .create_if_missing(false)
+                .read_only(read_only)
+                .open()
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::NotFound { .. }),
+                "{}: {err}",
+                env.name()
+            );
+            assert!(
+                env.storage.list(&env.dir).unwrap().is_empty(),
+                "{}: a file was left behind",
+                env.name()
+            );
+        }
+    }
+}
+
+#[test]
 fn unknown_files_are_ignored_and_own_temp_files_cleaned() -> Result<()> {
     for env in Env::both() {
         drop(env.open()?);
