@@ -44,7 +44,8 @@ pub struct RecoveryReport {
     pub checkpoint_lsn: Lsn,
     /// The last LSN of the recovered log (`checkpoint_lsn - 1` when it holds no record).
     pub last_lsn: Lsn,
-    /// Bytes cut from the ends of segments (torn tails, and what `PointInTime` cut).
+    /// Bytes cut from the ends of segments (torn tails, and what `PointInTime` cut), up to the
+    /// last non-zero byte: a preallocated file's trailing zeros are not counted.
     pub torn_bytes_cut: u64,
     /// Every damaged place found, with what was done about it.
     pub damage: Vec<Damage>,
@@ -90,8 +91,8 @@ pub struct Damage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DamageAction {
-    /// The file was cut at `at`, removing `bytes` bytes (a copy of any non-zero ones is in the
-    /// quarantine folder).
+    /// The file was cut at `at`, removing `bytes` bytes of data (counted up to the last
+    /// non-zero byte; a copy of them is in the quarantine folder).
     Cut {
         /// The new length of the file.
         at: u64,
@@ -715,10 +716,17 @@ impl Recovery<'_> {
         let mut bytes = vec![0u8; usize::try_from(len - stop.cut).unwrap_or(0)];
         let io = file.io()?;
         let n = io.read_full_at(&mut bytes, stop.cut).at("read", path)?;
-        bytes.truncate(n);
+        // Zeros after the last byte written (a preallocated file's) are not data: they are
+        // neither counted as cut nor copied to the quarantine.
+        let data = bytes[..n]
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |i| i + 1);
+        bytes.truncate(data);
+        let cut_bytes = data as u64;
         if self.dry_run {
             // Nothing is written: the report says what a real recovery would cut.
-        } else if bytes.iter().any(|&b| b != 0) {
+        } else if !bytes.is_empty() {
             let name = format!("{}.{}.cut", file_name(path), stop.cut);
             let qdir = self.quarantine_dir()?;
             let target = self.unique_in(&qdir, &name)?;
@@ -737,10 +745,10 @@ impl Recovery<'_> {
         }
         segment.end = stop.cut;
         segment.forget_from(stop.cut);
-        self.report.torn_bytes_cut += len - stop.cut;
+        self.report.torn_bytes_cut += cut_bytes;
         let action = DamageAction::Cut {
             at: stop.cut,
-            bytes: len - stop.cut,
+            bytes: cut_bytes,
         };
         self.damage(path, stop.offset, stop.kind, action);
         Ok(())

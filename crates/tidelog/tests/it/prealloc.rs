@@ -73,6 +73,10 @@ fn a_torn_write_inside_the_preallocated_tail_is_cut() -> Result<()> {
         let report = log.recovery_report().clone();
         assert_eq!(report.damage.len(), 1, "{}: {report}", env.name());
         assert_eq!(report.damage[0].offset, active.bytes, "{}", env.name());
+        // Only the torn bytes count as cut and are quarantined, not the zeros after them.
+        assert_eq!(report.torn_bytes_cut, 9, "{}: {report}", env.name());
+        let quarantined = report.quarantined.first().expect("a quarantined copy");
+        assert_eq!(env.read_file(quarantined), [0x5a; 9], "{}", env.name());
         assert_eq!(log.last_lsn()?, Lsn::new(20));
         drop(log);
         let log = env.builder().preallocate(true).open()?;
