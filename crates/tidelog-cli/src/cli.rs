@@ -1,0 +1,80 @@
+//! The command line: global options and the subcommands (clap derive). Each subcommand's
+//! arguments live in its own file under `commands/`.
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{
+    append, bench, checkpoint, completions, demo, dump, fsync_probe, info, recover, tail,
+    truncate_after, verify,
+};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (for verify: no damage; for a recover dry run: nothing to do)
+  1  a problem was found: verify found damage, or a recover dry run found damage or would
+     change the log
+  2  a usage or runtime error; the message on standard error says why
+
+A closed standard output (tidelog dump DIR | head) ends a command quietly with exit code 0.
+Color is used only when standard output is a terminal and NO_COLOR is not set; progress bars
+only when standard error is a terminal.
+
+Examples:
+  tidelog demo                          # the tour: commits, a killed writer, recovery
+  tidelog info ./wal                    # segments, watermarks, checkpoint
+  tidelog dump ./wal --from 100 --to 120
+  tidelog verify ./wal || echo damaged  # exit code 1 when damage was found
+  tidelog recover ./wal                 # dry run: what would recovery change?
+  tidelog tail -f ./wal                 # follow a log another process writes
+  tidelog fsync-probe ./wal             # what does an fsync cost on this disk?";
+
+/// Inspect, verify, recover, follow and benchmark tidelog write-ahead logs.
+#[derive(Debug, Parser)]
+#[command(name = "tidelog", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// Print JSON lines (one JSON value per line) instead of text, on every command that
+    /// prints data.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show a log's segments, watermarks, checkpoint, id and format version (read-only).
+    Info(info::Args),
+    /// Print the records of a log, one line each (read-only).
+    Dump(dump::Args),
+    /// Check every record of a log and report all damage (read-only); exit 1 on damage.
+    Verify(verify::Args),
+    /// Show what recovery would do to a damaged log (dry run), or do it with --apply.
+    Recover(recover::Args),
+    /// Print the last records of a log; with -f, keep printing new ones (read-only).
+    Tail(tail::Args),
+    /// Append lines of standard input, or whole files, as records.
+    Append(append::Args),
+    /// Declare that records below an LSN are no longer needed, dropping whole segments.
+    Checkpoint(checkpoint::Args),
+    /// Durably discard every record after an LSN (a rollback).
+    TruncateAfter(truncate_after::Args),
+    /// Measure tidelog on this disk: bulk appends, concurrent durable commits, large records.
+    Bench(bench::Args),
+    /// Measure what write + fsync costs on the disk under a directory, like pg_test_fsync.
+    FsyncProbe(fsync_probe::Args),
+    /// Run the tour: concurrent commits, a writer killed mid-append, recovery, power loss.
+    Demo(demo::Args),
+    /// Print a shell completion script.
+    Completions(completions::Args),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

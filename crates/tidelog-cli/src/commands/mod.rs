@@ -1,0 +1,277 @@
+//! One module per subcommand, each with its `Args` and its `run`, plus what they share: how a
+//! log is opened, how LSNs are parsed and how records are printed.
+
+pub(crate) mod append;
+pub(crate) mod bench;
+pub(crate) mod checkpoint;
+pub(crate) mod completions;
+pub(crate) mod demo;
+pub(crate) mod dump;
+pub(crate) mod fsync_probe;
+pub(crate) mod info;
+pub(crate) mod recover;
+pub(crate) mod tail;
+pub(crate) mod truncate_after;
+pub(crate) mod verify;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use serde_json::json;
+use tidelog::{Log, Lsn, Record, RecoveryMode};
+
+use crate::cli::Command;
+use crate::output::{Ctx, Out, note};
+use crate::report;
+
+/// Runs one subcommand.
+pub(crate) fn run(command: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Info(args) => info::run(args, ctx),
+        Command::Dump(args) => dump::run(args, ctx),
+        Command::Verify(args) => verify::run(args, ctx),
+        Command::Recover(args) => recover::run(args, ctx),
+        Command::Tail(args) => tail::run(args, ctx),
+        Command::Append(args) => append::run(args, ctx),
+        Command::Checkpoint(args) => checkpoint::run(args, ctx),
+        Command::TruncateAfter(args) => truncate_after::run(args, ctx),
+        Command::Bench(args) => bench::run(args, ctx),
+        Command::FsyncProbe(args) => fsync_probe::run(args, ctx),
+        Command::Demo(args) => demo::run(args, ctx),
+        Command::Completions(args) => completions::run(args, ctx),
+    }
+}
+
+/// Parses an LSN argument.
+pub(crate) fn parse_lsn(s: &str) -> Result<Lsn, String> {
+    s.trim()
+        .parse::<u64>()
+        .map(Lsn::new)
+        .map_err(|_| format!("`{s}` is not an LSN (a whole number such as 42)"))
+}
+
+/// Parses a duration in seconds (`2`, `0.5`).
+pub(crate) fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds (such as 2 or 0.5)"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "{s} seconds is out of range (more than 0, at most a day)"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Refuses a directory on a file system that lives in memory, where fsync does nothing and any
+/// figure says nothing about a disk.
+pub(crate) fn refuse_memory_file_system(dir: &Path) -> anyhow::Result<()> {
+    if let Some(kind) = memory_file_system(dir) {
+        anyhow::bail!(
+            "{} is on {kind}, which lives in memory: fsync does nothing there, so the figures              would say nothing about a disk; give a directory on a disk with --dir",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `Some("tmpfs")` if `dir` is on a file system that lives in memory.
+#[cfg(target_os = "linux")]
+pub(crate) fn memory_file_system(dir: &Path) -> Option<&'static str> {
+    // TMPFS_MAGIC from <linux/magic.h>.
+    match rustix::fs::statfs(dir) {
+        Ok(st) if st.f_type == 0x0102_1994 => Some("tmpfs"),
+        _ => None,
+    }
+}
+
+/// `Some("tmpfs")` if `dir` is on a file system that lives in memory (only known on Linux).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn memory_file_system(_dir: &Path) -> Option<&'static str> {
+    None
+}
+
+/// Opens the log in `dir` read-only: recovery runs as a dry run in `mode`, nothing is changed,
+/// and no lock is taken (another process may be writing).
+pub(crate) fn open_read_only(dir: &Path, mode: RecoveryMode) -> anyhow::Result<Log> {
+    Log::builder(dir)
+        .read_only(true)
+        .create_if_missing(false)
+        .recovery_mode(mode)
+        .open()
+        .with_context(|| format!("cannot open the log in {} (read-only)", dir.display()))
+}
+
+/// Whether an error says the log is damaged (as opposed to missing, locked or unreadable).
+pub(crate) fn is_damage(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<tidelog::Error>(),
+            Some(tidelog::Error::Corrupt { .. } | tidelog::Error::MissingRecords { .. })
+        )
+    })
+}
+
+/// Opens the log in `dir` for writing, in the default recovery mode, creating it only if
+/// `create` is set. If opening recovered anything, says so on standard error.
+pub(crate) fn open_for_writing(dir: &Path, create: bool) -> anyhow::Result<Log> {
+    let log = Log::builder(dir)
+        .create_if_missing(create)
+        .open()
+        .with_context(|| format!("cannot open the log in {}", dir.display()))?;
+    let r = log.recovery_report();
+    if r.created {
+        note(format_args!("created a new log in {}", dir.display()));
+    }
+    let changes = report::changes(r);
+    if !changes.is_empty() {
+        note("opening the log ran recovery, which changed the directory:");
+        for change in changes {
+            note(format_args!("  {change}"));
+        }
+    }
+    Ok(log)
+}
+
+/// Where a record sits in the batch it was appended in.
+pub(crate) fn batch_position(record: &Record) -> &'static str {
+    match (record.is_batch_start(), record.is_batch_end()) {
+        (true, true) => "single",
+        (true, false) => "start",
+        (false, false) => "middle",
+        (false, true) => "end",
+    }
+}
+
+/// How payloads are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum PayloadFormat {
+    /// UTF-8 text, with control characters and invalid bytes escaped (\n, \x00).
+    #[default]
+    Text,
+    /// Lowercase hexadecimal.
+    Hex,
+    /// Standard base64 (with padding).
+    Base64,
+}
+
+impl PayloadFormat {
+    fn name(self) -> &'static str {
+        match self {
+            PayloadFormat::Text => "text",
+            PayloadFormat::Hex => "hex",
+            PayloadFormat::Base64 => "base64",
+        }
+    }
+
+    pub(crate) fn encode(self, data: &[u8]) -> String {
+        match self {
+            PayloadFormat::Text => escape_text(data),
+            PayloadFormat::Hex => {
+                let mut s = String::with_capacity(data.len() * 2);
+                for b in data {
+                    s.push(char::from(HEX[usize::from(b >> 4)]));
+                    s.push(char::from(HEX[usize::from(b & 0xf)]));
+                }
+                s
+            }
+            PayloadFormat::Base64 => base64::engine::general_purpose::STANDARD.encode(data),
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A payload as one line of text: valid UTF-8 is kept except control characters and
+/// backslashes, which are escaped; anything else is escaped byte by byte.
+fn escape_text(data: &[u8]) -> String {
+    match std::str::from_utf8(data) {
+        Ok(text) => {
+            let mut s = String::with_capacity(text.len());
+            for c in text.chars() {
+                if c.is_control() || c == '\\' {
+                    s.extend(c.escape_default());
+                } else {
+                    s.push(c);
+                }
+            }
+            s
+        }
+        Err(_) => data.escape_ascii().to_string(),
+    }
+}
+
+/// Prints records as `dump` and `tail` do: aligned text lines, or JSON lines.
+pub(crate) struct RecordPrinter {
+    pub(crate) format: PayloadFormat,
+    pub(crate) json: bool,
+    /// Width of the LSN column.
+    pub(crate) lsn_width: usize,
+}
+
+impl RecordPrinter {
+    pub(crate) fn new(format: PayloadFormat, json: bool, last_lsn: Lsn) -> Self {
+        Self {
+            format,
+            json,
+            lsn_width: last_lsn.get().to_string().len(),
+        }
+    }
+
+    pub(crate) fn print(&self, out: &mut Out, record: &Record) -> anyhow::Result<()> {
+        let payload = self.format.encode(record.data());
+        if self.json {
+            let mut value = json!({
+                "lsn": record.lsn().get(),
+                "batch": batch_position(record),
+                "size": record.data().len(),
+            });
+            value[self.format.name()] = serde_json::Value::String(payload);
+            out.json(&value)
+        } else {
+            out.line(format_args!(
+                "{:>w$}  {:<6}  {:>7}  {payload}",
+                record.lsn().get(),
+                batch_position(record),
+                record.data().len(),
+                w = self.lsn_width,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_print_on_one_line() {
+        assert_eq!(PayloadFormat::Text.encode(b"set x = 1"), "set x = 1");
+        assert_eq!(PayloadFormat::Text.encode(b"a\nb\\"), "a\\nb\\\\");
+        assert_eq!(PayloadFormat::Text.encode("é".as_bytes()), "é");
+        assert_eq!(PayloadFormat::Text.encode(&[0xff, b'a']), "\\xffa");
+        assert_eq!(PayloadFormat::Hex.encode(&[0x00, 0xab, 0x10]), "00ab10");
+        assert_eq!(PayloadFormat::Base64.encode(b"hello"), "aGVsbG8=");
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(
+            parse_seconds("0.5"),
+            Ok(std::time::Duration::from_millis(500))
+        );
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("nan").is_err());
+        assert!(parse_seconds("-1").is_err());
+    }
+
+    #[test]
+    fn lsns_parse() {
+        assert_eq!(parse_lsn("42"), Ok(Lsn::new(42)));
+        assert!(parse_lsn("x").is_err());
+        assert!(parse_lsn("-1").is_err());
+    }
+}

@@ -1,0 +1,896 @@
+//! The `tidelog` binary, run for real on log directories made with the library: healthy logs
+//! and logs damaged by hand (a torn tail, a flipped byte in a sealed segment, a missing middle
+//! segment). Checks standard output, exit codes, and that read-only commands change no byte.
+
+// The helpers below panic on any failure, as the tests themselves do: that is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tidelog::{Durability, Log, SyncPolicy};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidelog");
+/// Small segments, so a few hundred records make several.
+const SEGMENT_BYTES: u64 = 4096;
+/// Records in the logs the tests build.
+const RECORDS: u64 = 300;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A temporary directory under the target directory (on the disk, like the logs people make).
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("tidelog-cli-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code, showing the output if it differs.
+    #[track_caller]
+    fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Parses standard output as JSON lines.
+    #[track_caller]
+    fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{}", self.stdout))
+            })
+            .collect()
+    }
+
+    /// The only JSON line of standard output.
+    #[track_caller]
+    fn json(&self) -> serde_json::Value {
+        let mut lines = self.json_lines();
+        assert_eq!(lines.len(), 1, "{}", self.stdout);
+        lines.remove(0)
+    }
+}
+
+fn tidelog_with_stdin(args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    };
+    assert!(
+        !run.stderr.contains("panicked"),
+        "the binary panicked: {}",
+        run.stderr
+    );
+    run
+}
+
+fn tidelog(args: &[&str]) -> Run {
+    tidelog_with_stdin(args, b"")
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The payload the tests append at `lsn`: it names its LSN, and its length varies.
+fn payload(lsn: u64) -> Vec<u8> {
+    let mut p = format!("record {lsn:06} ").into_bytes();
+    p.resize(p.len() + (lsn % 13) as usize, b'#');
+    p
+}
+
+/// A log of `n` records (`payload(lsn)`), each synced before the next is written, so damage
+/// before intact records can never pass for an unsynced tail.
+fn make_log(dir: &Path, n: u64) -> PathBuf {
+    let log = Log::builder(dir)
+        .segment_bytes(SEGMENT_BYTES)
+        .sync_policy(SyncPolicy::EveryCommit)
+        .open()
+        .unwrap();
+    for lsn in 1..=n {
+        assert_eq!(
+            log.append(&payload(lsn), Durability::Synced).unwrap().get(),
+            lsn
+        );
+    }
+    log.close().unwrap();
+    dir.to_path_buf()
+}
+
+/// The segment files of a log, in LSN order.
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.insert(path.clone(), Vec::new());
+                todo.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Runs `f` and asserts that no byte under `dir` changed.
+#[track_caller]
+fn unchanged<T>(dir: &Path, f: impl FnOnce() -> T) -> T {
+    let before = snapshot(dir);
+    let result = f();
+    let after = snapshot(dir);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "the set of files changed"
+    );
+    for (path, bytes) in &before {
+        assert!(after[path] == *bytes, "{} changed", path.display());
+    }
+    result
+}
+
+fn write_at(path: &Path, bytes: &[u8], offset: u64) {
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(bytes, offset).unwrap();
+    file.sync_all().unwrap();
+}
+
+/// Leaves a torn write right after the last record of the log (where a crash leaves one).
+fn tear_tail(dir: &Path) {
+    let (path, end) = {
+        let log = Log::builder(dir).read_only(true).open().unwrap();
+        let last = log.segments().unwrap().pop().unwrap();
+        (last.path, last.bytes)
+    };
+    write_at(&path, &[0x5a; 13], end);
+}
+
+/// Flips one byte of the payload of `lsn` in place; returns the damaged segment.
+fn flip_payload(dir: &Path, lsn: u64) -> PathBuf {
+    let needle = payload(lsn);
+    for path in segments(dir) {
+        let bytes = std::fs::read(&path).unwrap();
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            write_at(&path, &[bytes[at + 2] ^ 0x20], (at + 2) as u64);
+            return path;
+        }
+    }
+    panic!("payload of LSN {lsn} not found");
+}
+
+/// A healthy log, with damage of each kind in a sealed segment or at the tail.
+fn torn_log() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    tear_tail(&dir);
+    (tmp, dir)
+}
+
+fn flipped_log() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let segs = segments(&dir);
+    assert!(segs.len() >= 4, "{} segments", segs.len());
+    let damaged = flip_payload(&dir, RECORDS / 3);
+    assert_ne!(
+        &damaged,
+        segs.last().unwrap(),
+        "the damage is in a sealed segment"
+    );
+    (tmp, dir)
+}
+
+fn missing_segment_log() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let segs = segments(&dir);
+    assert!(segs.len() >= 4, "{} segments", segs.len());
+    std::fs::remove_file(&segs[1]).unwrap();
+    (tmp, dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// info
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn info_shows_segments_and_watermarks_and_changes_nothing() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let segs = segments(&dir);
+    let run = unchanged(&dir, || tidelog(&["info", s(&dir)])).expect(0);
+    for line in [
+        "last LSN     300",
+        "checkpoint   1",
+        "format       version 1",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?} in\n{}", run.stdout);
+    }
+    assert!(run.stdout.contains("log id"), "{}", run.stdout);
+    assert!(run.stdout.contains("recovery: clean"), "{}", run.stdout);
+    for seg in &segs {
+        let name = seg.file_name().unwrap().to_str().unwrap();
+        assert!(run.stdout.contains(name), "{name} in\n{}", run.stdout);
+    }
+    assert_eq!(run.stdout.matches(" sealed").count(), segs.len() - 1);
+    assert_eq!(run.stdout.matches(" active").count(), 1);
+    assert!(!run.stdout.contains('\x1b'), "no color into a pipe");
+
+    let info = unchanged(&dir, || tidelog(&["info", "--json", s(&dir)]))
+        .expect(0)
+        .json();
+    assert_eq!(info["last_lsn"], 300);
+    assert_eq!(info["durable_lsn"], 300);
+    assert_eq!(info["checkpoint_lsn"], 1);
+    assert_eq!(info["records"], 300);
+    assert_eq!(info["format_version"], tidelog::FORMAT_VERSION);
+    assert_eq!(info["log_id"].as_str().unwrap().len(), 32);
+    let json_segs = info["segments"].as_array().unwrap();
+    assert_eq!(json_segs.len(), segs.len());
+    assert_eq!(json_segs[0]["first_lsn"], 1);
+    assert_eq!(json_segs.last().unwrap()["last_lsn"], 300);
+    assert_eq!(json_segs.last().unwrap()["state"], "active");
+}
+
+#[test]
+fn info_on_a_damaged_log_warns_and_changes_nothing() {
+    let (_tmp, dir) = flipped_log();
+    let run = unchanged(&dir, || tidelog(&["info", s(&dir)])).expect(0);
+    assert!(run.stdout.contains("damaged:"), "{}", run.stdout);
+    assert!(run.stdout.contains("checksum"), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// dump
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn dump_prints_every_record_and_changes_nothing() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let run = unchanged(&dir, || tidelog(&["dump", s(&dir)])).expect(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), RECORDS as usize);
+    for (i, line) in lines.iter().enumerate() {
+        let lsn = i as u64 + 1;
+        let p = String::from_utf8(payload(lsn)).unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[0], lsn.to_string(), "{line}");
+        assert_eq!(fields[1], "single", "{line}");
+        assert_eq!(fields[2], p.len().to_string(), "{line}");
+        assert!(line.ends_with(&p), "{line}");
+    }
+
+    let run = tidelog(&[
+        "dump",
+        s(&dir),
+        "--from",
+        "10",
+        "--to",
+        "12",
+        "--format",
+        "hex",
+    ])
+    .expect(0);
+    let hex: String = payload(11).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
+    assert!(
+        run.stdout.lines().nth(1).unwrap().ends_with(&hex),
+        "{}",
+        run.stdout
+    );
+
+    let run = tidelog(&[
+        "dump",
+        s(&dir),
+        "--from",
+        "5",
+        "--to",
+        "5",
+        "--format",
+        "base64",
+    ]);
+    let line = run.expect(0).stdout;
+    assert!(
+        line.trim_end().ends_with("cmVjb3JkIDAwMDAwNSAjIyMjIw=="),
+        "{line}"
+    );
+}
+
+#[test]
+fn dump_shows_batch_positions() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("log");
+    let log = Log::open(&dir).unwrap();
+    log.append(b"alone", Durability::Buffered).unwrap();
+    log.append_batch(&["one", "two", "three"], Durability::Synced)
+        .unwrap();
+    log.close().unwrap();
+    let run = tidelog(&["dump", s(&dir)]).expect(0);
+    let positions: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(positions, ["single", "start", "middle", "end"]);
+}
+
+#[test]
+fn dump_json_parses_as_json_lines() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 20);
+    let run = tidelog(&["dump", "--json", s(&dir)]).expect(0);
+    let records = run.json_lines();
+    assert_eq!(records.len(), 20);
+    for (i, r) in records.iter().enumerate() {
+        let lsn = i as u64 + 1;
+        assert_eq!(r["lsn"], lsn);
+        assert_eq!(r["batch"], "single");
+        assert_eq!(r["size"], payload(lsn).len());
+        assert_eq!(r["text"], String::from_utf8(payload(lsn)).unwrap());
+    }
+}
+
+#[test]
+fn dump_into_a_closed_pipe_exits_0_without_error_text() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 5000);
+    // Far more output than a pipe holds, so the dump is still writing when the pipe closes.
+    let mut child = Command::new(BIN)
+        .args(["dump", s(&dir)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("   1  single"), "{first}");
+    drop(stdout); // as `head -1` does
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(stderr, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn verify_a_healthy_log_exits_0() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let run = unchanged(&dir, || tidelog(&["verify", s(&dir)])).expect(0);
+    assert!(
+        run.stdout.contains("read back 300 records"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("OK: no damage found"), "{}", run.stdout);
+    let v = tidelog(&["verify", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["records_read"], 300);
+    assert_eq!(v["report"]["clean"], true);
+}
+
+#[test]
+fn verify_finds_a_torn_tail() {
+    let (_tmp, dir) = torn_log();
+    let run = unchanged(&dir, || tidelog(&["verify", s(&dir)])).expect(1);
+    assert!(run.stdout.contains("DAMAGED:"), "{}", run.stdout);
+    assert!(run.stdout.contains("torn tail"), "{}", run.stdout);
+    let v = tidelog(&["verify", "--json", s(&dir)]).expect(1).json();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["records_read"], 300);
+}
+
+#[test]
+fn verify_finds_a_flipped_byte_in_a_sealed_segment() {
+    let (_tmp, dir) = flipped_log();
+    let run = unchanged(&dir, || tidelog(&["verify", s(&dir)])).expect(1);
+    assert!(run.stdout.contains("checksum"), "{}", run.stdout);
+    assert!(run.stdout.contains("DAMAGED:"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 records lost"), "{}", run.stdout);
+    let v = tidelog(&["verify", "--json", s(&dir)]).expect(1).json();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["records_read"], RECORDS - 1);
+    let damage = v["report"]["damage"].as_array().unwrap();
+    assert_eq!(damage.len(), 1);
+    assert_eq!(damage[0]["kind"], "FrameChecksum");
+    assert_eq!(
+        v["report"]["lost"],
+        serde_json::json!([{"first": RECORDS / 3, "last": RECORDS / 3}])
+    );
+}
+
+#[test]
+fn verify_finds_a_missing_middle_segment() {
+    let (_tmp, dir) = missing_segment_log();
+    let run = unchanged(&dir, || tidelog(&["verify", s(&dir)])).expect(1);
+    assert!(run.stdout.contains("missing"), "{}", run.stdout);
+    assert!(run.stdout.contains("DAMAGED:"), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// recover
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn recover_dry_run_of_a_healthy_log_exits_0() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 50);
+    let run = unchanged(&dir, || tidelog(&["recover", s(&dir)])).expect(0);
+    assert!(run.stdout.contains("nothing to do"), "{}", run.stdout);
+}
+
+#[test]
+fn recover_dry_run_of_a_torn_tail_says_what_it_would_cut_and_changes_nothing() {
+    let (_tmp, dir) = torn_log();
+    let run = unchanged(&dir, || tidelog(&["recover", s(&dir)])).expect(1);
+    assert!(run.stdout.contains("dry run"), "{}", run.stdout);
+    assert!(run.stdout.contains("would cut"), "{}", run.stdout);
+    assert!(run.stdout.contains("--apply"), "{}", run.stdout);
+    let r = unchanged(&dir, || tidelog(&["recover", "--json", s(&dir)]))
+        .expect(1)
+        .json();
+    assert_eq!(r["apply"], false);
+    assert_eq!(r["report"]["dry_run"], true);
+    assert!(!r["would_change"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn recover_dry_run_of_mid_log_damage_reports_the_refusal_and_every_mode_changes_nothing() {
+    let (_tmp, dir) = flipped_log();
+    let run = unchanged(&dir, || tidelog(&["recover", s(&dir)])).expect(1);
+    assert!(run.stdout.contains("would refuse"), "{}", run.stdout);
+    for mode in [
+        "strict",
+        "tolerate-torn-tail",
+        "point-in-time",
+        "skip-corrupt",
+    ] {
+        let run = unchanged(&dir, || tidelog(&["recover", s(&dir), "--mode", mode]));
+        run.expect(1);
+    }
+    let run = tidelog(&["recover", s(&dir), "--mode", "point-in-time"]).expect(1);
+    assert!(run.stdout.contains("would cut"), "{}", run.stdout);
+}
+
+#[test]
+fn recover_apply_then_verify_is_clean() {
+    let (_tmp, torn) = torn_log();
+    let run = tidelog(&["recover", s(&torn), "--apply"]).expect(0);
+    assert!(run.stdout.contains("cut"), "{}", run.stdout);
+    tidelog(&["verify", s(&torn)]).expect(0);
+    tidelog(&["recover", s(&torn)]).expect(0);
+
+    let (_tmp, flipped) = flipped_log();
+    // The default mode refuses mid-log damage: a runtime error, and nothing changes.
+    let run = unchanged(&flipped, || tidelog(&["recover", s(&flipped), "--apply"])).expect(2);
+    assert!(run.stderr.starts_with("tidelog: error: "), "{}", run.stderr);
+    let run = tidelog(&["recover", s(&flipped), "--mode", "point-in-time", "--apply"]).expect(0);
+    assert!(run.stdout.contains("quarantine"), "{}", run.stdout);
+    tidelog(&["verify", s(&flipped)]).expect(0);
+    let info = tidelog(&["info", "--json", s(&flipped)]).expect(0).json();
+    assert_eq!(info["last_lsn"], RECORDS / 3 - 1);
+
+    let (_tmp, missing) = missing_segment_log();
+    tidelog(&["recover", s(&missing), "--mode", "point-in-time", "--apply"]).expect(0);
+    tidelog(&["verify", "--json", s(&missing)]).expect(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// append, checkpoint, truncate-after
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn append_then_dump_round_trips() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("log");
+    let run = tidelog_with_stdin(&["append", s(&dir)], b"set x = 1\nset y = 2\r\n\nlast").expect(0);
+    assert!(run.stdout.contains("LSN 1..=4"), "{}", run.stdout);
+    let file = tmp.path().join("blob");
+    let blob: Vec<u8> = (0..=255u8).chain(b"\n\n".iter().copied()).collect();
+    std::fs::write(&file, &blob).unwrap();
+    let a = tidelog(&["append", "--json", "--sync", s(&dir), s(&file)])
+        .expect(0)
+        .json();
+    assert_eq!(
+        (a["first_lsn"].as_u64(), a["last_lsn"].as_u64()),
+        (Some(5), Some(5))
+    );
+    let b = tidelog_with_stdin(&["append", "--batch", "--json", s(&dir)], b"x\ny\nz\n")
+        .expect(0)
+        .json();
+    assert_eq!(
+        (b["first_lsn"].as_u64(), b["last_lsn"].as_u64()),
+        (Some(6), Some(8))
+    );
+
+    let records = tidelog(&["dump", "--json", "--format", "hex", s(&dir)])
+        .expect(0)
+        .json_lines();
+    let decoded: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| {
+            let hex = r["hex"].as_str().unwrap();
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect();
+    let expected: Vec<Vec<u8>> = vec![
+        b"set x = 1".to_vec(),
+        b"set y = 2".to_vec(),
+        b"".to_vec(),
+        b"last".to_vec(),
+        blob,
+        b"x".to_vec(),
+        b"y".to_vec(),
+        b"z".to_vec(),
+    ];
+    assert_eq!(decoded, expected);
+    let batch: Vec<&str> = records
+        .iter()
+        .map(|r| r["batch"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        batch,
+        [
+            "single", "single", "single", "single", "single", "start", "middle", "end"
+        ]
+    );
+    // And the library reads the same.
+    let log = Log::builder(&dir).read_only(true).open().unwrap();
+    assert_eq!(log.read(tidelog::Lsn::new(1)).unwrap().data(), b"set x = 1");
+}
+
+#[test]
+fn checkpoint_and_truncate_after_change_what_info_shows() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let segs_before = segments(&dir).len();
+
+    let run = tidelog(&["checkpoint", s(&dir), "150"]).expect(0);
+    assert!(
+        run.stdout.contains("from LSN 1 to LSN 150"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("removed"), "{}", run.stdout);
+    let info = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(info["checkpoint_lsn"], 150);
+    assert_eq!(info["records"], RECORDS - 149);
+    assert!(info["segments"].as_array().unwrap().len() < segs_before);
+    let run = tidelog(&["checkpoint", s(&dir), "100"]).expect(0);
+    assert!(run.stdout.contains("nothing changed"), "{}", run.stdout);
+
+    let run = tidelog(&["truncate-after", s(&dir), "200"]).expect(0);
+    assert!(
+        run.stdout.contains("dropped LSN 201..=300"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("100 records"), "{}", run.stdout);
+    let info = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(info["last_lsn"], 200);
+    let t = tidelog(&["truncate-after", "--json", s(&dir), "500"])
+        .expect(0)
+        .json();
+    assert_eq!(t["records_dropped"], 0);
+    let c = tidelog(&["checkpoint", "--json", s(&dir), "180"])
+        .expect(0)
+        .json();
+    assert_eq!(c["checkpoint_lsn"], 180);
+    // The records left read back as written.
+    let records = tidelog(&["dump", "--json", s(&dir)]).expect(0).json_lines();
+    assert_eq!(records.len(), 21);
+    assert_eq!(records[0]["lsn"], 180);
+    assert_eq!(records[0]["text"], String::from_utf8(payload(180)).unwrap());
+}
+
+#[test]
+fn mutating_commands_never_create_a_log() {
+    let tmp = tempdir();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for args in [
+        vec!["checkpoint", s(&empty), "5"],
+        vec!["truncate-after", s(&empty), "5"],
+        vec!["recover", s(&empty), "--apply"],
+    ] {
+        let run = tidelog(&args).expect(2);
+        assert!(
+            run.stderr.contains("holds no tidelog log"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// tail
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tail_prints_the_last_records() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 30);
+    let run = tidelog(&["tail", s(&dir)]).expect(0);
+    let lsns: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        lsns,
+        ["21", "22", "23", "24", "25", "26", "27", "28", "29", "30"]
+    );
+    let run = tidelog(&["tail", "--from", "29", "--json", s(&dir)]).expect(0);
+    assert_eq!(run.json_lines().len(), 2);
+}
+
+#[test]
+fn tail_follow_prints_records_another_process_appends() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 10);
+    let mut child = Command::new(BIN)
+        .args(["tail", "-f", "-n", "2", "--json", s(&dir)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // A generous limit that only a broken follower ever reaches.
+    let next = || -> serde_json::Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("tail -f printed a record");
+        serde_json::from_str(&line).unwrap()
+    };
+    assert_eq!(next()["lsn"], 9);
+    assert_eq!(next()["lsn"], 10);
+    let log = Log::builder(&dir)
+        .segment_bytes(SEGMENT_BYTES)
+        .open()
+        .unwrap();
+    for lsn in 11..=13 {
+        log.append(&payload(lsn), Durability::Synced).unwrap();
+    }
+    for lsn in 11..=13 {
+        let record = next();
+        assert_eq!(record["lsn"], lsn);
+        assert_eq!(record["text"], String::from_utf8(payload(lsn)).unwrap());
+    }
+    log.append(&payload(14), Durability::Synced).unwrap();
+    assert_eq!(next()["lsn"], 14);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// demo, fsync-probe, bench, completions, help, errors
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn demo_runs_and_verifies_everything() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("demo");
+    let run = tidelog(&["demo", "--quick", s(&dir)]).expect(0);
+    for text in [
+        "1. 4 threads commit",
+        "commits per fsync",
+        "child killed",
+        "torn write left",
+        "torn tail",
+        "verified: all",
+        "4. checkpoint",
+        "all 100 synced records survived",
+        "summary",
+    ] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+    // A directory that is not empty is refused.
+    let run = tidelog(&["demo", "--quick", s(&dir)]).expect(2);
+    assert!(run.stderr.contains("not empty"), "{}", run.stderr);
+}
+
+#[test]
+fn fsync_probe_measures_and_advises() {
+    let tmp = tempdir();
+    let run = tidelog(&["fsync-probe", s(tmp.path()), "--seconds", "0.02"]).expect(0);
+    for text in [
+        "write + fdatasync",
+        "write + fsync",
+        "O_DSYNC write",
+        "1.0 KiB",
+        "8.0 KiB",
+        "advice:",
+    ] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+    let lines = tidelog(&["fsync-probe", s(tmp.path()), "--seconds", "0.01", "--json"])
+        .expect(0)
+        .json_lines();
+    assert_eq!(lines.len(), 7);
+    assert!(lines[0]["ops"].as_u64().unwrap() >= 1);
+    assert!(lines[6]["recommendation"].is_array());
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "test file removed"
+    );
+}
+
+#[test]
+fn bench_runs_small_workloads_and_cleans_up() {
+    let tmp = tempdir();
+    let args = [
+        "bench",
+        "--quick",
+        "--dir",
+        s(tmp.path()),
+        "--records",
+        "500",
+        "--threads",
+        "2",
+        "--seconds",
+        "0.05",
+        "--large-records",
+        "2",
+    ];
+    let run = tidelog(&args).expect(0);
+    for text in [
+        "records/s",
+        "MB/s",
+        "commits/fsync",
+        "bulk",
+        "commits",
+        "large",
+    ] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let lines = tidelog(&json_args).expect(0).json_lines();
+    let workloads: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(workloads, ["bulk", "commits", "large"]);
+    assert_eq!(lines[1]["records"], 500);
+    assert!(lines[2]["fsyncs"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "run directory removed"
+    );
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = tidelog(&["completions", shell]).expect(0);
+        assert!(run.stdout.contains("tidelog"), "{shell}");
+        assert!(run.stdout.contains("truncate-after"), "{shell}");
+    }
+}
+
+#[test]
+fn help_documents_exit_codes_and_every_subcommand_has_an_example() {
+    let run = tidelog(&["--help"]).expect(0);
+    assert!(run.stdout.contains("Exit codes:"), "{}", run.stdout);
+    for sub in [
+        "info",
+        "dump",
+        "verify",
+        "recover",
+        "tail",
+        "append",
+        "checkpoint",
+        "truncate-after",
+        "bench",
+        "fsync-probe",
+        "demo",
+        "completions",
+    ] {
+        let run = tidelog(&[sub, "--help"]).expect(0);
+        assert!(run.stdout.contains("Examples:"), "{sub}:\n{}", run.stdout);
+        assert!(run.stdout.contains(&format!("tidelog {sub}")), "{sub}");
+    }
+    let run = tidelog(&["tail", "--help"]).expect(0);
+    assert!(run.stdout.contains("polls"), "{}", run.stdout);
+}
+
+#[test]
+fn errors_are_one_readable_chain_with_exit_code_2() {
+    let tmp = tempdir();
+    let missing = tmp.path().join("missing");
+    for cmd in ["info", "dump", "verify", "recover", "tail"] {
+        let run = tidelog(&[cmd, s(&missing)]).expect(2);
+        assert!(run.stdout.is_empty(), "{cmd}: {}", run.stdout);
+        assert!(
+            run.stderr.starts_with("tidelog: error: "),
+            "{cmd}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(s(&missing)), "{cmd}: {}", run.stderr);
+        for debug in ["Error {", "Os {", "kind:", "NotFound {"] {
+            assert!(!run.stderr.contains(debug), "{cmd}: {}", run.stderr);
+        }
+    }
+    // Usage errors.
+    tidelog(&["dump", s(&missing), "--from", "x"]).expect(2);
+    tidelog(&["no-such-command"]).expect(2);
+    tidelog(&["recover", s(&missing), "--mode", "sloppy"]).expect(2);
+    // A damaged log refused for writing gets a hint.
+    let (_tmp, dir) = flipped_log();
+    let run = tidelog(&["checkpoint", s(&dir), "5"]).expect(2);
+    assert!(run.stderr.contains("tidelog: hint:"), "{}", run.stderr);
+}
