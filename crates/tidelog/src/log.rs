@@ -1648,6 +1648,9 @@ impl Tail {
             if inner.commit.is_closed() {
                 return Err(Error::Closed);
             }
+            if inner.commit.is_poisoned() {
+                return Err(Error::Poisoned);
+            }
             if inner.commit.durable() < self.next {
                 return Ok(None);
             }
@@ -1670,6 +1673,9 @@ impl Tail {
     ///
     /// # Errors
     /// As [`Tail::try_recv`].
+    ///
+    /// A follower waiting when the log is poisoned gets the error that poisoned it; later calls
+    /// get [`Error::Poisoned`].
     ///
     /// # Blocking
     /// Until a record is durable, or the log is closed or poisoned.
