@@ -1,0 +1,194 @@
+//! One case, run in a process of its own: a fresh heap, no threads or process-global state left
+//! by another contender (walrus-rust keeps its directory and fsync schedule per process), and a
+//! real restart between writing and reopening in W4. The parent reads the `RESULT` line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::contenders::{self, Kind, Purpose, Reading};
+use crate::payload::{self, Verifier};
+use crate::stats::{Metrics, percentile};
+use crate::{Result, sysinfo};
+
+/// Entry point for `--child CASE CONTENDER DIR key=value...`.
+pub fn main(args: &[String]) -> ! {
+    match run(args) {
+        Ok(m) => {
+            let fields: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("RESULT {}", fields.join(" "));
+            std::process::exit(0);
+        }
+        Err(e) => {
+            let msg = e.to_string().replace('\n', " ");
+            println!("ERROR {msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<Metrics> {
+    let [case, contender, dir, rest @ ..] = args else {
+        return Err("usage: --child CASE CONTENDER DIR key=value...".into());
+    };
+    let kind = Kind::parse(contender).ok_or("unknown contender")?;
+    let dir = PathBuf::from(dir);
+    let params: BTreeMap<&str, &str> = rest.iter().filter_map(|a| a.split_once('=')).collect();
+    let num = |k: &str| -> Result<u64> {
+        Ok(params
+            .get(k)
+            .ok_or_else(|| format!("missing {k}="))?
+            .parse()?)
+    };
+    match case.as_str() {
+        "bulk" => bulk(kind, &dir, num("n")?, num("len")? as usize),
+        "commits" => commits(
+            kind,
+            &dir,
+            num("threads")? as usize,
+            Duration::from_millis(num("ms")?),
+            params.get("dev").copied().filter(|d| *d != "-"),
+        ),
+        "w4-write" => w4_write(kind, &dir, num("n")?),
+        "w4-reopen" => w4_reopen(kind, &dir, num("n")?),
+        other => Err(format!("unknown case {other}").into()),
+    }
+}
+
+/// W1 and W3: `n` records of `len` bytes, one thread, durable once at the end.
+fn bulk(kind: Kind, dir: &Path, n: u64, len: usize) -> Result<Metrics> {
+    let wal = contenders::open(kind, dir, Purpose::Bulk)?;
+    let cpu0 = sysinfo::cpu_seconds();
+    let t0 = Instant::now();
+    wal.bulk(n, len)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = sysinfo::cpu_seconds() - cpu0;
+    wal.close()?;
+    let mut m = Metrics::new();
+    m.insert("secs".into(), secs);
+    m.insert("cpu_secs".into(), cpu);
+    Ok(m)
+}
+
+/// W2: `threads` threads, each committing 100 B records one at a time until `duration` is up.
+fn commits(
+    kind: Kind,
+    dir: &Path,
+    threads: usize,
+    duration: Duration,
+    device: Option<&str>,
+) -> Result<Metrics> {
+    let wal = contenders::open(kind, dir, Purpose::Durable { count_syncs: true })?;
+    let wal = &*wal;
+    let stop = AtomicBool::new(false);
+    let start_line = Barrier::new(threads + 1);
+    let (results, elapsed, flushes, lib_syncs) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (stop, start_line) = (&stop, &start_line);
+                s.spawn(move || -> Result<Vec<u32>> {
+                    let mut buf = vec![0u8; payload::SMALL];
+                    let mut lat = Vec::with_capacity(1 << 16);
+                    // Distinct indices per thread (raft-engine keys them).
+                    let mut i = (t as u64) << 40;
+                    start_line.wait();
+                    while !stop.load(Ordering::Relaxed) {
+                        payload::fill(i, &mut buf);
+                        let t0 = Instant::now();
+                        let r = wal.append_durable(&buf);
+                        let ns = t0.elapsed().as_nanos();
+                        if let Err(e) = r {
+                            stop.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                        lat.push(u32::try_from(ns / 100).unwrap_or(u32::MAX)); // 0.1 µs units
+                        i += 1;
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        let flushes0 = device.and_then(sysinfo::device_flushes);
+        let syncs0 = wal.lib_syncs();
+        start_line.wait();
+        let t0 = Instant::now();
+        let deadline = t0 + duration;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            std::thread::sleep(
+                Duration::from_millis(5).min(deadline.saturating_duration_since(Instant::now())),
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+        let results: Vec<Result<Vec<u32>>> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a committing thread panicked".into()))
+            })
+            .collect();
+        let elapsed = t0.elapsed().as_secs_f64();
+        let flushes = flushes0
+            .zip(device.and_then(sysinfo::device_flushes))
+            .map(|(a, b)| b - a);
+        let lib_syncs = syncs0.zip(wal.lib_syncs()).map(|(a, b)| b - a);
+        (results, elapsed, flushes, lib_syncs)
+    });
+    let mut lat: Vec<f64> = Vec::new();
+    for r in results {
+        lat.extend(r?.into_iter().map(|x| f64::from(x) / 10.0));
+    }
+    lat.sort_by(f64::total_cmp);
+    let mut m = Metrics::new();
+    m.insert("commits".into(), lat.len() as f64);
+    m.insert("secs".into(), elapsed);
+    m.insert("p50_us".into(), percentile(&lat, 0.50));
+    m.insert("p99_us".into(), percentile(&lat, 0.99));
+    if let Some(f) = flushes {
+        m.insert("dev_flushes".into(), f as f64);
+    }
+    if let Some(s) = lib_syncs {
+        m.insert("lib_syncs".into(), s as f64);
+    }
+    Ok(m)
+}
+
+/// W4, first process: `n` records written in bulk, then the log is closed.
+fn w4_write(kind: Kind, dir: &Path, n: u64) -> Result<Metrics> {
+    let wal = contenders::open(kind, dir, Purpose::Bulk)?;
+    let t0 = Instant::now();
+    wal.bulk(n, payload::SMALL)?;
+    let secs = t0.elapsed().as_secs_f64();
+    wal.close()?;
+    let mut m = Metrics::new();
+    m.insert("write_secs".into(), secs);
+    Ok(m)
+}
+
+/// W4, second process: reopen (timed), then read every record and verify it (timed).
+fn w4_reopen(kind: Kind, dir: &Path, n: u64) -> Result<Metrics> {
+    let t0 = Instant::now();
+    let wal = contenders::open(
+        kind,
+        dir,
+        Purpose::Reopen {
+            len: payload::SMALL,
+        },
+    )?;
+    let reopen = t0.elapsed().as_secs_f64();
+    let mut verify = Verifier::new(payload::SMALL);
+    let t1 = Instant::now();
+    let reading = wal.read_all(&mut verify)?;
+    let read = t1.elapsed().as_secs_f64();
+    if verify.next != n {
+        return Err(format!("read back {} of {n} records", verify.next).into());
+    }
+    wal.close()?;
+    let mut m = Metrics::new();
+    m.insert("reopen_secs".into(), reopen);
+    if reading == Reading::Read {
+        m.insert("read_secs".into(), read);
+    }
+    Ok(m)
+}

@@ -1,0 +1,506 @@
+//! `tidelog-bench`: tidelog against peer write-ahead logs and against the raw limits of the
+//! disk. Prints a Markdown report on stdout and progress on stderr. See README.md.
+
+mod child;
+mod contenders;
+mod payload;
+mod raw;
+mod report;
+mod runner;
+mod stats;
+mod sysinfo;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use contenders::Kind;
+use stats::Metrics;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Workload {
+    W1,
+    W2,
+    W3,
+    W4,
+}
+
+/// Sizes and durations of one mode.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub w1_records: u64,
+    pub w2_threads: Vec<usize>,
+    pub w2_secs: f64,
+    pub w3_total: u64,
+    pub w3_lens: Vec<usize>,
+    pub w4_records: u64,
+    pub raw_fsyncs: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        Sizes {
+            w1_records: if quick { 200_000 } else { 1_000_000 },
+            w2_threads: vec![1, 4, 16, 64],
+            w2_secs: if quick { 1.0 } else { 5.0 },
+            w3_total: if quick { 128 << 20 } else { 1 << 30 },
+            w3_lens: vec![4 << 10, 1 << 20],
+            w4_records: if quick { 1_000_000 } else { 10_000_000 },
+            raw_fsyncs: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub quick: bool,
+    pub runs: usize,
+    pub workloads: Vec<Workload>,
+    pub contenders: Vec<Kind>,
+    pub sizes: Sizes,
+}
+
+const USAGE: &str = "\
+usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4]
+                     [--contenders tidelog,okaywal,wal-db,raft-engine,walrus-rust,commitlog]
+
+  --dir DIR         where the logs are written (default ./target/bench-data); each run uses a
+                    fresh subdirectory, removed afterwards; must not be tmpfs or ramfs
+  --quick           smaller sizes and 1 s durations, for a smoke run
+  --runs N          runs per case (default 3); the median is reported
+  --only LIST       workloads to run (default all)
+  --contenders LIST contenders to run (default all)";
+
+fn parse_args(args: &[String]) -> Result<Config> {
+    let mut dir = PathBuf::from("target/bench-data");
+    let mut quick = false;
+    let mut runs = 3;
+    let mut workloads = vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4];
+    let mut contenders = Kind::ALL.to_vec();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}").into())
+        };
+        match flag {
+            "--dir" => dir = PathBuf::from(value()?),
+            "--quick" => quick = true,
+            "--runs" => {
+                runs = value()?.parse().map_err(|_| "--runs needs a number")?;
+                if runs == 0 {
+                    return Err("--runs must be at least 1".into());
+                }
+            }
+            "--only" => {
+                workloads = value()?
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| match s.trim().to_ascii_uppercase().as_str() {
+                        "W1" => Ok(Workload::W1),
+                        "W2" => Ok(Workload::W2),
+                        "W3" => Ok(Workload::W3),
+                        "W4" => Ok(Workload::W4),
+                        other => Err(format!("unknown workload {other} (W1, W2, W3, W4)")),
+                    })
+                    .collect::<Result<_, _>>()?;
+                workloads.sort();
+                workloads.dedup();
+            }
+            "--contenders" => {
+                let mut picked: Vec<Kind> = value()?
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| Kind::parse(s).ok_or_else(|| format!("unknown contender {s}")))
+                    .collect::<Result<_, _>>()?;
+                picked.sort();
+                picked.dedup();
+                contenders = picked;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}\n\n{USAGE}").into()),
+        }
+    }
+    if workloads.is_empty() || contenders.is_empty() {
+        return Err("nothing to run".into());
+    }
+    Ok(Config {
+        dir,
+        quick,
+        runs,
+        workloads,
+        contenders,
+        sizes: Sizes::new(quick),
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        child::main(&args[1..]);
+    }
+    let config = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tidelog-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&config) {
+        eprintln!("tidelog-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// What the run found about the machine and the directory.
+pub struct Machine {
+    pub dir: PathBuf,
+    pub fstype: String,
+    pub device: Option<String>,
+    /// The device counts flush requests (some report none, e.g. without a volatile cache).
+    pub device_counts_flushes: bool,
+}
+
+/// Outcome of one case over all runs: median figures, or why it failed.
+pub type Outcome = Result<Metrics, String>;
+
+#[derive(Default)]
+pub struct Results {
+    pub raw: Metrics,
+    pub w1: BTreeMap<Kind, Outcome>,
+    pub w2: BTreeMap<(usize, Kind), Outcome>,
+    pub w3: BTreeMap<(usize, Kind), Outcome>,
+    pub w4: BTreeMap<Kind, Outcome>,
+}
+
+/// Collects the runs of one case.
+#[derive(Default)]
+struct Runs(BTreeMap<String, Result<Vec<Metrics>, String>>);
+
+impl Runs {
+    fn failed(&self, key: &str) -> bool {
+        matches!(self.0.get(key), Some(Err(_)))
+    }
+
+    fn add(&mut self, key: String, r: Result<Metrics, String>) {
+        let slot = self.0.entry(key).or_insert_with(|| Ok(Vec::new()));
+        match (slot, r) {
+            (Ok(v), Ok(m)) => v.push(m),
+            (slot @ Ok(_), Err(e)) => *slot = Err(e),
+            (Err(_), _) => {}
+        }
+    }
+
+    fn outcome(&self, key: &str) -> Outcome {
+        match self.0.get(key) {
+            Some(Ok(v)) if !v.is_empty() => Ok(stats::median(v)),
+            Some(Err(e)) => Err(e.clone()),
+            _ => Err("not run".into()),
+        }
+    }
+}
+
+fn run(config: &Config) -> Result<()> {
+    let started = Instant::now();
+    // Check the file system before creating anything on it.
+    let existing = config
+        .dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("."));
+    let probe = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    sysinfo::refuse_memory_fs(probe, &config.dir)?;
+    std::fs::create_dir_all(&config.dir)
+        .map_err(|e| format!("create {}: {e}", config.dir.display()))?;
+    let dir = std::fs::canonicalize(&config.dir)?;
+    sysinfo::refuse_memory_fs(&dir, &dir)?;
+    let mount = sysinfo::mount_of(&dir);
+    let device = mount.as_ref().and_then(sysinfo::block_device);
+    let fstype = mount
+        .as_ref()
+        .map_or_else(|| "unknown".into(), |m| m.fstype.clone());
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let run_dir = dir.join(format!("run-{stamp}-{}", std::process::id()));
+    std::fs::create_dir(&run_dir)?;
+    eprintln!(
+        "tidelog-bench: {} in {} ({fstype}, device {}), {} run(s) per case",
+        if config.quick {
+            "quick run"
+        } else {
+            "full run"
+        },
+        run_dir.display(),
+        device.as_deref().unwrap_or("unknown"),
+        config.runs
+    );
+    let result = measure(config, &run_dir, device.as_deref());
+    let cleanup = std::fs::remove_dir_all(&run_dir);
+    let (results, counts_flushes) = result?;
+    if let Err(e) = cleanup {
+        eprintln!("warning: could not remove {}: {e}", run_dir.display());
+    }
+    let machine = Machine {
+        dir,
+        fstype,
+        device,
+        device_counts_flushes: counts_flushes,
+    };
+    report::print(config, &machine, &results);
+    eprintln!(
+        "tidelog-bench: done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn has(config: &Config, w: Workload) -> bool {
+    config.workloads.contains(&w)
+}
+
+fn measure(config: &Config, run_dir: &Path, device: Option<&str>) -> Result<(Results, bool)> {
+    let sizes = &config.sizes;
+    let runs = config.runs;
+    let mut results = Results::default();
+
+    // The raw limits first: the header needs the fsync latency.
+    let mut raw_runs: Vec<Metrics> = Vec::new();
+    for r in 0..runs {
+        eprintln!("[raw] run {}/{runs}", r + 1);
+        runner::quiesce();
+        let mut m = Metrics::new();
+        m.extend(raw::fsync_latency(run_dir, sizes.raw_fsyncs, device)?);
+        eprintln!(
+            "[raw]   fsync latency p50 {:.0} µs, p99 {:.0} µs",
+            m["p50_us"], m["p99_us"]
+        );
+        if has(config, Workload::W2) {
+            runner::quiesce();
+            let c = raw::commit_loop(run_dir, sizes.w2_secs)?;
+            eprintln!(
+                "[raw]   pwrite 100 B + fdatasync: {:.0} commits/s",
+                c["commits_per_s"]
+            );
+            m.extend(c);
+        }
+        if has(config, Workload::W1) {
+            runner::quiesce();
+            let s = raw::sequential(
+                run_dir,
+                "raw-w1",
+                sizes.w1_records * payload::SMALL as u64,
+                false,
+            )?;
+            eprintln!(
+                "[raw]   W1 bytes in 1 MiB writes + fdatasync: {:.1} MB/s",
+                s["write_mb_s"]
+            );
+            m.insert("w1_mb_s".into(), s["write_mb_s"]);
+        }
+        if has(config, Workload::W3) || has(config, Workload::W4) {
+            runner::quiesce();
+            let s = raw::sequential(run_dir, "raw-big", sizes.w3_total, true)?;
+            eprintln!(
+                "[raw]   {} MiB in 1 MiB writes + fdatasync: {:.1} MB/s; read back {:.0} MB/s",
+                sizes.w3_total >> 20,
+                s["write_mb_s"],
+                s["read_mb_s"]
+            );
+            m.insert("big_mb_s".into(), s["write_mb_s"]);
+            m.insert("read_mb_s".into(), s["read_mb_s"]);
+        }
+        raw_runs.push(m);
+    }
+    results.raw = stats::median(&raw_runs);
+    let counts_flushes = results
+        .raw
+        .get("flushes_per_sync")
+        .is_some_and(|&f| f > 0.0);
+    let dev_arg = format!("dev={}", device.filter(|_| counts_flushes).unwrap_or("-"));
+
+    let mut case_no = 0u32;
+    let mut case_dir = |label: &str| {
+        case_no += 1;
+        run_dir.join(format!("{case_no:04}-{label}"))
+    };
+    let clean = |d: &Path| {
+        if let Err(e) = std::fs::remove_dir_all(d)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("warning: could not remove {}: {e}", d.display());
+        }
+    };
+    let long = Duration::from_secs(if config.quick { 600 } else { 3600 });
+
+    if has(config, Workload::W1) {
+        let mut acc = Runs::default();
+        let n = sizes.w1_records;
+        for r in 0..runs {
+            for &k in &config.contenders {
+                if acc.failed(k.name()) {
+                    continue;
+                }
+                let d = case_dir(&format!("w1-{}", k.name()));
+                let out = runner::run_child(
+                    "bulk",
+                    k,
+                    &d,
+                    &[format!("n={n}"), format!("len={}", payload::SMALL)],
+                    long,
+                );
+                clean(&d);
+                match &out {
+                    Ok(m) => eprintln!(
+                        "[W1] run {}/{runs} {:<12} {:>12.0} records/s",
+                        r + 1,
+                        k.name(),
+                        n as f64 / m["secs"]
+                    ),
+                    Err(e) => eprintln!("[W1] run {}/{runs} {:<12} FAILED: {e}", r + 1, k.name()),
+                }
+                acc.add(k.name().into(), out);
+            }
+        }
+        for &k in &config.contenders {
+            results.w1.insert(k, acc.outcome(k.name()));
+        }
+    }
+
+    if has(config, Workload::W2) {
+        let ms = (sizes.w2_secs * 1000.0) as u64;
+        let timeout = Duration::from_secs_f64(sizes.w2_secs + 300.0);
+        for &t in &sizes.w2_threads {
+            let mut acc = Runs::default();
+            for r in 0..runs {
+                for &k in &config.contenders {
+                    if acc.failed(k.name()) {
+                        continue;
+                    }
+                    let d = case_dir(&format!("w2-t{t}-{}", k.name()));
+                    let out = runner::run_child(
+                        "commits",
+                        k,
+                        &d,
+                        &[format!("threads={t}"), format!("ms={ms}"), dev_arg.clone()],
+                        timeout,
+                    );
+                    clean(&d);
+                    match &out {
+                        Ok(m) => eprintln!(
+                            "[W2 T={t}] run {}/{runs} {:<12} {:>9.0} commits/s, p99 {:.2} ms",
+                            r + 1,
+                            k.name(),
+                            m["commits"] / m["secs"],
+                            m["p99_us"] / 1e3
+                        ),
+                        Err(e) => {
+                            eprintln!(
+                                "[W2 T={t}] run {}/{runs} {:<12} FAILED: {e}",
+                                r + 1,
+                                k.name()
+                            )
+                        }
+                    }
+                    acc.add(k.name().into(), out);
+                }
+            }
+            for &k in &config.contenders {
+                results.w2.insert((t, k), acc.outcome(k.name()));
+            }
+        }
+    }
+
+    if has(config, Workload::W3) {
+        for &len in &sizes.w3_lens {
+            let n = sizes.w3_total / len as u64;
+            let mut acc = Runs::default();
+            for r in 0..runs {
+                for &k in &config.contenders {
+                    if acc.failed(k.name()) {
+                        continue;
+                    }
+                    let d = case_dir(&format!("w3-{len}-{}", k.name()));
+                    let out = runner::run_child(
+                        "bulk",
+                        k,
+                        &d,
+                        &[format!("n={n}"), format!("len={len}")],
+                        long,
+                    );
+                    clean(&d);
+                    match &out {
+                        Ok(m) => eprintln!(
+                            "[W3 {}] run {}/{runs} {:<12} {:>8.1} MB/s",
+                            report::size_label(len),
+                            r + 1,
+                            k.name(),
+                            (n * len as u64) as f64 / m["secs"] / 1e6
+                        ),
+                        Err(e) => eprintln!(
+                            "[W3 {}] run {}/{runs} {:<12} FAILED: {e}",
+                            report::size_label(len),
+                            r + 1,
+                            k.name()
+                        ),
+                    }
+                    acc.add(k.name().into(), out);
+                }
+            }
+            for &k in &config.contenders {
+                results.w3.insert((len, k), acc.outcome(k.name()));
+            }
+        }
+    }
+
+    if has(config, Workload::W4) {
+        let n = sizes.w4_records;
+        let mut acc = Runs::default();
+        for r in 0..runs {
+            for &k in &config.contenders {
+                if acc.failed(k.name()) {
+                    continue;
+                }
+                let d = case_dir(&format!("w4-{}", k.name()));
+                let params = [format!("n={n}")];
+                let out = runner::run_child("w4-write", k, &d, &params, long)
+                    .map_err(|e| format!("writing: {e}"))
+                    .and_then(|_| runner::run_child("w4-reopen", k, &d, &params, long));
+                clean(&d);
+                match &out {
+                    Ok(m) => eprintln!(
+                        "[W4] run {}/{runs} {:<12} reopen {:.3} s, read {}",
+                        r + 1,
+                        k.name(),
+                        m["reopen_secs"],
+                        m.get("read_secs")
+                            .map_or("during reopen".into(), |s| format!("{s:.3} s"))
+                    ),
+                    Err(e) => eprintln!("[W4] run {}/{runs} {:<12} FAILED: {e}", r + 1, k.name()),
+                }
+                acc.add(k.name().into(), out);
+            }
+        }
+        for &k in &config.contenders {
+            results.w4.insert(k, acc.outcome(k.name()));
+        }
+    }
+    Ok((results, counts_flushes))
+}

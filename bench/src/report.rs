@@ -1,0 +1,589 @@
+//! The Markdown report: a header about the machine, the raw limits, one table per workload and
+//! the notes the tables cite.
+
+use std::fmt::Write as _;
+
+use crate::contenders::Kind;
+use crate::stats::Metrics;
+use crate::{Config, Machine, Outcome, Results, Workload, payload, sysinfo};
+
+pub fn size_label(len: usize) -> String {
+    if len >= 1 << 20 && len.is_multiple_of(1 << 20) {
+        format!("{} MiB", len >> 20)
+    } else if len >= 1 << 10 && len.is_multiple_of(1 << 10) {
+        format!("{} KiB", len >> 10)
+    } else {
+        format!("{len} B")
+    }
+}
+
+fn int(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    let s = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 { format!("-{out}") } else { out }
+}
+
+fn mb(x: f64) -> String {
+    format!("{x:.1}")
+}
+
+fn ms(us: f64) -> String {
+    let v = us / 1e3;
+    if v < 0.0005 {
+        "<0.001".into()
+    } else if v < 1.0 {
+        format!("{v:.3}")
+    } else if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn secs(x: f64) -> String {
+    if x < 1.0 {
+        format!("{x:.3}")
+    } else if x < 10.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn frac(x: Option<f64>) -> String {
+    x.filter(|v| v.is_finite())
+        .map_or("—".into(), |v| format!("{v:.2}"))
+}
+
+/// Footnotes, cited as GitHub-flavoured Markdown footnotes and printed once at the end.
+#[derive(Default)]
+struct Notes(Vec<(String, String)>);
+
+impl Notes {
+    fn cite(&mut self, label: &str, text: &str) -> String {
+        if !self.0.iter().any(|(l, _)| l == label) {
+            self.0.push((label.to_owned(), text.to_owned()));
+        }
+        format!("[^{label}]")
+    }
+}
+
+const WALRUS_NOSYNC: &str = "walrus-rust has no call that makes appended records durable. Its \
+bulk writes use `FsyncSchedule::NoFsync` and end without any sync, so its W1, W3 and W4 write \
+figures include no fsync; it is left out of the best-peer ratio of W1 and W3.";
+const WALRUS_SYNCEACH: &str = "walrus-rust commits use `FsyncSchedule::SyncEach`: its files are \
+opened with `O_SYNC` and each append is followed by an fsync (`sync_all`) under the topic's \
+writer lock, so concurrent commits never share an fsync.";
+const COMMITLOG_FLUSH: &str = "commitlog's `flush()` does not fsync the segment file: it hands \
+the data to the OS and msyncs only index pages. Its bulk and commit figures are therefore not \
+durable, and it is left out of the best-peer ratio of W1, W2 and W3. It takes `&mut self`, so \
+it is used behind a `Mutex`.";
+const OKAYWAL_BULK: &str = "okaywal has no append that is not a commit: its bulk work is one \
+entry holding every record as a chunk, committed (one fsync) at the end.";
+const OKAYWAL_RECOVER: &str = "okaywal reads a log back only through recovery \
+(`LogManager::recover`, called while the log opens): its reopen time includes reading and \
+verifying every record, and it has no separate read time.";
+const RAFT_KV: &str = "raft-engine records are key-values (`LogBatch::put`, region 1, key = \
+record index as 8 bytes big-endian), no compression. Bulk work is `write(batch of one, sync = \
+false)` per record, then `sync()`; a commit is `write(batch, sync = true)`.";
+const RAFT_MEMTABLE: &str = "raft-engine's recovery loads every value into its in-memory \
+memtable: its reopen includes reading all records from disk, and its read is a scan of memory.";
+const FSYNC_COUNT: &str = "fsyncs: flush requests completed by the block device during the timed \
+part (from /proc/diskstats), so they include file-system journal commits and flushes caused by \
+anything else running on the machine. For tidelog, its own `sync_data` calls, counted by a \
+wrapping `Storage`, follow in parentheses.";
+const COMMITLOG_OPEN: &str = "commitlog's open maps its index files and does not scan the log; \
+checksums are checked as messages are read.";
+const RAW_READ: &str = "No raw bound exists for recovery. The read bound is a sequential read, in \
+1 MiB reads from the page cache, of the file written for raw limit (d), counted in 100-byte \
+records; the logs' read-back also comes from the page cache, since their data was just written.";
+
+/// The contender's cell, with the notes that qualify its figures in this workload.
+fn name_cell(kind: Kind, w: Workload, notes: &mut Notes) -> String {
+    let mut s = kind.name().to_owned();
+    let mut cite = |l: &str, t: &str| s.push_str(&notes.cite(l, t));
+    match (kind, w) {
+        (Kind::Walrus, Workload::W1 | Workload::W3 | Workload::W4) => {
+            cite("walrus-nosync", WALRUS_NOSYNC)
+        }
+        (Kind::Walrus, Workload::W2) => cite("walrus-synceach", WALRUS_SYNCEACH),
+        (Kind::Commitlog, Workload::W1 | Workload::W2 | Workload::W3) => {
+            cite("commitlog-flush", COMMITLOG_FLUSH)
+        }
+        (Kind::Okaywal, Workload::W1 | Workload::W3) => cite("okaywal-bulk", OKAYWAL_BULK),
+        (Kind::Okaywal, Workload::W4) => {
+            cite("okaywal-bulk", OKAYWAL_BULK);
+            cite("okaywal-recover", OKAYWAL_RECOVER);
+        }
+        (Kind::Commitlog, Workload::W4) => cite("commitlog-open", COMMITLOG_OPEN),
+        (Kind::RaftEngine, Workload::W4) => {
+            cite("raft-kv", RAFT_KV);
+            cite("raft-memtable", RAFT_MEMTABLE);
+        }
+        (Kind::RaftEngine, _) => cite("raft-kv", RAFT_KV),
+        _ => {}
+    }
+    s
+}
+
+fn failed_cell(kind: Kind, label: &str, err: &str, notes: &mut Notes) -> String {
+    let note = notes.cite(
+        &format!("fail-{label}-{}", kind.name()),
+        &format!("{} failed in {label}: {err}", kind.name()),
+    );
+    format!("failed{note}")
+}
+
+/// `tidelog ÷ best peer` for the tidelog row; peers get an empty cell.
+fn ratio_cell(kind: Kind, tidelog: Option<f64>, peers: &[(Kind, f64)]) -> String {
+    if kind != Kind::Tidelog {
+        return String::new();
+    }
+    let best = peers
+        .iter()
+        .filter(|(_, v)| v.is_finite())
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    match (tidelog, best) {
+        (Some(t), Some((k, b))) if *b > 0.0 => format!("{:.2}× (vs {})", t / b, k.name()),
+        _ => "—".into(),
+    }
+}
+
+fn get(m: &Metrics, k: &str) -> Option<f64> {
+    m.get(k).copied().filter(|v| v.is_finite())
+}
+
+pub fn print(config: &Config, machine: &Machine, results: &Results) {
+    let mut out = String::new();
+    let mut notes = Notes::default();
+    header(&mut out, config, machine, results);
+    raw_section(&mut out, config, &results.raw);
+    if config.workloads.contains(&Workload::W1) {
+        w1(&mut out, config, results, &mut notes);
+    }
+    if config.workloads.contains(&Workload::W2) {
+        w2(&mut out, config, machine, results, &mut notes);
+    }
+    if config.workloads.contains(&Workload::W3) {
+        w3(&mut out, config, results, &mut notes);
+    }
+    if config.workloads.contains(&Workload::W4) {
+        w4(&mut out, config, results, &mut notes);
+    }
+    if !notes.0.is_empty() {
+        let _ = writeln!(out, "## Notes\n");
+        for (label, text) in &notes.0 {
+            let _ = writeln!(out, "[^{label}]: {text}\n");
+        }
+    }
+    print!("{out}");
+}
+
+fn header(out: &mut String, config: &Config, machine: &Machine, results: &Results) {
+    let raw = &results.raw;
+    let _ = writeln!(out, "# tidelog benchmark\n");
+    let _ = writeln!(out, "- Date: {} (UTC)", sysinfo::today());
+    let _ = writeln!(
+        out,
+        "- CPU: {}, {} cores",
+        sysinfo::cpu_model(),
+        sysinfo::cores()
+    );
+    if let Some(g) = sysinfo::memory_gib() {
+        let _ = writeln!(out, "- Memory: {g:.1} GiB");
+    }
+    let _ = writeln!(out, "- Kernel: Linux {}", sysinfo::kernel());
+    let _ = writeln!(
+        out,
+        "- Directory: `{}`, {} on block device {}",
+        machine.dir.display(),
+        machine.fstype,
+        machine
+            .device
+            .as_deref()
+            .map_or("unknown".into(), |d| format!("`{d}`"))
+    );
+    if let (Some(p50), Some(p99)) = (get(raw, "p50_us"), get(raw, "p99_us")) {
+        let flushes = match get(raw, "flushes_per_sync") {
+            Some(f) if f > 0.0 => format!("; {f:.2} device flush requests per fdatasync"),
+            _ => "; the device reports no flush requests".into(),
+        };
+        let _ = writeln!(
+            out,
+            "- fsync latency (4 KiB pwrite + fdatasync at a fixed offset, {}×): p50 {} ms, p99 {} ms{flushes}",
+            config.sizes.raw_fsyncs,
+            ms(p50),
+            ms(p99)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- Runs: {}, median reported{}",
+        config.runs,
+        if config.quick {
+            "; quick mode (smaller sizes, 1 s durations)"
+        } else {
+            ""
+        }
+    );
+    let versions: Vec<String> = sysinfo::versions()
+        .into_iter()
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    let _ = writeln!(out, "- Crates: {}", versions.join(", "));
+    let _ = writeln!(
+        out,
+        "- Every case runs in a process of its own on a fresh directory, after a `sync` of the \
+         whole system. Record *i* is {} bytes (in W3: its record size); its first 8 bytes are \
+         *i* little-endian, the others *i* mod 251, and every read-back verifies each record. \
+         MB/s counts payload bytes, 10^6 per MB.\n",
+        payload::SMALL
+    );
+}
+
+fn raw_section(out: &mut String, config: &Config, raw: &Metrics) {
+    let s = &config.sizes;
+    let _ = writeln!(out, "## Raw limits of the disk\n");
+    let _ = writeln!(
+        out,
+        "Measured in the same run and directory with `std::fs`, nothing preallocated.\n"
+    );
+    let _ = writeln!(out, "| Measure | Result |\n|---|---:|");
+    if let (Some(p50), Some(p99)) = (get(raw, "p50_us"), get(raw, "p99_us")) {
+        let _ = writeln!(
+            out,
+            "| (a) fsync latency: {} × (pwrite 4 KiB at a fixed offset + fdatasync) | p50 {} ms, p99 {} ms |",
+            s.raw_fsyncs,
+            ms(p50),
+            ms(p99)
+        );
+    }
+    if let Some(c) = get(raw, "commits_per_s") {
+        let _ = writeln!(
+            out,
+            "| (b) appending pwrite 100 B + fdatasync per record, 1 thread, {} s | {} commits/s |",
+            s.w2_secs,
+            int(c)
+        );
+    }
+    if let Some(v) = get(raw, "w1_mb_s") {
+        let _ = writeln!(
+            out,
+            "| (c) {} MB (the bytes of W1) in 1 MiB writes + one fdatasync | {} MB/s |",
+            int((s.w1_records * payload::SMALL as u64) as f64 / 1e6),
+            mb(v)
+        );
+    }
+    if let Some(v) = get(raw, "big_mb_s") {
+        let _ = writeln!(
+            out,
+            "| (d) {} in 1 MiB writes + one fdatasync | {} MB/s |",
+            size_label(s.w3_total as usize),
+            mb(v)
+        );
+    }
+    if let Some(v) = get(raw, "read_mb_s") {
+        let _ = writeln!(
+            out,
+            "| (e) read back of (d) in 1 MiB reads, from the page cache | {} MB/s |",
+            mb(v)
+        );
+    }
+    out.push('\n');
+}
+
+fn w1(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
+    let n = config.sizes.w1_records;
+    let raw = get(&results.raw, "w1_mb_s");
+    let _ = writeln!(out, "## W1: bulk append\n");
+    let _ = writeln!(
+        out,
+        "{} records of {} B from one thread, then one sync. CPU: user + system time of the \
+         whole process per record. Ratios on records/s; ÷ raw: MB/s as a fraction of raw \
+         limit (c).\n",
+        int(n as f64),
+        payload::SMALL
+    );
+    let _ = writeln!(
+        out,
+        "| Contender | records/s | MB/s | CPU µs/record | tidelog ÷ best durable peer | ÷ raw (c) |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let rate = |o: &Outcome| {
+        o.as_ref()
+            .ok()
+            .and_then(|m| get(m, "secs"))
+            .map(|s| n as f64 / s)
+    };
+    let tidelog = results.w1.get(&Kind::Tidelog).and_then(rate);
+    let peers: Vec<(Kind, f64)> = results
+        .w1
+        .iter()
+        .filter(|(k, _)| **k != Kind::Tidelog && k.bulk_is_durable())
+        .filter_map(|(k, o)| Some((*k, rate(o)?)))
+        .collect();
+    for (&kind, outcome) in &results.w1 {
+        let name = name_cell(kind, Workload::W1, notes);
+        match outcome {
+            Ok(m) => {
+                let secs = m["secs"];
+                let mbs = (n * payload::SMALL as u64) as f64 / secs / 1e6;
+                let cpu = get(m, "cpu_secs")
+                    .map_or("—".into(), |c| format!("{:.2}", c / n as f64 * 1e6));
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | {} | {cpu} | {} | {} |",
+                    int(n as f64 / secs),
+                    mb(mbs),
+                    ratio_cell(kind, tidelog, &peers),
+                    frac(raw.map(|r| mbs / r))
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | | | | |",
+                    failed_cell(kind, "W1", e, notes)
+                );
+            }
+        }
+    }
+    if let Some(r) = raw {
+        let _ = writeln!(
+            out,
+            "| *raw limit (c)* | {} | {} | | | 1.00 |",
+            int(r * 1e6 / payload::SMALL as f64),
+            mb(r)
+        );
+    }
+    out.push('\n');
+}
+
+fn w2(out: &mut String, config: &Config, machine: &Machine, results: &Results, notes: &mut Notes) {
+    let raw = get(&results.raw, "commits_per_s");
+    let _ = writeln!(out, "## W2: durable commits\n");
+    let _ = writeln!(
+        out,
+        "T threads, each appending a {} B record and waiting until it is durable, in a loop for \
+         {} s. Latency: per commit, over all threads. Ratios on commits/s; ÷ raw: commits/s as a \
+         fraction of raw limit (b), the bound for one thread (group commit can pass it with \
+         more).\n",
+        payload::SMALL,
+        config.sizes.w2_secs
+    );
+    let fs_note = notes.cite("fsync-count", FSYNC_COUNT);
+    let _ = writeln!(
+        out,
+        "| T | Contender | commits/s | p50 ms | p99 ms | fsyncs{fs_note} | commits per fsync | tidelog ÷ best durable peer | ÷ raw (b) |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let rate = |o: &Outcome| {
+        o.as_ref()
+            .ok()
+            .and_then(|m| Some(get(m, "commits")? / get(m, "secs")?))
+    };
+    for &t in &config.sizes.w2_threads {
+        let rows: Vec<(Kind, &Outcome)> = results
+            .w2
+            .iter()
+            .filter(|((tt, _), _)| *tt == t)
+            .map(|((_, k), o)| (*k, o))
+            .collect();
+        let tidelog = rows
+            .iter()
+            .find(|(k, _)| *k == Kind::Tidelog)
+            .and_then(|(_, o)| rate(o));
+        let peers: Vec<(Kind, f64)> = rows
+            .iter()
+            .filter(|(k, _)| *k != Kind::Tidelog && k.commit_is_durable())
+            .filter_map(|(k, o)| Some((*k, rate(o)?)))
+            .collect();
+        for (kind, outcome) in rows {
+            let name = name_cell(kind, Workload::W2, notes);
+            match outcome {
+                Ok(m) => {
+                    let commits = m["commits"];
+                    let c_s = commits / m["secs"];
+                    let dev = get(m, "dev_flushes").filter(|_| machine.device_counts_flushes);
+                    let lib = get(m, "lib_syncs");
+                    let per = |f: Option<f64>| match f {
+                        Some(f) if f > 0.0 => format!("{:.1}", commits / f),
+                        Some(_) => "∞".into(),
+                        None => "n/a".into(),
+                    };
+                    let (fsyncs, per_fsync) = match lib {
+                        Some(l) => (
+                            format!("{} ({})", dev.map_or("n/a".into(), int), int(l)),
+                            format!("{} ({})", per(dev), per(Some(l))),
+                        ),
+                        None => (dev.map_or("n/a".into(), int), per(dev)),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| {t} | {name} | {} | {} | {} | {fsyncs} | {per_fsync} | {} | {} |",
+                        int(c_s),
+                        ms(m["p50_us"]),
+                        ms(m["p99_us"]),
+                        ratio_cell(kind, tidelog, &peers),
+                        frac(raw.map(|r| c_s / r))
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        out,
+                        "| {t} | {name} | {} | | | | | | |",
+                        failed_cell(kind, &format!("W2 T={t}"), e, notes)
+                    );
+                }
+            }
+        }
+    }
+    if let Some(r) = raw {
+        let _ = writeln!(out, "| 1 | *raw limit (b)* | {} | | | | | | 1.00 |", int(r));
+    }
+    out.push('\n');
+}
+
+fn w3(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
+    let total = config.sizes.w3_total;
+    let raw = get(&results.raw, "big_mb_s");
+    let _ = writeln!(out, "## W3: large records\n");
+    let _ = writeln!(
+        out,
+        "Records of each size up to {} in all, one thread, then one sync. Ratios on MB/s; ÷ raw: \
+         as a fraction of raw limit (d).\n",
+        size_label(total as usize)
+    );
+    let _ = writeln!(
+        out,
+        "| Record | Contender | MB/s | tidelog ÷ best durable peer | ÷ raw (d) |\n|---|---|---:|---:|---:|"
+    );
+    for &len in &config.sizes.w3_lens {
+        let n = total / len as u64;
+        let bytes = (n * len as u64) as f64;
+        let rate = |o: &Outcome| {
+            o.as_ref()
+                .ok()
+                .and_then(|m| get(m, "secs"))
+                .map(|s| bytes / s / 1e6)
+        };
+        let rows: Vec<(Kind, &Outcome)> = results
+            .w3
+            .iter()
+            .filter(|((l, _), _)| *l == len)
+            .map(|((_, k), o)| (*k, o))
+            .collect();
+        let tidelog = rows
+            .iter()
+            .find(|(k, _)| *k == Kind::Tidelog)
+            .and_then(|(_, o)| rate(o));
+        let peers: Vec<(Kind, f64)> = rows
+            .iter()
+            .filter(|(k, _)| *k != Kind::Tidelog && k.bulk_is_durable())
+            .filter_map(|(k, o)| Some((*k, rate(o)?)))
+            .collect();
+        let label = size_label(len);
+        for (kind, outcome) in rows {
+            let name = name_cell(kind, Workload::W3, notes);
+            match rate(outcome) {
+                Some(v) => {
+                    let _ = writeln!(
+                        out,
+                        "| {label} | {name} | {} | {} | {} |",
+                        mb(v),
+                        ratio_cell(kind, tidelog, &peers),
+                        frac(raw.map(|r| v / r))
+                    );
+                }
+                None => {
+                    let e = outcome.as_ref().err().map_or("no figures", String::as_str);
+                    let _ = writeln!(
+                        out,
+                        "| {label} | {name} | {} | | |",
+                        failed_cell(kind, &format!("W3 {label}"), e, notes)
+                    );
+                }
+            }
+        }
+    }
+    if let Some(r) = raw {
+        let _ = writeln!(
+            out,
+            "| 1 MiB writes | *raw limit (d)* | {} | | 1.00 |",
+            mb(r)
+        );
+    }
+    out.push('\n');
+}
+
+fn w4(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
+    let n = config.sizes.w4_records as f64;
+    let raw = get(&results.raw, "read_mb_s").map(|r| r * 1e6 / payload::SMALL as f64);
+    let _ = writeln!(out, "## W4: recovery and read\n");
+    let _ = writeln!(
+        out,
+        "{} records of {} B written in bulk with one sync and closed; then, in a new process, \
+         the log is reopened (timed: the open or recover call) and every record is read and \
+         verified (timed separately). The ratio is on records/s over reopen + read together, \
+         the figure every contender has; ÷ raw: read records/s as a fraction of the read \
+         bound{}.\n",
+        int(n),
+        payload::SMALL,
+        notes.cite("raw-read", RAW_READ)
+    );
+    let _ = writeln!(
+        out,
+        "| Contender | reopen s | read s | read records/s | reopen + read, records/s | tidelog ÷ best peer | ÷ raw read |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    let total = |o: &Outcome| {
+        o.as_ref()
+            .ok()
+            .map(|m| n / (m["reopen_secs"] + get(m, "read_secs").unwrap_or(0.0)))
+    };
+    let tidelog = results.w4.get(&Kind::Tidelog).and_then(total);
+    let peers: Vec<(Kind, f64)> = results
+        .w4
+        .iter()
+        .filter(|(k, _)| **k != Kind::Tidelog)
+        .filter_map(|(k, o)| Some((*k, total(o)?)))
+        .collect();
+    for (&kind, outcome) in &results.w4 {
+        let name = name_cell(kind, Workload::W4, notes);
+        match outcome {
+            Ok(m) => {
+                let read = get(m, "read_secs");
+                let read_rate = read.map(|r| n / r);
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | {} | {} | {} | {} | {} |",
+                    secs(m["reopen_secs"]),
+                    read.map_or("in reopen".into(), secs),
+                    read_rate.map_or("—".into(), int),
+                    total(outcome).map_or("—".into(), int),
+                    ratio_cell(kind, tidelog, &peers),
+                    frac(read_rate.zip(raw).map(|(v, r)| v / r))
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | | | | | |",
+                    failed_cell(kind, "W4", e, notes)
+                );
+            }
+        }
+    }
+    if let Some(r) = raw {
+        let _ = writeln!(out, "| *raw read bound* | | | {} | | | 1.00 |", int(r));
+    }
+    out.push('\n');
+}
