@@ -98,6 +98,7 @@ pub(crate) fn report_json(r: &RecoveryReport) -> Value {
         "checkpoint_lsn": r.checkpoint_lsn.get(),
         "last_lsn": r.last_lsn.get(),
         "torn_bytes_cut": r.torn_bytes_cut,
+        "intact_frames_cut": r.intact_frames_cut,
         "damage": damage,
         "lost": lost,
         "quarantined": paths_json(&r.quarantined),

@@ -337,6 +337,8 @@ pub(crate) struct IntactAfter {
     pub(crate) offset: u64,
     /// The highest LSN any of them says was durable when it was written.
     pub(crate) durable: Lsn,
+    /// How many there are.
+    pub(crate) frames: u64,
 }
 
 /// What a [`FrameCursor`] found at its position.
@@ -566,8 +568,10 @@ fn scan_intact(
                 let first = found.get_or_insert(IntactAfter {
                     offset,
                     durable: Lsn::ZERO,
+                    frames: 0,
                 });
                 first.durable = first.durable.max(header.durable);
+                first.frames += 1;
                 i += usize::try_from(header.frame_len()).unwrap_or(usize::MAX);
             }
             None => i += 1,

@@ -47,6 +47,11 @@ pub struct RecoveryReport {
     /// Bytes cut from the ends of segments (torn tails, and what `PointInTime` cut), up to the
     /// last non-zero byte: a preallocated file's trailing zeros are not counted.
     pub torn_bytes_cut: u64,
+    /// Intact frames that lay after the damage in the bytes cut: records that were written
+    /// whole but could not be kept, since the log must stay a prefix (their bytes are in the
+    /// quarantine folder). After a crash these are unsynced writes that reached the disk out of
+    /// order; many of them in a log that was synced suggest damage to durable data instead.
+    pub intact_frames_cut: u64,
     /// Every damaged place found, with what was done about it.
     pub damage: Vec<Damage>,
     /// LSN ranges lost to damage and skipped (only in [`RecoveryMode::SkipCorrupt`]).
@@ -137,6 +142,13 @@ impl fmt::Display for RecoveryReport {
         if self.torn_bytes_cut > 0 {
             writeln!(f, "  torn tail: {} bytes cut", self.torn_bytes_cut)?;
         }
+        if self.intact_frames_cut > 0 {
+            writeln!(
+                f,
+                "  intact frames after the damage, cut with it: {}",
+                self.intact_frames_cut
+            )?;
+        }
         for d in &self.damage {
             let action = match &d.action {
                 DamageAction::Cut { at, bytes } => format!("cut {bytes} bytes at offset {at}"),
@@ -190,6 +202,8 @@ struct Stop {
     /// The damage lies in the unsynced tail of the last segment: nothing proves that the
     /// records it destroyed were ever durable.
     tail: bool,
+    /// Intact frames found after the damage (they go with the cut).
+    intact_after: u64,
 }
 
 struct Scan {
@@ -682,6 +696,7 @@ impl Recovery<'_> {
                         cut,
                         kind,
                         tail: !proven,
+                        intact_after: after.map_or(0, |a| a.frames),
                     };
                     return Ok(Scan {
                         segment,
@@ -746,6 +761,7 @@ impl Recovery<'_> {
         segment.end = stop.cut;
         segment.forget_from(stop.cut);
         self.report.torn_bytes_cut += cut_bytes;
+        self.report.intact_frames_cut += stop.intact_after;
         let action = DamageAction::Cut {
             at: stop.cut,
             bytes: cut_bytes,

@@ -149,6 +149,12 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     r.torn_bytes_cut
                 ));
             }
+            if r.intact_frames_cut > 0 {
+                what.push(format!(
+                    "{} intact records after the damage go with it",
+                    r.intact_frames_cut
+                ));
+            }
             if read_error.is_some() {
                 what.push("a read error".to_owned());
             }

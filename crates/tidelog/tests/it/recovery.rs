@@ -694,6 +694,13 @@ fn point_in_time_ends_the_log_before_a_flipped_byte() -> Result<()> {
             f.check_kind(&d.kind, &ctx);
             assert_eq!(d.action, DamageAction::Cut { at, bytes: cut }, "{ctx}");
             assert_eq!(report.torn_bytes_cut, cut, "{ctx}");
+            // Every later frame of the segment was intact, and the report says they went too.
+            let intact = f.segs[f.seg]
+                .frames
+                .iter()
+                .filter(|x| x.lsn > f.lsn())
+                .count();
+            assert_eq!(report.intact_frames_cut, intact as u64, "{ctx}: {report}");
             assert!(report.lost.is_empty(), "{ctx}");
             assert_eq!(report.last_lsn, Lsn::new(f.lsn() - 1), "{ctx}");
 
