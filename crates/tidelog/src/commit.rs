@@ -511,6 +511,34 @@ mod loom_tests {
     }
 
     #[test]
+    fn loom_a_leader_waiting_for_writers_in_flight_is_woken() {
+        loom::model(|| {
+            let g = Arc::new(GroupCommit::new(Lsn::ZERO));
+            g.handed(Lsn::new(2));
+            g.complete(Lsn::new(1), Lsn::new(1)).unwrap();
+            // As the log's leader does: wait until the regions handed to writers are written,
+            // then sync. Its own sync is running, so only the writer's completion can wake it.
+            let committer = {
+                let g = Arc::clone(&g);
+                thread::spawn(move || {
+                    let lead = || {
+                        g.wait_until(None, |g| g.written() >= Lsn::new(2))?;
+                        sync_written(&g)
+                    };
+                    assert!(g.commit(Lsn::new(2), None, &lead).unwrap());
+                })
+            };
+            let writer = {
+                let g = Arc::clone(&g);
+                thread::spawn(move || g.complete(Lsn::new(2), Lsn::new(2)).unwrap())
+            };
+            committer.join().unwrap();
+            writer.join().unwrap();
+            assert_eq!(g.durable(), Lsn::new(2));
+        });
+    }
+
+    #[test]
     fn loom_a_failed_sync_reaches_every_covered_waiter() {
         loom::model(|| {
             let g = Arc::new(GroupCommit::new(Lsn::ZERO));
