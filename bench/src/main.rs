@@ -167,6 +167,7 @@ fn main() {
 
 /// What the run found about the machine and the directory.
 pub struct Machine {
+    /// The directory as given on the command line.
     pub dir: PathBuf,
     pub fstype: String,
     pub device: Option<String>,
@@ -259,7 +260,8 @@ fn run(config: &Config) -> Result<()> {
         eprintln!("warning: could not remove {}: {e}", run_dir.display());
     }
     let machine = Machine {
-        dir,
+        // As given (relative by default), so the report names no path of this machine.
+        dir: config.dir.clone(),
         fstype,
         device,
         device_counts_flushes: counts_flushes,
