@@ -80,7 +80,7 @@ fn commits(
     duration: Duration,
     device: Option<&str>,
 ) -> Result<Metrics> {
-    let wal = contenders::open(kind, dir, Purpose::Durable { count_syncs: true })?;
+    let wal = contenders::open(kind, dir, Purpose::Durable)?;
     let wal = &*wal;
     let stop = AtomicBool::new(false);
     let start_line = Barrier::new(threads + 1);

@@ -101,8 +101,8 @@ const RAFT_MEMTABLE: &str = "raft-engine's recovery loads every value into its i
 memtable: its reopen includes reading all records from disk, and its read is a scan of memory.";
 const FSYNC_COUNT: &str = "fsyncs: flush requests completed by the block device during the timed \
 part (from /proc/diskstats), so they include file-system journal commits and flushes caused by \
-anything else running on the machine. For tidelog, its own `sync_data` calls, counted by a \
-wrapping `Storage`, follow in parentheses.";
+anything else running on the machine. For tidelog, the fsyncs of segment data it counts itself \
+(`Log::metrics`) follow in parentheses.";
 const COMMITLOG_OPEN: &str = "commitlog's open maps its index files and does not scan the log; \
 checksums are checked as messages are read.";
 const RAW_READ: &str = "No raw bound exists for recovery. The read bound is a sequential read, in \

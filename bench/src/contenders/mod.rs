@@ -62,8 +62,8 @@ pub enum Reading {
 pub enum Purpose {
     /// Bulk writes, made durable once at the end.
     Bulk,
-    /// Durable commits, counted. `count_syncs` wraps the storage to count fsyncs where possible.
-    Durable { count_syncs: bool },
+    /// Durable commits, counted.
+    Durable,
     /// Reopening an existing log to read it back; records are `len` bytes.
     Reopen { len: usize },
 }

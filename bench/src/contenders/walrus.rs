@@ -29,7 +29,7 @@ pub fn open(dir: &Path, purpose: Purpose) -> Result<Box<dyn Wal>> {
         }
     }
     let schedule = match purpose {
-        Purpose::Durable { .. } => FsyncSchedule::SyncEach,
+        Purpose::Durable => FsyncSchedule::SyncEach,
         Purpose::Bulk | Purpose::Reopen { .. } => FsyncSchedule::NoFsync,
     };
     let consistency = ReadConsistency::AtLeastOnce {

@@ -10,7 +10,6 @@ mod cli;
 mod commands;
 mod output;
 mod report;
-mod storage;
 
 use std::process::ExitCode;
 

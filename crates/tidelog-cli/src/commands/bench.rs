@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde_json::json;
-use tidelog::io::Storage;
 use tidelog::{Durability, Log};
 
 use super::fsync_probe::{self, Method};
 use super::{parse_seconds, refuse_memory_file_system};
 use crate::output::{Ctx, Out, Table, human_bytes, human_duration, percentile, thousands};
-use crate::storage::CountingStorage;
 
 const SMALL_RECORD_BYTES: usize = 100;
 const LARGE_RECORD_BYTES: usize = 1 << 20;
@@ -208,13 +206,13 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open(dir: &Path) -> anyhow::Result<(Log, CountingStorage)> {
-    let storage = CountingStorage::std();
-    let log = Log::builder(dir)
-        .storage(Arc::new(storage.clone()) as Arc<dyn Storage>)
-        .open()
-        .with_context(|| format!("cannot create a log in {}", dir.display()))?;
-    Ok((log, storage))
+fn open(dir: &Path) -> anyhow::Result<Log> {
+    Log::open(dir).with_context(|| format!("cannot create a log in {}", dir.display()))
+}
+
+/// Segment-data fsyncs the log has made so far.
+fn fsyncs(log: &Log) -> anyhow::Result<u64> {
+    Ok(log.metrics().context("cannot read the metrics")?.fsyncs)
 }
 
 fn payload(bytes: usize, i: u64) -> Vec<u8> {
@@ -231,13 +229,12 @@ fn appends(
     n: u64,
     bytes: usize,
 ) -> anyhow::Result<Outcome> {
-    let (log, storage) = open(dir)?;
-    let counts = storage.counts();
+    let log = open(dir)?;
     let record = payload(bytes, 0);
     let bar = ctx.progress_bar(n, name);
     let step = if bytes >= 1 << 16 { 1 } else { 4096 };
     let mut latencies = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-    let syncs_before = counts.file_syncs();
+    let syncs_before = fsyncs(&log)?;
     let started = Instant::now();
     for i in 0..n {
         let t0 = Instant::now();
@@ -250,7 +247,7 @@ fn appends(
     }
     log.sync().context("sync failed")?;
     let elapsed = started.elapsed();
-    let fsyncs = counts.file_syncs() - syncs_before;
+    let fsyncs = fsyncs(&log)? - syncs_before;
     bar.finish_and_clear();
     log.close().context("close failed")?;
     latencies.sort_unstable();
@@ -268,12 +265,10 @@ fn appends(
 
 /// Durable commits from `threads` threads for `duration`.
 fn commits(ctx: &Ctx, dir: &Path, threads: usize, duration: Duration) -> anyhow::Result<Outcome> {
-    let (log, storage) = open(dir)?;
-    let log = Arc::new(log);
-    let counts = storage.counts();
+    let log = Arc::new(open(dir)?);
     let done = Arc::new(AtomicU64::new(0));
     let bar = ctx.timed_bar(duration, "commits");
-    let syncs_before = counts.file_syncs();
+    let syncs_before = fsyncs(&log)?;
     let started = Instant::now();
     let deadline = started + duration;
     let workers: Vec<_> = (0..threads)
@@ -313,7 +308,7 @@ fn commits(ctx: &Ctx, dir: &Path, threads: usize, duration: Duration) -> anyhow:
         latencies.extend(mine);
     }
     let elapsed = started.elapsed();
-    let fsyncs = counts.file_syncs() - syncs_before;
+    let fsyncs = fsyncs(&log)? - syncs_before;
     bar.finish_and_clear();
     Arc::try_unwrap(log)
         .map_err(|_| anyhow::anyhow!("the log is still shared"))?

@@ -22,7 +22,6 @@ use tidelog::io::{CrashMode, MemStorage, OpenMode, StdStorage, Storage};
 use tidelog::{Durability, Log, Lsn};
 
 use crate::output::{Ctx, Out, Style, note};
-use crate::storage::CountingStorage;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -201,16 +200,12 @@ fn demo(
     story.heading(&format!(
         "1. {threads} threads commit concurrently, {per_thread} durable commits each"
     ))?;
-    let storage = CountingStorage::std();
-    let counts = storage.counts();
     let log = Arc::new(
         Log::builder(base.join("concurrent"))
             .segment_bytes(sizes.segment_bytes)
-            .storage(Arc::new(storage) as Arc<dyn Storage>)
             .open()?,
     );
-    let syncs_before = counts.file_syncs();
-    let dir_syncs_before = counts.dir_syncs();
+    let before = log.metrics()?;
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|t| {
@@ -243,8 +238,9 @@ fn demo(
             .map_err(|_| anyhow::anyhow!("a committing thread panicked"))??;
     }
     let elapsed = started.elapsed();
-    let fsyncs = counts.file_syncs() - syncs_before;
-    let dir_fsyncs = counts.dir_syncs() - dir_syncs_before;
+    let after = log.metrics()?;
+    let fsyncs = after.fsyncs - before.fsyncs;
+    let rolled = after.segments_rolled - before.segments_rolled;
     let commits = (threads * per_thread) as u64;
     let commits_per_sec = commits as f64 / elapsed.as_secs_f64().max(1e-9);
     let per_fsync = commits as f64 / fsyncs.max(1) as f64;
@@ -254,7 +250,7 @@ fn demo(
         log.durable_lsn()
     ))?;
     story.say(format_args!(
-        "   {fsyncs} fsyncs of segment files for {commits} commits: {per_fsync:.1} commits per fsync (group commit); {dir_fsyncs} directory fsyncs for new segments"
+        "   {fsyncs} fsyncs of segment files for {commits} commits: {per_fsync:.1} commits per fsync (group commit); {rolled} new segments"
     ))?;
     if log.durable_lsn().get() != records {
         bail!(
