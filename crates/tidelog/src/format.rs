@@ -531,6 +531,14 @@ impl FrameCursor {
         from: u64,
         min_lsn: Lsn,
     ) -> std::io::Result<Option<IntactAfter>> {
+        let start = from + 1;
+        if start >= self.file_len {
+            return Ok(None);
+        }
+        let len = usize::try_from(self.file_len - start).unwrap_or(usize::MAX);
+        let mut rest = vec![0u8; len];
+        let got = file.read_full_at(&mut rest, start)?;
+        rest.truncate(got);
         // LSNs grow by at most one per frame, and a frame takes at least a header.
         let plausible = |i: usize, lsn: Lsn| {
             lsn >= min_lsn
@@ -539,45 +547,25 @@ impl FrameCursor {
                         .get()
                         .saturating_add((i / FRAME_HEADER_LEN) as u64 + 1)
         };
-        scan_intact(file, from + 1, self.file_len, self.seed, plausible)
-    }
-}
-
-/// Scans `[start, file_len)` at every byte offset for frames intact under `seed` whose LSN
-/// `accept` takes (given the offset from `start`).
-fn scan_intact(
-    file: &dyn StorageFile,
-    start: u64,
-    file_len: u64,
-    seed: u32,
-    accept: impl Fn(usize, Lsn) -> bool,
-) -> std::io::Result<Option<IntactAfter>> {
-    if start >= file_len {
-        return Ok(None);
-    }
-    let len = usize::try_from(file_len - start).unwrap_or(usize::MAX);
-    let mut rest = vec![0u8; len];
-    let got = file.read_full_at(&mut rest, start)?;
-    rest.truncate(got);
-    let mut found: Option<IntactAfter> = None;
-    let mut i = 0;
-    while i + FRAME_HEADER_LEN <= rest.len() {
-        match intact_at(&rest, i, seed).filter(|h| accept(i, h.lsn)) {
-            Some(header) => {
-                let offset = start + i as u64;
-                let first = found.get_or_insert(IntactAfter {
-                    offset,
-                    durable: Lsn::ZERO,
-                    frames: 0,
-                });
-                first.durable = first.durable.max(header.durable);
-                first.frames += 1;
-                i += usize::try_from(header.frame_len()).unwrap_or(usize::MAX);
+        let mut found: Option<IntactAfter> = None;
+        let mut i = 0;
+        while i + FRAME_HEADER_LEN <= rest.len() {
+            match intact_at(&rest, i, self.seed).filter(|h| plausible(i, h.lsn)) {
+                Some(header) => {
+                    let first = found.get_or_insert(IntactAfter {
+                        offset: start + i as u64,
+                        durable: Lsn::ZERO,
+                        frames: 0,
+                    });
+                    first.durable = first.durable.max(header.durable);
+                    first.frames += 1;
+                    i += usize::try_from(header.frame_len()).unwrap_or(usize::MAX);
+                }
+                None => i += 1,
             }
-            None => i += 1,
         }
+        Ok(found)
     }
-    Ok(found)
 }
 
 /// The header of a frame intact under `seed` at `rest[i..]`, if there is one.
