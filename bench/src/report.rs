@@ -146,6 +146,26 @@ fn failed_cell(kind: Kind, label: &str, err: &str, notes: &mut Notes) -> String 
 }
 
 /// `tidelog ÷ best peer` for the tidelog row; peers get an empty cell.
+/// tidelog's figure and the figures of the peers that `counts` admits to the best-peer ratio.
+fn contest<'a>(
+    rows: impl IntoIterator<Item = (Kind, &'a Outcome)>,
+    figure: impl Fn(&Outcome) -> Option<f64>,
+    counts: impl Fn(Kind) -> bool,
+) -> (Option<f64>, Vec<(Kind, f64)>) {
+    let mut tidelog = None;
+    let mut peers = Vec::new();
+    for (kind, outcome) in rows {
+        if kind == Kind::Tidelog {
+            tidelog = figure(outcome);
+        } else if counts(kind)
+            && let Some(v) = figure(outcome)
+        {
+            peers.push((kind, v));
+        }
+    }
+    (tidelog, peers)
+}
+
 fn ratio_cell(kind: Kind, tidelog: Option<f64>, peers: &[(Kind, f64)]) -> String {
     if kind != Kind::Tidelog {
         return String::new();
@@ -325,13 +345,11 @@ fn w1(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
             .and_then(|m| get(m, "secs"))
             .map(|s| n as f64 / s)
     };
-    let tidelog = results.w1.get(&Kind::Tidelog).and_then(rate);
-    let peers: Vec<(Kind, f64)> = results
-        .w1
-        .iter()
-        .filter(|(k, _)| **k != Kind::Tidelog && k.bulk_is_durable())
-        .filter_map(|(k, o)| Some((*k, rate(o)?)))
-        .collect();
+    let (tidelog, peers) = contest(
+        results.w1.iter().map(|(k, o)| (*k, o)),
+        rate,
+        Kind::bulk_is_durable,
+    );
     for (&kind, outcome) in &results.w1 {
         let name = name_cell(kind, Workload::W1, notes);
         match outcome {
@@ -398,15 +416,7 @@ fn w2(out: &mut String, config: &Config, machine: &Machine, results: &Results, n
             .filter(|((tt, _), _)| *tt == t)
             .map(|((_, k), o)| (*k, o))
             .collect();
-        let tidelog = rows
-            .iter()
-            .find(|(k, _)| *k == Kind::Tidelog)
-            .and_then(|(_, o)| rate(o));
-        let peers: Vec<(Kind, f64)> = rows
-            .iter()
-            .filter(|(k, _)| *k != Kind::Tidelog && k.commit_is_durable())
-            .filter_map(|(k, o)| Some((*k, rate(o)?)))
-            .collect();
+        let (tidelog, peers) = contest(rows.iter().copied(), rate, Kind::commit_is_durable);
         for (kind, outcome) in rows {
             let name = name_cell(kind, Workload::W2, notes);
             match outcome {
@@ -482,15 +492,7 @@ fn w3(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
             .filter(|((l, _), _)| *l == len)
             .map(|((_, k), o)| (*k, o))
             .collect();
-        let tidelog = rows
-            .iter()
-            .find(|(k, _)| *k == Kind::Tidelog)
-            .and_then(|(_, o)| rate(o));
-        let peers: Vec<(Kind, f64)> = rows
-            .iter()
-            .filter(|(k, _)| *k != Kind::Tidelog && k.bulk_is_durable())
-            .filter_map(|(k, o)| Some((*k, rate(o)?)))
-            .collect();
+        let (tidelog, peers) = contest(rows.iter().copied(), rate, Kind::bulk_is_durable);
         let label = size_label(len);
         for (kind, outcome) in rows {
             let name = name_cell(kind, Workload::W3, notes);
@@ -549,13 +551,7 @@ fn w4(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
             .ok()
             .map(|m| n / (m["reopen_secs"] + get(m, "read_secs").unwrap_or(0.0)))
     };
-    let tidelog = results.w4.get(&Kind::Tidelog).and_then(total);
-    let peers: Vec<(Kind, f64)> = results
-        .w4
-        .iter()
-        .filter(|(k, _)| **k != Kind::Tidelog)
-        .filter_map(|(k, o)| Some((*k, total(o)?)))
-        .collect();
+    let (tidelog, peers) = contest(results.w4.iter().map(|(k, o)| (*k, o)), total, |_| true);
     for (&kind, outcome) in &results.w4 {
         let name = name_cell(kind, Workload::W4, notes);
         match outcome {
