@@ -101,6 +101,18 @@ pub enum Error {
         lsn: Lsn,
     },
 
+    /// A rollback ([`Log::truncate_after`](crate::Log::truncate_after)) removed the record this
+    /// call waited for or was about to read: LSN `lsn` and everything after `to` were discarded
+    /// after the call began (a later record may since have taken the same LSN). Waiters, futures,
+    /// iterators and tails report it once; a [`Tail`](crate::Tail) then goes on from `to + 1`.
+    #[error("LSN {lsn} was rolled back: the log was truncated after LSN {to}")]
+    RolledBack {
+        /// The LSN waited for, or the first one read past the rollback point.
+        lsn: Lsn,
+        /// The LSN the log was truncated after.
+        to: Lsn,
+    },
+
     /// The LSN cannot be used for this call.
     #[error("invalid LSN {lsn}: {reason}")]
     InvalidLsn {

@@ -349,7 +349,7 @@ impl Log {
         } = builder;
         options.validate()?;
         if options.create_if_missing && !options.read_only {
-            storage.create_dir_all(&dir).at("create directory", &dir)?;
+            create_log_dir(&*storage, &dir)?;
         } else {
             let names = storage.list(&dir).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => Error::NotFound { path: dir.clone() },
@@ -1561,6 +1561,39 @@ impl Inner {
         tracing::error!(error = %err, "tidelog: log poisoned");
         self.commit.poison(Cause::of(err, &self.dir));
     }
+}
+
+/// Creates the log directory (and missing parents) durably: each directory created is synced
+/// into its parent, so a power loss cannot lose a new log whose records were acknowledged.
+fn create_log_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let exists = |p: &Path| match storage.list(p) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).at("list", p),
+    };
+    // The directories to create, deepest first.
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    // A root (no parent) or an empty path (the current directory) always exists.
+    while let Some(p) = at.filter(|p| !p.as_os_str().is_empty() && p.parent().is_some()) {
+        if exists(p)? {
+            break;
+        }
+        missing.push(p);
+        at = p.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    storage.create_dir_all(dir).at("create directory", dir)?;
+    for created in missing.iter().rev() {
+        let parent = match created.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        storage.sync_dir(parent).at("sync directory", parent)?;
+    }
+    Ok(())
 }
 
 /// Bytes the log's segments hold: headers and frames, written or buffered.
