@@ -188,7 +188,7 @@ fn write_at(path: &Path, bytes: &[u8], offset: u64) {
 fn tear_tail(dir: &Path) {
     let (path, end) = {
         let log = Log::builder(dir).read_only(true).open().unwrap();
-        let last = log.segments().unwrap().pop().unwrap();
+        let last = log.segments().pop().unwrap();
         (last.path, last.bytes)
     };
     write_at(&path, &[0x5a; 13], end);

@@ -21,7 +21,7 @@
 //!
 //! let log = Log::open(dir.path())?; // runs recovery
 //! assert!(log.recovery_report().is_clean());
-//! assert_eq!(log.last_lsn()?, Lsn::new(4));
+//! assert_eq!(log.last_lsn(), Lsn::new(4));
 //! # Ok(()) }
 //! ```
 //!
@@ -64,21 +64,22 @@ pub mod io;
 mod log;
 mod metrics;
 mod options;
-mod reader;
+mod read;
 mod recovery;
 mod segment;
 mod sync;
 mod types;
 
+pub use crate::commit::DurableFuture;
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::format::{FORMAT_VERSION, MAX_RECORD_BYTES_LIMIT};
-pub use crate::log::{DurableFuture, Log, LogBuilder, SegmentInfo, Tail};
+pub use crate::log::{Log, LogBuilder, SegmentInfo};
 pub use crate::metrics::{Metrics, Summary};
 pub use crate::options::{
     DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Durability,
     MIN_SEGMENT_BYTES, Options, RecoveryMode, SyncPolicy, WhenFull,
 };
-pub use crate::reader::{Iter, Record};
+pub use crate::read::{Iter, Record, Tail};
 pub use crate::recovery::{Damage, DamageAction, RecoveryReport};
 pub use crate::types::Lsn;
 

@@ -145,7 +145,7 @@ fn child(dir: &Path, sizes: Sizes) -> anyhow::Result<()> {
         .open()
         .with_context(|| format!("cannot open the log in {}", dir.display()))?;
     let mut out = std::io::stdout().lock();
-    let mut next = log.last_lsn()?.next().get();
+    let mut next = log.last_lsn().next().get();
     loop {
         // Alternate single synced appends and synced batches of three.
         if next % 4 == 0 {
@@ -205,7 +205,7 @@ fn demo(
             .segment_bytes(sizes.segment_bytes)
             .open()?,
     );
-    let before = log.metrics()?;
+    let before = log.metrics();
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|t| {
@@ -238,7 +238,7 @@ fn demo(
             .map_err(|_| anyhow::anyhow!("a committing thread panicked"))??;
     }
     let elapsed = started.elapsed();
-    let after = log.metrics()?;
+    let after = log.metrics();
     let fsyncs = after.fsyncs - before.fsyncs;
     let rolled = after.segments_rolled - before.segments_rolled;
     let commits = (threads * per_thread) as u64;
@@ -271,7 +271,7 @@ fn demo(
     // complete record of the log.
     let (active, end) = {
         let log = Log::builder(&dir).read_only(true).open()?;
-        let segments = log.segments()?;
+        let segments = log.segments();
         let last = segments.last().context("the log has no segment")?;
         (last.path.clone(), last.bytes)
     };
@@ -292,7 +292,7 @@ fn demo(
     for line in log.recovery_report().to_string().lines() {
         story.say(format_args!("   {line}"))?;
     }
-    let last = log.last_lsn()?.get();
+    let last = log.last_lsn().get();
     let started = Instant::now();
     let mut verified = 0u64;
     for record in log.iter()? {
@@ -312,14 +312,14 @@ fn demo(
     ))?;
 
     // 4. Checkpoint.
-    let before = log.segments()?.len();
+    let before = log.segments().len();
     let cp = Lsn::new(last / 2);
     log.checkpoint(cp)?;
-    let after = log.segments()?.len();
+    let after = log.segments().len();
     story.heading(&format!(
         "4. checkpoint at LSN {cp}: {} segments removed, {after} left; first readable LSN {}",
         before - after,
-        log.checkpoint_lsn()?
+        log.checkpoint_lsn()
     ))?;
     log.close()?;
 
@@ -351,7 +351,7 @@ fn demo(
     for line in log.recovery_report().to_string().lines() {
         story.say(format_args!("   {line}"))?;
     }
-    let recovered = log.last_lsn()?.get();
+    let recovered = log.last_lsn().get();
     if recovered < 100 {
         bail!("a synced record was lost in the simulated power loss");
     }

@@ -49,17 +49,17 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let log = open_read_only(&args.dir, args.mode.recovery_mode())?;
     let from = match args.from {
         Some(from) => from,
-        None => log.checkpoint_lsn()?,
+        None => log.checkpoint_lsn(),
     };
     let to = match args.to {
         Some(to) => to,
-        None => log.last_lsn()?,
+        None => log.last_lsn(),
     };
     let mut out = ctx.out();
     if from > to {
         return out.flush().map(|()| ExitCode::SUCCESS);
     }
-    let printer = RecordPrinter::new(args.format, ctx.json, log.last_lsn()?.min(to));
+    let printer = RecordPrinter::new(args.format, ctx.json, log.last_lsn().min(to));
     let records = log
         .range(from..=to)
         .with_context(|| format!("cannot read LSN {from}..={to}"))?;

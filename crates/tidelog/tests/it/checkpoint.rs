@@ -9,14 +9,14 @@ fn checkpoint_removes_whole_segments_below_it_and_persists() -> Result<()> {
     for env in Env::both() {
         let log = env.open()?;
         append_n(&log, 400)?;
-        let before = log.segments()?;
+        let before = log.segments();
         log.checkpoint(Lsn::new(250))?;
-        assert_eq!(log.checkpoint_lsn()?, Lsn::new(250));
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(250));
         assert!(
             log.durable_lsn() >= Lsn::new(249),
             "records below the checkpoint were synced"
         );
-        let after = log.segments()?;
+        let after = log.segments();
         assert!(
             after.len() < before.len(),
             "{}: segments removed",
@@ -46,7 +46,7 @@ fn checkpoint_removes_whole_segments_below_it_and_persists() -> Result<()> {
         drop(log);
 
         let log = env.open()?;
-        assert_eq!(log.checkpoint_lsn()?, Lsn::new(250));
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(250));
         assert_holds(&log, 250, 400)?;
         assert_eq!(read_all(&log)?.first().map(|r| r.0), Some(250));
     }
@@ -62,14 +62,14 @@ fn checkpoint_rules() -> Result<()> {
     assert!(matches!(err, Error::InvalidLsn { .. }), "{err}");
     log.checkpoint(Lsn::new(5))?;
     log.checkpoint(Lsn::new(3))?; // lower: no-op
-    assert_eq!(log.checkpoint_lsn()?, Lsn::new(5));
+    assert_eq!(log.checkpoint_lsn(), Lsn::new(5));
     log.checkpoint(Lsn::new(11))?; // everything
-    assert_eq!(log.checkpoint_lsn()?, Lsn::new(11));
+    assert_eq!(log.checkpoint_lsn(), Lsn::new(11));
     assert!(read_all(&log)?.is_empty());
     assert_eq!(log.append(b"x", Durability::Synced)?, Lsn::new(11));
     drop(log);
     let log = env.open()?;
-    assert_eq!(log.checkpoint_lsn()?, Lsn::new(11));
+    assert_eq!(log.checkpoint_lsn(), Lsn::new(11));
     assert_eq!(log.read(Lsn::new(11))?.data(), b"x");
     Ok(())
 }
@@ -85,7 +85,7 @@ fn an_iterator_keeps_reading_segments_a_checkpoint_removed() -> Result<()> {
         assert_eq!(first, Some(Lsn::new(1)));
         log.checkpoint(Lsn::new(301))?;
         assert_eq!(
-            log.segments()?.len(),
+            log.segments().len(),
             1,
             "{}: only the active segment is left",
             env.name()
@@ -110,9 +110,9 @@ fn truncate_after_at_a_batch_boundary_and_across_segments() -> Result<()> {
         let log = env.open()?;
         append_n(&log, 300)?;
         log.truncate_after(Lsn::new(120))?;
-        assert_eq!(log.last_lsn()?, Lsn::new(120));
+        assert_eq!(log.last_lsn(), Lsn::new(120));
         assert_eq!(log.durable_lsn(), Lsn::new(120));
-        assert!(log.segments()?.iter().all(|s| s.first_lsn <= Lsn::new(121)));
+        assert!(log.segments().iter().all(|s| s.first_lsn <= Lsn::new(121)));
         assert!(matches!(
             log.read(Lsn::new(121)),
             Err(Error::NotDurable { .. })
@@ -125,7 +125,7 @@ fn truncate_after_at_a_batch_boundary_and_across_segments() -> Result<()> {
             "{}",
             log.recovery_report()
         );
-        assert_eq!(log.last_lsn()?, Lsn::new(121));
+        assert_eq!(log.last_lsn(), Lsn::new(121));
         assert_eq!(log.read(Lsn::new(121))?.data(), b"new 121");
         assert_eq!(log.read(Lsn::new(120))?.data(), payload(120));
     }
@@ -162,12 +162,12 @@ fn truncate_after_to_the_start_of_a_segment_and_to_nothing() -> Result<()> {
     let log = env.open()?;
     append_n(&log, 300)?;
     log.sync()?;
-    let second = log.segments()?[1].first_lsn;
+    let second = log.segments()[1].first_lsn;
     log.truncate_after(second.prev())?;
-    assert_eq!(log.last_lsn()?, second.prev());
-    assert_eq!(log.segments()?.len(), 2, "the segment is kept, emptied");
+    assert_eq!(log.last_lsn(), second.prev());
+    assert_eq!(log.segments().len(), 2, "the segment is kept, emptied");
     log.truncate_after(Lsn::ZERO)?;
-    assert_eq!(log.last_lsn()?, Lsn::ZERO);
+    assert_eq!(log.last_lsn(), Lsn::ZERO);
     assert!(read_all(&log)?.is_empty());
     append_n(&log, 3)?;
     log.sync()?;
@@ -189,12 +189,12 @@ fn truncate_after_rules() -> Result<()> {
     append_n(&log, 300)?;
     log.truncate_after(Lsn::new(300))?; // nothing after: no-op
     log.truncate_after(Lsn::new(900))?;
-    assert_eq!(log.last_lsn()?, Lsn::new(300));
+    assert_eq!(log.last_lsn(), Lsn::new(300));
     log.checkpoint(Lsn::new(200))?;
     let err = log.truncate_after(Lsn::new(150)).unwrap_err();
     assert!(matches!(err, Error::InvalidLsn { .. }), "{err}");
     log.truncate_after(Lsn::new(199))?; // keeps nothing at or above the checkpoint: allowed
-    assert_eq!(log.last_lsn()?, Lsn::new(199));
+    assert_eq!(log.last_lsn(), Lsn::new(199));
     assert!(read_all(&log)?.is_empty());
     assert_eq!(log.append(b"200", Durability::Synced)?, Lsn::new(200));
     Ok(())
@@ -207,7 +207,7 @@ fn reset_empties_the_log_and_lsns_go_on() -> Result<()> {
         append_n(&log, 300)?;
         log.reset()?;
         assert!(read_all(&log)?.is_empty());
-        assert_eq!(log.checkpoint_lsn()?, Lsn::new(301));
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(301));
         assert_eq!(env.segment_paths().len(), 1, "{}", env.name());
         log.reset()?; // twice in a row
         assert_eq!(
@@ -217,7 +217,7 @@ fn reset_empties_the_log_and_lsns_go_on() -> Result<()> {
         drop(log);
         let log = env.open()?;
         assert!(log.recovery_report().is_clean());
-        assert_eq!(log.checkpoint_lsn()?, Lsn::new(301));
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(301));
         assert_eq!(read_all(&log)?, vec![(301, b"after reset".to_vec())]);
     }
     Ok(())
@@ -238,11 +238,11 @@ fn a_full_bounded_log_fails_appends_with_log_full() -> Result<()> {
         matches!(err, Error::LogFull { capacity: 12288, used } if used <= 12288),
         "{err}"
     );
-    assert!(log.used_bytes()? <= 3 * 4096);
-    assert!(log.free_bytes()?.is_some_and(|free| free < 200));
+    assert!(log.used_bytes() <= 3 * 4096);
+    assert!(log.free_bytes().is_some_and(|free| free < 200));
     // A checkpoint frees whole segments, and appends go on.
     log.checkpoint(last)?;
-    assert!(log.free_bytes()?.is_some_and(|free| free > 4000));
+    assert!(log.free_bytes().is_some_and(|free| free > 4000));
     assert_eq!(log.append(b"after", Durability::Synced)?, last.next());
     // A record that could never fit is refused at once.
     assert!(matches!(
@@ -262,7 +262,7 @@ fn an_append_waits_for_a_checkpoint_to_free_room() -> Result<()> {
             .open()?,
     );
     let mut last = Lsn::ZERO;
-    while log.free_bytes()?.is_some_and(|free| free > 500) {
+    while log.free_bytes().is_some_and(|free| free > 500) {
         last = log.append(&payload(last.get() + 1), Durability::Buffered)?;
     }
     let writer = {
@@ -276,10 +276,10 @@ fn an_append_waits_for_a_checkpoint_to_free_room() -> Result<()> {
         })
     };
     // The writer fills the log and waits; the checkpoint frees room and it finishes.
-    while log.free_bytes()?.is_some_and(|free| free > 200) {
+    while log.free_bytes().is_some_and(|free| free > 200) {
         std::thread::yield_now();
     }
-    log.checkpoint(log.last_lsn()?.next())?;
+    log.checkpoint(log.last_lsn().next())?;
     let done = writer.join().expect("writer")?;
     assert_eq!(done, Lsn::new(last.get() + 20));
     Ok(())

@@ -132,11 +132,11 @@ fn a_reader_pins_segments_a_checkpoint_drops_until_it_lets_go() -> Result<()> {
         // Another thread checkpoints past everything the reader still has to read.
         let checkpointer = {
             let log = Arc::clone(&log);
-            std::thread::spawn(move || log.checkpoint(Lsn::new(401)))
+            std::thread::spawn(move || log.checkpoint(Lsn::new(400)))
         };
         checkpointer.join().expect("checkpointer")?;
         assert_eq!(
-            log.segments()?.len(),
+            log.segments().len(),
             1,
             "{}: the log dropped them",
             env.name()

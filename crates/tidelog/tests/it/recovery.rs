@@ -273,7 +273,7 @@ fn reopen_clean(env: &Env, last: u64, context: &str) -> Result<()> {
 
 /// Checks that appends continue at `next` and survive a clean reopen in the default mode.
 fn appends_continue(env: &Env, log: Log, next: u64, context: &str) -> Result<()> {
-    assert_eq!(log.last_lsn()?, Lsn::new(next - 1), "{context}");
+    assert_eq!(log.last_lsn(), Lsn::new(next - 1), "{context}");
     assert_eq!(
         log.append(&payload(next), Durability::Synced)?,
         Lsn::new(next),
@@ -800,7 +800,7 @@ fn skip_corrupt_loses_only_the_record_with_a_flipped_byte() -> Result<()> {
 /// Checks a `SkipCorrupt` log holds `1..=last` except `lost`: every other record reads back, the
 /// lost ones fail with `RecordLost`, and iteration leaves them out.
 fn check_skipped(log: &Log, lost: &[u64], last: u64, context: &str) -> Result<()> {
-    assert_eq!(log.last_lsn()?, Lsn::new(last), "{context}");
+    assert_eq!(log.last_lsn(), Lsn::new(last), "{context}");
     let expected: Vec<u64> = (1..=last).filter(|l| !lost.contains(l)).collect();
     assert_eq!(lsns(log)?, expected, "{context}: iteration");
     for &lsn in lost {
@@ -897,7 +897,7 @@ fn lsn_jump_at_the_end_of_the_last_segment_is_an_error() -> Result<()> {
         let result = env.open();
         if let Ok(log) = &result {
             assert_eq!(
-                log.last_lsn()?,
+                log.last_lsn(),
                 Lsn::new(RECORDS - 2),
                 "the intact record {RECORDS} was cut"
             );
@@ -1313,7 +1313,7 @@ fn foreign_first_segment_is_named_and_never_recovered() -> Result<()> {
                     assert!(genuine.iter().all(|p| kept.contains(p)), "{ctx}: {report}");
                     let first = layout(&env)[0].first;
                     assert_eq!(report.lost, vec![lsn_range(1, first - 1)], "{ctx}");
-                    assert_eq!(log.last_lsn()?, Lsn::new(RECORDS), "{ctx}");
+                    assert_eq!(log.last_lsn(), Lsn::new(RECORDS), "{ctx}");
                 }
             }
         }
@@ -1485,7 +1485,7 @@ fn corrupt_checkpoint_file_is_a_typed_error_in_every_mode() -> Result<()> {
         env.write_file(&path, &good);
         let log = env.open()?;
         assert!(log.recovery_report().is_clean());
-        assert_eq!(log.checkpoint_lsn()?, Lsn::new(cp));
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(cp));
         let held: Vec<u64> = lsns(&log)?;
         assert_eq!(held, (cp..=RECORDS).collect::<Vec<_>>());
     }
@@ -1608,7 +1608,7 @@ fn check_flip(env: &Env, segs: &[SegFile], flip: Flip, mode: RecoveryMode) -> Re
     } else {
         vmin - 1
     };
-    assert_eq!(log.last_lsn()?, Lsn::new(last), "{ctx}");
+    assert_eq!(log.last_lsn(), Lsn::new(last), "{ctx}");
     match mode {
         SkipCorrupt if vmax < RECORDS => {
             assert_eq!(report.lost, vec![lsn_range(vmin, vmax)], "{ctx}: {report}");
@@ -1632,7 +1632,7 @@ fn check_flip(env: &Env, segs: &[SegFile], flip: Flip, mode: RecoveryMode) -> Re
     if mode == SkipCorrupt {
         let log = open_in(env, SkipCorrupt)?;
         assert_eq!(log.recovery_report().lost, report.lost, "{ctx}");
-        assert_eq!(log.last_lsn()?, Lsn::new(last + 1), "{ctx}");
+        assert_eq!(log.last_lsn(), Lsn::new(last + 1), "{ctx}");
     } else {
         reopen_clean(env, last + 1, &ctx)?;
     }
@@ -1685,7 +1685,7 @@ fn unproven_damage_in_the_last_segment_is_cut_as_an_unsynced_tail() -> Result<()
             let ctx = format!("{} {mode:?}", env.name());
             let log = open_in(&env, mode)?;
             let report = log.recovery_report().clone();
-            assert_eq!(log.last_lsn()?, Lsn::new(victim.lsn - 1), "{ctx}: {report}");
+            assert_eq!(log.last_lsn(), Lsn::new(victim.lsn - 1), "{ctx}: {report}");
             assert!(
                 matches!(report.damage[0].action, DamageAction::Cut { .. }),
                 "{ctx}: {report}"

@@ -1,4 +1,5 @@
-//! Group commit: the watermarks and the leader/follower protocol, with no I/O of its own.
+//! [`GroupCommit`]: the watermarks, the leader/waiter protocol and the rollback generation of one
+//! log, with no I/O of its own.
 //!
 //! Writers hand regions of the log (contiguous LSN ranges) to the storage concurrently and may
 //! finish out of order; [`GroupCommit::complete`] records each finished region and advances the
@@ -9,17 +10,32 @@
 //! leader's sync covers them. A failed `lead` poisons the state: every caller waiting at that
 //! moment gets the real error, every later one [`Error::Poisoned`].
 //!
+//! # Rollbacks
+//!
+//! A rollback ([`GroupCommit::roll_back`]) lowers every watermark and starts a new *generation*.
+//! Whoever learned of an LSN before it (a waiter, a future, a reader, a roll, a leader's sync)
+//! carries the generation it saw; a sync or roll of an older generation never raises the durable
+//! LSN, and a waiter whose LSN the rollback removed gets [`Error::RolledBack`] instead of `Ok` for
+//! a different record that later takes the same LSN.
+//!
+//! Invariants: `written` and `durable` only move forward within a generation;
+//! `durable <= written`; the generation changes only under the lock, with the watermarks.
+//!
 //! The primitives come from `crate::sync`, so loom can model this module.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::PathBuf;
-use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::task::{Poll, Waker};
 
+use super::deadline::{Deadline, Waited};
 use crate::error::{Error, Result};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
 use crate::types::Lsn;
+
+/// How many past rollbacks are remembered exactly; a caller older than all of them is told its
+/// records were rolled back to the lowest point remembered.
+const ROLLBACKS_KEPT: usize = 64;
 
 /// The first failure that poisoned the log, kept so every waiter it covered gets the real error.
 #[derive(Debug, Clone)]
@@ -70,13 +86,28 @@ struct Progress {
     cause: Option<Cause>,
     /// Async waiters: the LSN each waits for.
     wakers: Vec<(Lsn, Waker)>,
+    /// The latest rollbacks, oldest first: the generation each started and the LSN the log was
+    /// truncated after.
+    rollbacks: VecDeque<(u64, Lsn)>,
 }
 
-/// What a leader's `lead` step reports: the LSN it made durable, and the rollback epoch it saw
-/// when it chose that LSN.
+impl Progress {
+    /// The lowest LSN the log was rolled back to since generation `since`, if any rollback
+    /// happened since then.
+    fn rolled_back_since(&self, since: u64) -> Option<Lsn> {
+        self.rollbacks
+            .iter()
+            .filter(|&&(generation, _)| generation > since)
+            .map(|&(_, to)| to)
+            .min()
+    }
+}
+
+/// What a leader's `lead` step reports: the LSN it made durable, and the generation it saw when
+/// it chose that LSN.
 pub(crate) struct Synced {
     pub(crate) lsn: Lsn,
-    pub(crate) epoch: u64,
+    pub(crate) generation: u64,
 }
 
 /// The group-commit state of one log.
@@ -93,9 +124,8 @@ pub(crate) struct GroupCommit {
     /// Highest LSN handed to a writer (records above it are still in the log's buffer, so a
     /// caller waiting for one must lead a sync rather than wait for a writer).
     handed: AtomicU64,
-    /// Bumped by every rollback, so a sync begun before one cannot raise the durable LSN over
-    /// records the rollback removed.
-    epoch: AtomicU64,
+    /// The rollback generation: bumped (under the lock) by every rollback.
+    generation: AtomicU64,
 }
 
 impl GroupCommit {
@@ -114,7 +144,7 @@ impl GroupCommit {
             durable: AtomicU64::new(durable.get()),
             written: AtomicU64::new(durable.get()),
             handed: AtomicU64::new(durable.get()),
-            epoch: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -122,8 +152,17 @@ impl GroupCommit {
         self.progress.lock().map_err(|_| Error::Poisoned)
     }
 
-    fn wait<'a>(&self, guard: MutexGuard<'a, Progress>) -> Result<MutexGuard<'a, Progress>> {
-        self.changed.wait(guard).map_err(|_| Error::Poisoned)
+    /// One step of a wait: `Ok(None)` once the deadline has passed.
+    fn wait<'a>(
+        &self,
+        guard: MutexGuard<'a, Progress>,
+        deadline: Deadline,
+    ) -> Result<Option<MutexGuard<'a, Progress>>> {
+        match deadline.wait(&self.changed, guard) {
+            Ok(Waited::Woken(g)) => Ok(Some(g)),
+            Ok(Waited::Expired) => Ok(None),
+            Err(()) => Err(Error::Poisoned),
+        }
     }
 
     pub(crate) fn durable(&self) -> Lsn {
@@ -134,8 +173,22 @@ impl GroupCommit {
         Lsn::new(self.written.load(Ordering::Acquire))
     }
 
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+    /// The current rollback generation. Read it under the log's state lock to pair it with
+    /// the LSNs seen there (a rollback changes both under that lock).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The lowest LSN the log was rolled back to since `generation`, if a rollback happened
+    /// since. Cheap when none did (one atomic load).
+    pub(crate) fn rolled_back_since(&self, generation: u64) -> Option<Lsn> {
+        if self.generation() == generation {
+            return None;
+        }
+        match self.progress.lock() {
+            Ok(p) => p.rolled_back_since(generation),
+            Err(_) => None,
+        }
     }
 
     pub(crate) fn is_poisoned(&self) -> bool {
@@ -196,10 +249,13 @@ impl GroupCommit {
         Ok(())
     }
 
-    /// Marks everything up to `lsn` durable (a sealed segment was synced).
-    pub(crate) fn advance_durable(&self, lsn: Lsn) -> Result<()> {
+    /// Marks everything up to `lsn` durable (a sealed segment was synced), unless a rollback
+    /// started a new generation since `generation` was read.
+    pub(crate) fn advance_durable(&self, lsn: Lsn, generation: u64) -> Result<()> {
         let mut p = self.lock()?;
-        self.raise_durable(&mut p, lsn);
+        if generation == self.generation() {
+            self.raise_durable(&mut p, lsn);
+        }
         self.changed.notify_all();
         Ok(())
     }
@@ -219,17 +275,38 @@ impl GroupCommit {
         }
     }
 
-    /// After a rollback to `lsn`: every watermark is `lsn` (the caller has made it durable and
-    /// made sure no write is in flight).
-    pub(crate) fn reset_to(&self, lsn: Lsn) -> Result<()> {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+    /// A rollback to `to`: every watermark becomes `to` and a new generation starts. The caller
+    /// has made `to` durable, made sure no write is in flight, and holds the log's state lock.
+    /// Waiters for LSNs past `to` wake and get [`Error::RolledBack`].
+    pub(crate) fn roll_back(&self, to: Lsn) -> Result<()> {
         let mut p = self.lock()?;
-        p.written = lsn;
+        let generation = self.generation() + 1;
+        self.generation.store(generation, Ordering::Release);
+        p.rollbacks.push_back((generation, to));
+        if p.rollbacks.len() > ROLLBACKS_KEPT {
+            // Forget the oldest exactly, but keep its point in the next one's: a caller older
+            // than every remembered rollback is told the lowest point.
+            if let Some((_, oldest)) = p.rollbacks.pop_front()
+                && let Some(next) = p.rollbacks.front_mut()
+            {
+                next.1 = next.1.min(oldest);
+            }
+        }
+        p.written = to;
         p.done.clear();
-        p.durable = lsn;
-        self.written.store(lsn.get(), Ordering::Release);
-        self.durable.store(lsn.get(), Ordering::Release);
-        self.handed.store(lsn.get(), Ordering::Release);
+        p.durable = to;
+        self.written.store(to.get(), Ordering::Release);
+        self.durable.store(to.get(), Ordering::Release);
+        self.handed.store(to.get(), Ordering::Release);
+        let mut i = 0;
+        while i < p.wakers.len() {
+            if p.wakers[i].0 > to {
+                p.wakers.swap_remove(i).1.wake();
+            } else {
+                i += 1;
+            }
+        }
+        self.changed.notify_all();
         Ok(())
     }
 
@@ -240,20 +317,12 @@ impl GroupCommit {
         });
     }
 
-    /// The error a caller waiting at the time of the failure gets.
-    pub(crate) fn cause_error(&self) -> Error {
-        match self.progress.lock() {
-            Ok(p) => p.cause.as_ref().map_or(Error::Poisoned, Cause::to_error),
-            Err(_) => Error::Poisoned,
-        }
-    }
-
-    /// Waits until `ready` holds, the state is poisoned (an error), or `deadline` passes
-    /// (`Ok(false)`). `ready` is checked under the lock, so whoever makes it true and then calls
-    /// [`GroupCommit::notify`] never loses the wake-up.
+    /// Waits until `ready` holds, the state is poisoned or closed (an error), or `deadline`
+    /// passes (`Ok(false)`). `ready` is checked under the lock, so whoever makes it true and then
+    /// calls [`GroupCommit::notify`] never loses the wake-up.
     pub(crate) fn wait_until(
         &self,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         mut ready: impl FnMut(&Self) -> bool,
     ) -> Result<bool> {
         let mut p = self.lock()?;
@@ -267,38 +336,11 @@ impl GroupCommit {
             if self.is_closed() {
                 return Err(Error::Closed);
             }
-            match deadline {
-                None => p = self.wait(p)?,
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Ok(false);
-                    }
-                    p = self.wait_timeout(p, deadline - now)?;
-                }
+            match self.wait(p, deadline)? {
+                Some(g) => p = g,
+                None => return Ok(false),
             }
         }
-    }
-
-    #[cfg(not(loom))]
-    fn wait_timeout<'a>(
-        &self,
-        guard: MutexGuard<'a, Progress>,
-        timeout: Duration,
-    ) -> Result<MutexGuard<'a, Progress>> {
-        self.changed
-            .wait_timeout(guard, timeout)
-            .map(|(g, _)| g)
-            .map_err(|_| Error::Poisoned)
-    }
-
-    #[cfg(loom)]
-    fn wait_timeout<'a>(
-        &self,
-        guard: MutexGuard<'a, Progress>,
-        _timeout: Duration,
-    ) -> Result<MutexGuard<'a, Progress>> {
-        self.wait(guard)
     }
 
     /// Wakes everyone waiting in [`GroupCommit::wait_until`] to re-check.
@@ -308,32 +350,63 @@ impl GroupCommit {
         }
     }
 
-    /// Registers `waker` to be woken once `target` is durable (or the state is poisoned).
-    /// Returns `false` (and registers nothing) if that is already so.
-    pub(crate) fn register(&self, target: Lsn, waker: &Waker) -> bool {
+    /// Where a wait for `target` (of `generation`) stands, with no waiting: `Some` once it is
+    /// decided (durable, rolled back, poisoned or closed).
+    fn decided(&self, p: &Progress, target: Lsn, generation: u64) -> Option<Result<()>> {
+        if let Some(to) = p.rolled_back_since(generation).filter(|&to| to < target) {
+            return Some(Err(Error::RolledBack { lsn: target, to }));
+        }
+        if p.durable >= target {
+            return Some(Ok(()));
+        }
+        if self.is_poisoned() {
+            return Some(Err(p
+                .cause
+                .as_ref()
+                .map_or(Error::Poisoned, Cause::to_error)));
+        }
+        if self.is_closed() {
+            return Some(Err(Error::Closed));
+        }
+        None
+    }
+
+    /// For a future: ready once `target` (appended in `generation`) is durable, rolled back,
+    /// or can never be; otherwise registers `waker` to be woken when that changes.
+    pub(crate) fn poll_durable(
+        &self,
+        target: Lsn,
+        generation: u64,
+        waker: &Waker,
+    ) -> Poll<Result<()>> {
         let Ok(mut p) = self.progress.lock() else {
-            return false;
+            return Poll::Ready(Err(Error::Poisoned));
         };
-        if p.durable >= target || self.is_poisoned() || self.is_closed() {
-            return false;
+        if let Some(decided) = self.decided(&p, target, generation) {
+            return Poll::Ready(decided);
         }
         match p.wakers.iter_mut().find(|(_, w)| w.will_wake(waker)) {
             Some(entry) => entry.0 = entry.0.max(target),
             None => p.wakers.push((target, waker.clone())),
         }
-        true
+        Poll::Pending
     }
 
-    /// Returns once every record up to `target` is durable, leading syncs as needed; `lead`
-    /// writes out what is buffered, fsyncs, and reports what it made durable. With a
-    /// `deadline`, gives up waiting then (`Ok(false)`); a running `lead` is never interrupted.
+    /// Returns once every record up to `target` (appended in `generation`) is durable, leading
+    /// syncs as needed; `lead` writes out what is buffered, fsyncs, and reports what it made
+    /// durable. Gives up at `deadline` (`Ok(false)`); a running `lead` is never interrupted.
+    ///
+    /// # Errors
+    /// [`Error::RolledBack`] if a rollback since `generation` removed `target`, the error of a
+    /// failed `lead` (which poisons), [`Error::Poisoned`], [`Error::Closed`].
     pub(crate) fn commit(
         &self,
         target: Lsn,
-        deadline: Option<Instant>,
+        generation: u64,
+        deadline: Deadline,
         lead: &dyn Fn() -> Result<Synced>,
     ) -> Result<bool> {
-        if self.durable() >= target {
+        if self.durable() >= target && self.generation() == generation {
             return Ok(true);
         }
         if self.is_poisoned() {
@@ -341,12 +414,8 @@ impl GroupCommit {
         }
         let mut p = self.lock()?;
         loop {
-            if p.durable >= target {
-                return Ok(true);
-            }
-            if self.is_poisoned() {
-                // This caller was waiting when the failure happened: it gets the real error.
-                return Err(p.cause.as_ref().map_or(Error::Poisoned, Cause::to_error));
+            if let Some(decided) = self.decided(&p, target, generation) {
+                return decided.map(|()| true);
             }
             // Lead when nobody is syncing and there is something this caller needs that a
             // sync can reach: records written but not synced, or records still buffered.
@@ -359,28 +428,26 @@ impl GroupCommit {
                 p.syncing = false;
                 match result {
                     Ok(synced) => {
-                        if synced.epoch == self.epoch() {
+                        if synced.generation == self.generation() {
                             self.raise_durable(&mut p, synced.lsn);
                         }
                         self.changed.notify_all();
                     }
                     Err(e) => {
+                        self.changed.notify_all();
                         drop(p);
-                        self.poison(Cause::of(&e, std::path::Path::new("")));
+                        // A failed write or fsync poisons; giving up (closed) does not.
+                        if matches!(e, Error::Io { .. }) {
+                            self.poison(Cause::of(&e, std::path::Path::new("")));
+                        }
                         return Err(e);
                     }
                 }
                 continue;
             }
-            match deadline {
-                None => p = self.wait(p)?,
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Ok(false);
-                    }
-                    p = self.wait_timeout(p, deadline - now)?;
-                }
+            match self.wait(p, deadline)? {
+                Some(g) => p = g,
+                None => return Ok(false),
             }
         }
     }
@@ -415,11 +482,11 @@ mod tests {
             })
         };
         assert!(matches!(
-            g.commit(Lsn::new(1), None, &fail),
+            g.commit(Lsn::new(1), 0, Deadline::NEVER, &fail),
             Err(Error::Io { .. })
         ));
         assert!(matches!(
-            g.commit(Lsn::new(1), None, &fail),
+            g.commit(Lsn::new(1), 0, Deadline::NEVER, &fail),
             Err(Error::Poisoned)
         ));
         assert_eq!(g.durable(), Lsn::ZERO);
@@ -431,8 +498,8 @@ mod tests {
         // LSN 1 is handed to a writer that never finishes: nobody can lead a useful sync.
         g.handed(Lsn::new(1));
         let never = || -> Result<Synced> { unreachable_lead() };
-        let deadline = Some(Instant::now() + Duration::from_millis(20));
-        assert!(!g.commit(Lsn::new(1), deadline, &never).unwrap());
+        let deadline = Deadline::after(std::time::Duration::from_millis(20));
+        assert!(!g.commit(Lsn::new(1), 0, deadline, &never).unwrap());
     }
 
     fn unreachable_lead() -> Result<Synced> {
@@ -450,7 +517,7 @@ mod loom_tests {
     fn sync_written(g: &GroupCommit) -> Result<Synced> {
         Ok(Synced {
             lsn: g.written(),
-            epoch: g.epoch(),
+            generation: g.generation(),
         })
     }
 
@@ -465,7 +532,7 @@ mod loom_tests {
                     let g = Arc::clone(&g);
                     thread::spawn(move || {
                         let lead = || sync_written(&g);
-                        g.commit(Lsn::new(t), None, &lead).unwrap()
+                        g.commit(Lsn::new(t), 0, Deadline::NEVER, &lead).unwrap()
                     })
                 })
                 .collect();
@@ -494,7 +561,7 @@ mod loom_tests {
                 thread::spawn(move || {
                     let mut last = Lsn::ZERO;
                     let lead = || sync_written(&g);
-                    assert!(g.commit(Lsn::new(2), None, &lead).unwrap());
+                    assert!(g.commit(Lsn::new(2), 0, Deadline::NEVER, &lead).unwrap());
                     for _ in 0..2 {
                         let d = g.durable();
                         assert!(d >= last);
@@ -522,10 +589,10 @@ mod loom_tests {
                 let g = Arc::clone(&g);
                 thread::spawn(move || {
                     let lead = || {
-                        g.wait_until(None, |g| g.written() >= Lsn::new(2))?;
+                        g.wait_until(Deadline::NEVER, |g| g.written() >= Lsn::new(2))?;
                         sync_written(&g)
                     };
-                    assert!(g.commit(Lsn::new(2), None, &lead).unwrap());
+                    assert!(g.commit(Lsn::new(2), 0, Deadline::NEVER, &lead).unwrap());
                 })
             };
             let writer = {
@@ -555,7 +622,7 @@ mod loom_tests {
                                 source: io::Error::other("injected"),
                             })
                         };
-                        g.commit(Lsn::new(1), None, &fail)
+                        g.commit(Lsn::new(1), 0, Deadline::NEVER, &fail)
                     })
                 })
                 .collect();

@@ -1,0 +1,152 @@
+//! The log's side of group commit: the calls that wait for durability ([`Log::sync`],
+//! [`Log::wait_durable`], [`Log::durable`]) and the leader's step that a waiter runs when nobody
+//! else is syncing: write out the buffer, fsync the segment that holds the written watermark,
+//! report what it made durable.
+//!
+//! Invariants: every caller waits in the rollback generation in which it learned of its LSN
+//! (read under the state lock with the LSN); the leader pairs the written watermark with the
+//! segment that holds it under the state lock, so a rollback and a new roll between the two can
+//! never send it to a file that does not exist (a lookup never poisons the log; only a failed
+//! write or fsync does).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Deadline, DurableFuture, Synced};
+use crate::error::{Error, Result};
+use crate::log::{Inner, Log, PanicGuard};
+use crate::types::Lsn;
+
+impl Log {
+    /// Makes every record appended so far durable.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`], [`Error::Closed`], or the [`Error::Io`] of the failed write or sync
+    /// (which poisons the log). [`Error::RolledBack`] if a concurrent
+    /// [`Log::truncate_after`] removed records this call was making durable.
+    ///
+    /// # Blocking
+    /// Waits for an fsync (its own, or one another thread leads that covers it).
+    pub fn sync(&self) -> Result<()> {
+        let (last, generation) = {
+            let st = self.inner.state()?;
+            (st.last_lsn(), self.inner.commit.generation())
+        };
+        self.inner.sync_to(last, generation)
+    }
+
+    /// Returns once every record up to `lsn` is durable, leading a sync if nobody else is.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLsn`] if `lsn` was not appended yet, [`Error::RolledBack`] if a
+    /// [`Log::truncate_after`] removed it meanwhile, and as [`Log::sync`].
+    ///
+    /// # Blocking
+    /// As [`Log::sync`].
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        let generation = self.check_appended(lsn)?;
+        self.inner.sync_to(lsn, generation)
+    }
+
+    /// Like [`Log::wait_durable`], giving up after `timeout`: returns whether `lsn` is durable.
+    /// A sync this call leads is never cut short, so it may return a little after the timeout.
+    /// A timeout too large for the clock (`Duration::MAX`) waits as long as it takes.
+    ///
+    /// # Errors
+    /// As [`Log::wait_durable`].
+    ///
+    /// # Blocking
+    /// Up to about `timeout`.
+    pub fn wait_durable_timeout(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
+        let generation = self.check_appended(lsn)?;
+        let deadline = Deadline::after(timeout);
+        let inner = &*self.inner;
+        inner
+            .commit
+            .commit(lsn, generation, deadline, &|| inner.lead())
+    }
+
+    /// A future that resolves once every record up to `lsn` is durable. It works under any
+    /// executor and never blocks one: the log's background thread runs the sync and wakes the
+    /// future. It does not keep the log open: once the log is dropped it resolves to
+    /// [`Error::Closed`] (unless `lsn` was durable by then).
+    ///
+    /// # Errors
+    /// [`Error::InvalidLsn`] (at once) if `lsn` was not appended yet; the future resolves to the
+    /// error of a failed sync, [`Error::Poisoned`], or [`Error::RolledBack`] if a
+    /// [`Log::truncate_after`] removed `lsn` after this call.
+    pub fn durable(&self, lsn: Lsn) -> Result<DurableFuture> {
+        let generation = self.check_appended(lsn)?;
+        Ok(DurableFuture::new(&self.inner, lsn, generation, true))
+    }
+
+    /// Checks that `lsn` was appended; returns the rollback generation it was seen in.
+    fn check_appended(&self, lsn: Lsn) -> Result<u64> {
+        let st = self.inner.state()?;
+        if lsn > st.last_lsn() {
+            return Err(Error::InvalidLsn {
+                lsn,
+                reason: "no record with this LSN was appended",
+            });
+        }
+        Ok(self.inner.commit.generation())
+    }
+}
+
+impl Inner {
+    /// Returns once `target`, appended in `generation`, is durable.
+    pub(crate) fn sync_to(&self, target: Lsn, generation: u64) -> Result<()> {
+        if self.commit.durable() >= target && self.commit.generation() == generation {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.commit
+            .commit(target, generation, Deadline::NEVER, &|| self.lead())?;
+        self.stats.committed(started.elapsed());
+        Ok(())
+    }
+
+    /// The group-commit leader's step: write out the buffer, fsync the segment that holds the
+    /// written watermark (earlier segments were synced when they were sealed), and report it.
+    pub(crate) fn lead(&self) -> Result<Synced> {
+        let _guard = PanicGuard(self);
+        let pending = self
+            .unsynced_bytes
+            .load(std::sync::atomic::Ordering::Acquire);
+        // No rollback completes between taking the buffer and writing it: a rollback waits
+        // for every region handed out to be written.
+        let region = self.state()?.take_buffer(&self.commit, &self.buffers);
+        if let Some(region) = region {
+            self.write_region(region)?;
+        }
+        // The written watermark, its generation and the segment holding it, read together
+        // under the state lock (a rollback changes all three under it).
+        let (file, written, generation) = {
+            let st = self.state()?;
+            let written = self.commit.written();
+            let file = Arc::clone(&st.segments[st.segment_of(written)].file);
+            (file, written, self.commit.generation())
+        };
+        let durable = self.commit.durable();
+        if written > durable {
+            // A region of that segment was written, so its file exists; `ready` also covers a
+            // roll still creating it, and never fails for a lookup.
+            let io = self.ready(&file)?;
+            let started = Instant::now();
+            if let Err(e) = io.sync_data() {
+                return Err(self.poison("sync", &file.path, e));
+            }
+            self.stats
+                .synced(started.elapsed(), written.get() - durable.get());
+        }
+        let _ = self.unsynced_bytes.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |b| Some(b.saturating_sub(pending)),
+        );
+        Ok(Synced {
+            lsn: written,
+            generation,
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! Segments over the log's life: rolls (planned under the state lock, run outside it), creating
+//! a segment file (or reusing a recycled one), and removing the files a checkpoint, rollback or
+//! reset dropped once no reader holds them.
+//!
+//! Invariants: a segment is synced before the next one is created, so a later segment never
+//! holds intact records while an earlier one may lose some; a file a reader holds is never
+//! removed under it (it is *retired* until the reader lets go).
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::{Inner, State, lock};
+use crate::commit::Deadline;
+use crate::error::{Error, IoContext, Result};
+use crate::format::{SEGMENT_HEADER_LEN, free_file_name};
+use crate::read::Reaper;
+use crate::segment::{Segment, SegmentFile};
+use crate::types::Lsn;
+
+/// How many free segment files recycling keeps for reuse.
+const FREE_FILES_KEPT: usize = 2;
+
+/// A roll planned under the lock: seal `sealed` (whose last record is `sealed_last`), create
+/// `next`; planned in rollback generation `generation`.
+pub(crate) struct Roll {
+    sealed: Arc<SegmentFile>,
+    sealed_last: Lsn,
+    /// Where the sealed segment's frames end (its preallocated tail is trimmed there).
+    sealed_end: u64,
+    next: Arc<SegmentFile>,
+    generation: u64,
+}
+
+impl Inner {
+    /// Creates a planned segment's file, reusing a free one if recycling kept any.
+    pub(crate) fn create_segment(&self, file: &SegmentFile) -> Result<()> {
+        let free = lock(&self.free)?.pop();
+        let reused = file.create(
+            &*self.storage,
+            &self.dir,
+            self.preallocation(),
+            free.as_deref(),
+        )?;
+        if reused {
+            self.stats.recycled.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Bytes to preallocate a new segment file to (0: none).
+    pub(crate) fn preallocation(&self) -> u64 {
+        if self.options.preallocate {
+            self.options.segment_bytes
+        } else {
+            0
+        }
+    }
+
+    /// Plans a roll: the active segment is sealed and a new one, starting at the next LSN, takes
+    /// appends at once; its file is created by `run_roll`, outside the lock.
+    pub(crate) fn plan_roll(&self, st: &mut State) -> Roll {
+        let sealed = st.active();
+        let sealed_file = Arc::clone(&sealed.file);
+        let sealed_last = sealed.last_lsn;
+        let sealed_end = sealed.end;
+        let next = SegmentFile::planned(&self.dir, self.log_id, st.next_lsn);
+        let segment = Segment::new(next);
+        let next = Arc::clone(&segment.file);
+        st.segments.push(segment);
+        st.buf_offset = SEGMENT_HEADER_LEN as u64;
+        st.buf_first = st.next_lsn;
+        Roll {
+            sealed: sealed_file,
+            sealed_last,
+            sealed_end,
+            next,
+            generation: self.commit.generation(),
+        }
+    }
+
+    /// Seals a segment (once every region of it is written: fsync) and creates the next one.
+    pub(crate) fn run_roll(&self, roll: Roll) -> Result<()> {
+        span!("tidelog.roll", sealed = %roll.sealed.path.display(), next_lsn = %roll.next.first_lsn());
+        self.commit
+            .wait_until(Deadline::NEVER, |g| g.written() >= roll.sealed_last)?;
+        let sealed = self.ready(&roll.sealed)?;
+        if self.options.preallocate || self.options.recycle_segments {
+            // A sealed segment keeps no preallocated zeros, which recovery would have to read,
+            // and a file recycled later holds exactly one earlier life of frames.
+            if let Err(e) = sealed.set_len(roll.sealed_end) {
+                return Err(self.poison("trim", &roll.sealed.path, e));
+            }
+        }
+        let started = Instant::now();
+        if let Err(e) = sealed.sync_data() {
+            return Err(self.poison("sync", &roll.sealed.path, e));
+        }
+        self.stats.sealed(started.elapsed());
+        if let Err(e) = self.create_segment(&roll.next) {
+            self.poison_with(&e);
+            return Err(e);
+        }
+        self.commit.notify();
+        // Not if a rollback since the plan removed records of the sealed segment.
+        self.commit
+            .advance_durable(roll.sealed_last, roll.generation)
+    }
+
+    /// Drops segments from the log: their files are removed now, or as soon as the last
+    /// reader holding one lets go (a reader never finds a file gone under it).
+    pub(crate) fn retire(&self, segments: Vec<Segment>) -> Result<()> {
+        if segments.is_empty() {
+            return Ok(());
+        }
+        lock(&self.retired)?.extend(segments.into_iter().map(|s| s.file));
+        self.reap_files()
+    }
+
+    /// Removes the retired files no reader holds any more.
+    pub(crate) fn reap_files(&self) -> Result<()> {
+        let free: Vec<Arc<SegmentFile>> = {
+            let mut retired = lock(&self.retired)?;
+            let (free, held) = retired.drain(..).partition(|f| Arc::strong_count(f) == 1);
+            *retired = held;
+            free
+        };
+        if free.is_empty() {
+            return Ok(());
+        }
+        let mut failed = None;
+        let mut recycled = 0;
+        for (i, file) in free.iter().enumerate() {
+            if self.options.recycle_segments && lock(&self.free)?.len() < FREE_FILES_KEPT {
+                let target = self.dir.join(free_file_name(file.first_lsn()));
+                // If the rename fails, the file is removed as usual instead.
+                if self.storage.rename(&file.path, &target).is_ok() {
+                    lock(&self.free)?.push(target);
+                    recycled += 1;
+                    continue;
+                }
+            }
+            match self.storage.remove_file(&file.path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    // Keep what is left for the next attempt.
+                    lock(&self.retired)?.extend(free[i..].iter().cloned());
+                    failed = Some(Error::Io {
+                        op: "remove",
+                        path: file.path.clone(),
+                        source: e,
+                    });
+                    break;
+                }
+                _ => {}
+            }
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .at("sync directory", &self.dir)?;
+        let removed = free.len() - usize::from(failed.is_some()) - recycled;
+        self.stats.removed(removed as u64);
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+impl Reaper for Inner {
+    fn reap(&self) {
+        // Best effort from a reader's drop: what fails is retried by the next checkpoint.
+        let _ = self.reap_files();
+    }
+}
