@@ -502,6 +502,109 @@ mod tests {
         assert!(!g.commit(Lsn::new(1), 0, deadline, &never).unwrap());
     }
 
+    /// Hands out and writes `first..=last`, as writers do.
+    fn write(g: &GroupCommit, first: u64, last: u64) {
+        g.handed(Lsn::new(last));
+        g.complete(Lsn::new(first), Lsn::new(last))
+            .expect("unpoisoned");
+    }
+
+    #[test]
+    fn a_sync_chosen_before_a_rollback_does_not_raise_durable_after_it() {
+        let g = GroupCommit::new(Lsn::ZERO);
+        write(&g, 1, 10);
+        // The leader picks LSN 10 in generation 0; a rollback to 5 happens before it reports.
+        let stale = || -> Result<Synced> {
+            g.roll_back(Lsn::new(5))?;
+            Ok(Synced {
+                lsn: Lsn::new(10),
+                generation: 0,
+            })
+        };
+        let waited = g.commit(Lsn::new(3), 0, Deadline::NEVER, &stale);
+        assert!(waited.expect("LSN 3 survives the rollback"));
+        assert_eq!(g.durable(), Lsn::new(5));
+    }
+
+    #[test]
+    fn a_roll_of_an_older_generation_does_not_raise_durable() {
+        let g = GroupCommit::new(Lsn::ZERO);
+        write(&g, 1, 10);
+        g.roll_back(Lsn::new(4)).expect("unpoisoned");
+        g.advance_durable(Lsn::new(10), 0).expect("unpoisoned");
+        assert_eq!(g.durable(), Lsn::new(4));
+        g.advance_durable(Lsn::new(4), 1).expect("unpoisoned");
+        assert_eq!(g.durable(), Lsn::new(4));
+    }
+
+    #[test]
+    fn a_waiter_whose_lsn_was_rolled_back_never_gets_ok_for_its_successor() {
+        let g = GroupCommit::new(Lsn::ZERO);
+        write(&g, 1, 10);
+        g.roll_back(Lsn::new(5)).expect("unpoisoned");
+        // New records 6..=10 take the same LSNs and become durable.
+        write(&g, 6, 10);
+        let sync = || -> Result<Synced> {
+            Ok(Synced {
+                lsn: g.written(),
+                generation: g.generation(),
+            })
+        };
+        assert!(
+            g.commit(Lsn::new(10), 1, Deadline::NEVER, &sync)
+                .expect("ok")
+        );
+        assert_eq!(g.durable(), Lsn::new(10));
+        let old = g.commit(Lsn::new(10), 0, Deadline::NEVER, &sync);
+        assert!(matches!(
+            old,
+            Err(Error::RolledBack { lsn, to }) if lsn == Lsn::new(10) && to == Lsn::new(5)
+        ));
+        // Below the rollback point the old generation's records are the same ones.
+        assert!(
+            g.commit(Lsn::new(5), 0, Deadline::NEVER, &sync)
+                .expect("ok")
+        );
+    }
+
+    #[test]
+    fn the_lowest_rollback_point_is_kept_past_the_remembered_ones() {
+        let g = GroupCommit::new(Lsn::ZERO);
+        write(&g, 1, 100);
+        g.roll_back(Lsn::new(3)).expect("unpoisoned");
+        for _ in 0..ROLLBACKS_KEPT * 2 {
+            write(&g, 4, 100);
+            g.roll_back(Lsn::new(50)).expect("unpoisoned");
+        }
+        assert_eq!(g.rolled_back_since(0), Some(Lsn::new(3)));
+        let recent = g.generation() - 1;
+        assert_eq!(g.rolled_back_since(recent), Some(Lsn::new(50)));
+        assert_eq!(g.rolled_back_since(g.generation()), None);
+    }
+
+    #[test]
+    fn a_rollback_wakes_the_futures_it_concerns() {
+        use std::sync::atomic::AtomicUsize;
+        use std::task::Wake;
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let g = GroupCommit::new(Lsn::ZERO);
+        write(&g, 1, 10);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        assert!(g.poll_durable(Lsn::new(8), 0, &waker).is_pending());
+        g.roll_back(Lsn::new(5)).expect("unpoisoned");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            g.poll_durable(Lsn::new(8), 0, &waker),
+            Poll::Ready(Err(Error::RolledBack { .. }))
+        ));
+    }
+
     fn unreachable_lead() -> Result<Synced> {
         Err(Error::Closed)
     }
@@ -602,6 +705,28 @@ mod loom_tests {
             committer.join().unwrap();
             writer.join().unwrap();
             assert_eq!(g.durable(), Lsn::new(2));
+        });
+    }
+
+    #[test]
+    fn loom_a_roll_never_raises_durable_over_a_concurrent_rollback() {
+        loom::model(|| {
+            let g = Arc::new(GroupCommit::new(Lsn::ZERO));
+            g.handed(Lsn::new(4));
+            g.complete(Lsn::new(1), Lsn::new(4)).unwrap();
+            // A roller that planned in generation 0 and synced its sealed segment up to 4.
+            let roller = {
+                let g = Arc::clone(&g);
+                thread::spawn(move || g.advance_durable(Lsn::new(4), 0).unwrap())
+            };
+            let rollback = {
+                let g = Arc::clone(&g);
+                thread::spawn(move || g.roll_back(Lsn::new(2)).unwrap())
+            };
+            roller.join().unwrap();
+            rollback.join().unwrap();
+            assert_eq!(g.durable(), Lsn::new(2));
+            assert_eq!(g.written(), Lsn::new(2));
         });
     }
 
