@@ -210,6 +210,7 @@ impl Log {
             free: Mutex::new(free_files),
             tails: Mutex::new(Vec::new()),
             room: AtomicU64::new(0),
+            subscribers: Mutex::new(Vec::new()),
         });
         if inner.options.read_only {
             return Ok(Log {

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, MutexGuard};
 
-use super::{Inner, Log, PanicGuard, State, lock};
+use super::{Inner, Log, PanicGuard, SegmentEvent, State, lock};
 use crate::commit::Deadline;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
@@ -169,6 +169,7 @@ impl Log {
         inner.commit.roll_back(lsn)?;
         drop(st);
         inner.room_freed();
+        inner.emit(SegmentEvent::RolledBack { to: lsn });
         Ok(())
     }
 
@@ -208,6 +209,7 @@ impl Log {
         drop(st);
         inner.room_freed();
         inner.commit.advance_durable(next.prev(), generation)?;
+        inner.emit(SegmentEvent::Reset { next });
         inner.retire(old).inspect_err(|e| inner.poison_with(e))
     }
 }

@@ -46,12 +46,14 @@ mod space;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 
 pub(crate) use self::append::BufferPool;
 use self::append::Region;
 pub use self::builder::LogBuilder;
+pub use self::segments::SegmentEvent;
 use crate::commit::{Background, Cause, GroupCommit};
 use crate::error::{Error, Result};
 use crate::io::{DirLock, Storage};
@@ -160,6 +162,8 @@ pub(crate) struct Inner {
     pub(crate) tails: Mutex<Vec<Weak<AtomicU64>>>,
     /// Segment files a checkpoint or reset dropped, removed once no reader holds them.
     pub(crate) retired: Mutex<Vec<Arc<SegmentFile>>>,
+    /// Receivers of [`SegmentEvent`]s.
+    pub(crate) subscribers: Mutex<Vec<Sender<SegmentEvent>>>,
 }
 
 /// A durable, recoverable write-ahead log in one directory.

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{Inner, State, lock};
+use std::sync::mpsc::{self, Receiver};
+
+use super::{Inner, Log, SegmentInfo, State, lock, lock_any};
 use crate::commit::Deadline;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{SEGMENT_HEADER_LEN, free_file_name};
@@ -105,7 +107,15 @@ impl Inner {
         self.commit.notify();
         // Not if a rollback since the plan removed records of the sealed segment.
         self.commit
-            .advance_durable(roll.sealed_last, roll.generation)
+            .advance_durable(roll.sealed_last, roll.generation)?;
+        self.emit(SegmentEvent::Sealed(SegmentInfo {
+            path: roll.sealed.path.clone(),
+            first_lsn: roll.sealed.first_lsn(),
+            last_lsn: roll.sealed_last,
+            bytes: roll.sealed_end,
+            active: false,
+        }));
+        Ok(())
     }
 
     /// Drops segments from the log: their files are removed now, or as soon as the last
@@ -161,6 +171,50 @@ impl Inner {
         let removed = free.len() - usize::from(failed.is_some()) - recycled;
         self.stats.removed(removed as u64);
         failed.map_or(Ok(()), Err)
+    }
+}
+
+impl Log {
+    /// Subscribes to what happens to the log's segments from now on: each segment sealed
+    /// (synced, with its final LSN range and size, and never written again), each rollback and
+    /// each reset. This is the seam an archiver builds on: it learns of segments sealed before
+    /// the call from [`Log::segments`] (subscribe first, then list, and skip a segment seen
+    /// twice). Events are delivered in the order they happened; a dropped receiver is
+    /// forgotten.
+    pub fn segment_events(&self) -> Receiver<SegmentEvent> {
+        let (sender, receiver) = mpsc::channel();
+        lock_any(&self.inner.subscribers).push(sender);
+        receiver
+    }
+}
+
+/// What happened to a segment, as [`Log::segment_events`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SegmentEvent {
+    /// A segment was sealed: its records are durable and its bytes final, until a checkpoint
+    /// drops it or a rollback removes records from it.
+    Sealed(SegmentInfo),
+    /// [`Log::truncate_after`] removed every record after `to`, from sealed segments too (a
+    /// sealed segment that held records after `to` is removed or cut).
+    RolledBack {
+        /// The LSN the log was truncated after.
+        to: Lsn,
+    },
+    /// [`Log::reset`] discarded every record; the next one appended gets `next`.
+    Reset {
+        /// The LSN of the next record.
+        next: Lsn,
+    },
+}
+
+impl Inner {
+    /// Sends `event` to every subscriber still listening.
+    pub(crate) fn emit(&self, event: SegmentEvent) {
+        let mut subscribers = lock_any(&self.subscribers);
+        if !subscribers.is_empty() {
+            subscribers.retain(|s| s.send(event.clone()).is_ok());
+        }
     }
 }
 

@@ -11,3 +11,4 @@ mod prealloc;
 mod reader;
 mod recovery;
 mod recycle;
+mod seams;

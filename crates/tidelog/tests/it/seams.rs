@@ -1,0 +1,75 @@
+//! The seams the archive and the sharded log build on: segment events (sealed, rolled back,
+//! reset), tested through the public API on both backends.
+
+use std::sync::mpsc::TryRecvError;
+
+use tidelog::{Lsn, Result, SegmentEvent, SegmentInfo};
+
+use crate::common::{Env, append_n};
+
+fn sealed(events: &std::sync::mpsc::Receiver<SegmentEvent>) -> Vec<SegmentInfo> {
+    let mut out = Vec::new();
+    loop {
+        match events.try_recv() {
+            Ok(SegmentEvent::Sealed(info)) => out.push(info),
+            Ok(other) => panic!("unexpected event {other:?}"),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => return out,
+        }
+    }
+}
+
+#[test]
+fn every_roll_reports_the_sealed_segment_with_its_final_range_and_size() -> Result<()> {
+    for env in Env::both() {
+        let log = env.open()?;
+        let events = log.segment_events();
+        append_n(&log, 300)?;
+        log.sync()?;
+        let listed = log.segments();
+        let got = sealed(&events);
+        // Every segment but the active one was sealed, in order, exactly once.
+        assert_eq!(got.len(), listed.len() - 1, "{}", env.name());
+        for (event, info) in got.iter().zip(&listed) {
+            assert_eq!(event, info, "{}: the event matches the listing", env.name());
+            let len = env.read_file(&event.path).len() as u64;
+            assert_eq!(
+                len,
+                event.bytes,
+                "{}: the file holds exactly its frames",
+                env.name()
+            );
+        }
+        for pair in got.windows(2) {
+            assert_eq!(pair[0].last_lsn.next(), pair[1].first_lsn, "{}", env.name());
+        }
+        assert!(got.iter().all(|s| s.last_lsn <= log.durable_lsn()));
+    }
+    Ok(())
+}
+
+#[test]
+fn rollbacks_and_resets_are_reported_and_a_dropped_receiver_is_forgotten() -> Result<()> {
+    for env in Env::both() {
+        let log = env.open()?;
+        let events = log.segment_events();
+        let dropped = log.segment_events();
+        drop(dropped);
+        append_n(&log, 20)?;
+        log.truncate_after(Lsn::new(12))?;
+        log.reset()?;
+        assert_eq!(
+            events.try_recv().ok(),
+            Some(SegmentEvent::RolledBack { to: Lsn::new(12) }),
+            "{}",
+            env.name()
+        );
+        assert_eq!(
+            events.try_recv().ok(),
+            Some(SegmentEvent::Reset { next: Lsn::new(13) }),
+            "{}",
+            env.name()
+        );
+        assert!(events.try_recv().is_err());
+    }
+    Ok(())
+}
