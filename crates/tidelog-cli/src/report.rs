@@ -2,52 +2,14 @@
 
 use std::path::Path;
 
+use clap::builder::TypedValueParser;
 use serde_json::{Value, json};
-use tidelog::{CorruptionKind, DamageAction, RecoveryMode, RecoveryReport};
+use tidelog::{DamageAction, RecoveryMode, RecoveryReport};
 
-/// A [`RecoveryMode`], as the command line spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub(crate) enum Mode {
-    /// Any damage, even an incomplete last write, is an error.
-    Strict,
-    /// Cut an incomplete (never synced) tail; any other damage is an error.
-    #[default]
-    TolerateTornTail,
-    /// Stop at the first damage; everything after it is moved to quarantine/.
-    PointInTime,
-    /// Keep every intact record; damaged ones are skipped and reported.
-    SkipCorrupt,
-}
-
-impl Mode {
-    pub(crate) fn recovery_mode(self) -> RecoveryMode {
-        match self {
-            Mode::Strict => RecoveryMode::Strict,
-            Mode::TolerateTornTail => RecoveryMode::TolerateTornTail,
-            Mode::PointInTime => RecoveryMode::PointInTime,
-            Mode::SkipCorrupt => RecoveryMode::SkipCorrupt,
-        }
-    }
-}
-
-/// The command-line name of a recovery mode.
-pub(crate) fn mode_name(mode: RecoveryMode) -> &'static str {
-    match mode {
-        RecoveryMode::Strict => "strict",
-        RecoveryMode::TolerateTornTail => "tolerate-torn-tail",
-        RecoveryMode::PointInTime => "point-in-time",
-        RecoveryMode::SkipCorrupt => "skip-corrupt",
-    }
-}
-
-/// The variant name of a corruption kind (`FrameChecksum`), for JSON.
-pub(crate) fn kind_name(kind: &CorruptionKind) -> String {
-    let debug = format!("{kind:?}");
-    debug
-        .split(|c: char| !c.is_alphanumeric())
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+/// The recovery modes, for clap: their names, and the library's parser.
+pub(crate) fn mode_parser() -> impl clap::builder::TypedValueParser<Value = RecoveryMode> {
+    clap::builder::PossibleValuesParser::new(RecoveryMode::ALL.map(RecoveryMode::name))
+        .try_map(|name| name.parse::<RecoveryMode>())
 }
 
 fn path_json(path: &Path) -> Value {
@@ -77,7 +39,7 @@ pub(crate) fn report_json(r: &RecoveryReport) -> Value {
             json!({
                 "path": path_json(&d.path),
                 "offset": d.offset,
-                "kind": kind_name(&d.kind),
+                "kind": d.kind.name(),
                 "message": d.kind.to_string(),
                 "action": action_json(&d.action),
             })
@@ -89,7 +51,7 @@ pub(crate) fn report_json(r: &RecoveryReport) -> Value {
         .map(|range| json!({"first": range.start().get(), "last": range.end().get()}))
         .collect();
     json!({
-        "mode": mode_name(r.mode),
+        "mode": r.mode.name(),
         "dry_run": r.dry_run,
         "clean": r.is_clean(),
         "created": r.created,
@@ -187,30 +149,4 @@ pub(crate) fn left_in_place(r: &RecoveryReport) -> Vec<String> {
 /// Whether recovery changed anything in the directory (or, for a dry run, would).
 pub(crate) fn changes_anything(r: &RecoveryReport) -> bool {
     !changes(r).is_empty() || r.torn_bytes_cut > 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kind_names_are_variant_names() {
-        assert_eq!(kind_name(&CorruptionKind::BadMagic), "BadMagic");
-        assert_eq!(
-            kind_name(&CorruptionKind::FrameChecksum {
-                stored: 1,
-                computed: 2
-            }),
-            "FrameChecksum"
-        );
-    }
-
-    #[test]
-    fn every_mode_round_trips() {
-        use clap::ValueEnum;
-        for mode in Mode::value_variants() {
-            let name = mode_name(mode.recovery_mode());
-            assert_eq!(Mode::from_str(name, false), Ok(*mode));
-        }
-    }
 }

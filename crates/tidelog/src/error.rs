@@ -247,6 +247,28 @@ pub enum CorruptionKind {
     BatchFraming,
 }
 
+impl CorruptionKind {
+    /// The kind's name, stable for machine-readable output (`"FrameChecksum"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::TruncatedHeader { .. } => "TruncatedHeader",
+            Self::BadMagic => "BadMagic",
+            Self::UnsupportedVersion { .. } => "UnsupportedVersion",
+            Self::HeaderChecksum => "HeaderChecksum",
+            Self::NameMismatch { .. } => "NameMismatch",
+            Self::ForeignLog { .. } => "ForeignLog",
+            Self::BadFrameHeader => "BadFrameHeader",
+            Self::FrameChecksum { .. } => "FrameChecksum",
+            Self::TruncatedFrame { .. } => "TruncatedFrame",
+            Self::LsnMismatch { .. } => "LsnMismatch",
+            Self::IncompleteBatch { .. } => "IncompleteBatch",
+            Self::ZeroedRegion => "ZeroedRegion",
+            Self::MissingRecords { .. } => "MissingRecords",
+            Self::BatchFraming => "BatchFraming",
+        }
+    }
+}
+
 /// Attaches a path and a verb to an `io::Result`.
 pub(crate) trait IoContext<T> {
     fn at(self, op: &'static str, path: &Path) -> Result<T>;

@@ -77,7 +77,7 @@ pub use crate::log::{Log, LogBuilder, SegmentEvent, SegmentInfo};
 pub use crate::metrics::{Metrics, Summary};
 pub use crate::options::{
     DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Durability,
-    MIN_SEGMENT_BYTES, Options, RecoveryMode, SyncPolicy, WhenFull,
+    MIN_SEGMENT_BYTES, Options, ParseRecoveryModeError, RecoveryMode, SyncPolicy, WhenFull,
 };
 pub use crate::read::{Iter, Record, Tail};
 pub use crate::recovery::{Damage, DamageAction, RecoveryReport};

@@ -69,6 +69,57 @@ pub enum RecoveryMode {
     SkipCorrupt,
 }
 
+impl RecoveryMode {
+    /// Every mode, from the strictest to the most tolerant.
+    pub const ALL: [RecoveryMode; 4] = [
+        RecoveryMode::Strict,
+        RecoveryMode::TolerateTornTail,
+        RecoveryMode::PointInTime,
+        RecoveryMode::SkipCorrupt,
+    ];
+
+    /// The mode's name as [`Display`](std::fmt::Display) prints it and
+    /// [`FromStr`](std::str::FromStr) reads it (`"tolerate-torn-tail"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RecoveryMode::Strict => "strict",
+            RecoveryMode::TolerateTornTail => "tolerate-torn-tail",
+            RecoveryMode::PointInTime => "point-in-time",
+            RecoveryMode::SkipCorrupt => "skip-corrupt",
+        }
+    }
+}
+
+impl std::fmt::Display for RecoveryMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A string that names no [`RecoveryMode`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown recovery mode {given:?} (expected strict, tolerate-torn-tail, point-in-time or skip-corrupt)"
+)]
+pub struct ParseRecoveryModeError {
+    given: String,
+}
+
+impl std::str::FromStr for RecoveryMode {
+    type Err = ParseRecoveryModeError;
+
+    /// Reads a mode by its [`name`](RecoveryMode::name); case and `_` for `-` do not matter.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
+        RecoveryMode::ALL
+            .into_iter()
+            .find(|m| m.name() == wanted)
+            .ok_or_else(|| ParseRecoveryModeError {
+                given: s.to_owned(),
+            })
+    }
+}
+
 /// The options of a log. Build with [`Log::builder`](crate::Log::builder); every value is
 /// validated at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,5 +248,20 @@ impl Options {
         }
         debug_assert!(MIN_SEGMENT_BYTES > SEGMENT_HEADER_LEN as u64);
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_modes_read_back_what_they_print() {
+        for mode in RecoveryMode::ALL {
+            assert_eq!(mode.to_string().parse::<RecoveryMode>(), Ok(mode));
+        }
+        assert_eq!("Point_In_Time".parse(), Ok(RecoveryMode::PointInTime));
+        let err = "lenient".parse::<RecoveryMode>();
+        assert!(err.is_err_and(|e| e.to_string().contains("\"lenient\"")));
     }
 }

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use tidelog::Lsn;
+use tidelog::{Lsn, RecoveryMode};
 
 use super::{PayloadFormat, RecordPrinter, open_read_only, parse_lsn};
 use crate::output::Ctx;
-use crate::report::Mode;
+use crate::report;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -41,12 +41,12 @@ pub(crate) struct Args {
     pub(crate) format: PayloadFormat,
 
     /// The recovery mode of the read-only open (skip-corrupt reads a damaged log).
-    #[arg(long, value_enum, default_value_t)]
-    pub(crate) mode: Mode,
+    #[arg(long, value_parser = report::mode_parser(), default_value_t)]
+    pub(crate) mode: RecoveryMode,
 }
 
 pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let log = open_read_only(&args.dir, args.mode.recovery_mode())?;
+    let log = open_read_only(&args.dir, args.mode)?;
     let from = match args.from {
         Some(from) => from,
         None => log.checkpoint_lsn(),

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serde_json::json;
-use tidelog::Log;
+use tidelog::{Log, RecoveryMode};
 
 use super::{is_damage, open_read_only};
 use crate::output::{Ctx, EXIT_PROBLEM, Out, Style};
-use crate::report::{self, Mode, mode_name};
+use crate::report;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -35,8 +35,8 @@ pub(crate) struct Args {
     pub(crate) dir: PathBuf,
 
     /// The recovery mode.
-    #[arg(long, value_enum, default_value_t)]
-    pub(crate) mode: Mode,
+    #[arg(long, value_parser = report::mode_parser(), default_value_t)]
+    pub(crate) mode: RecoveryMode,
 
     /// Really recover (open the log for writing); without it, a dry run.
     #[arg(long)]
@@ -52,7 +52,7 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 fn dry_run(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let mode = args.mode.recovery_mode();
+    let mode = args.mode;
     let mut out = ctx.out();
     let problem = ExitCode::from(EXIT_PROBLEM);
     let log = match open_read_only(&args.dir, mode) {
@@ -62,14 +62,14 @@ fn dry_run(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 out.json(&json!({
                     "apply": false,
-                    "mode": mode_name(mode),
+                    "mode": mode.name(),
                     "would_fail": message,
                 }))?;
             } else {
                 out.line(format_args!(
                     "{} recovery in mode {} would refuse to open the log: {message}",
                     out.paint(Style::Red, "damaged:"),
-                    mode_name(mode)
+                    mode.name()
                 ))?;
                 out.line(
                     "  --mode point-in-time keeps the records before the damage; --mode \
@@ -87,7 +87,7 @@ fn dry_run(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if ctx.json {
         out.json(&json!({
             "apply": false,
-            "mode": mode_name(mode),
+            "mode": mode.name(),
             "would_change": changes,
             "left_in_place": report::left_in_place(r),
             "report": report::report_json(r),
@@ -105,7 +105,7 @@ fn dry_run(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 "{} run `tidelog recover {} --mode {} --apply` to do it",
                 out.paint(Style::Yellow, "dry run:"),
                 args.dir.display(),
-                mode_name(mode)
+                mode.name()
             ))?;
         } else {
             out.line(format_args!(
@@ -119,7 +119,7 @@ fn dry_run(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 fn apply(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let mode = args.mode.recovery_mode();
+    let mode = args.mode;
     let log = Log::builder(&args.dir)
         .create_if_missing(false)
         .recovery_mode(mode)
@@ -128,7 +128,7 @@ fn apply(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             format!(
                 "recovery of {} in mode {} failed",
                 args.dir.display(),
-                mode_name(mode)
+                mode.name()
             )
         })?;
     let r = log.recovery_report().clone();
@@ -139,7 +139,7 @@ fn apply(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if ctx.json {
         out.json(&json!({
             "apply": true,
-            "mode": mode_name(mode),
+            "mode": mode.name(),
             "changed": changes,
             "left_in_place": left,
             "report": report::report_json(&r),
