@@ -20,6 +20,7 @@ pub const MAX_RECORD_BYTES_LIMIT: u32 = 1 << 30;
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"TDLGSEG\0";
 pub(crate) const CHECKPOINT_MAGIC: [u8; 8] = *b"TDLGCKP\0";
+pub(crate) const RETENTION_MAGIC: [u8; 8] = *b"TDLGRTN\0";
 /// Length of the fixed header at the start of every segment file.
 pub(crate) const SEGMENT_HEADER_LEN: usize = 64;
 /// Length of the header in front of every record's payload.
@@ -40,6 +41,8 @@ pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 /// Suffix of a segment file kept for reuse (recycling).
 pub(crate) const FREE_SUFFIX: &str = ".free";
 pub(crate) const CHECKPOINT_FILE: &str = "CHECKPOINT";
+/// The retention floor's file: the checkpoint file's layout under its own magic.
+pub(crate) const RETENTION_FILE: &str = "RETENTION";
 pub(crate) const QUARANTINE_DIR: &str = "quarantine";
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -191,8 +194,17 @@ pub(crate) struct CheckpointFile {
 
 impl CheckpointFile {
     pub(crate) fn encode(&self) -> [u8; CHECKPOINT_LEN] {
+        self.encode_as(CHECKPOINT_MAGIC)
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Result<Self, CorruptionKind> {
+        Self::decode_as(b, CHECKPOINT_MAGIC)
+    }
+
+    /// The layout under another file's magic (the retention floor's).
+    pub(crate) fn encode_as(&self, magic: [u8; 8]) -> [u8; CHECKPOINT_LEN] {
         let mut b = [0u8; CHECKPOINT_LEN];
-        b[0..8].copy_from_slice(&CHECKPOINT_MAGIC);
+        b[0..8].copy_from_slice(&magic);
         b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         b[16..32].copy_from_slice(&self.log_id.to_le_bytes());
         b[32..40].copy_from_slice(&self.lsn.get().to_le_bytes());
@@ -202,13 +214,13 @@ impl CheckpointFile {
         b
     }
 
-    pub(crate) fn decode(b: &[u8]) -> Result<Self, CorruptionKind> {
+    pub(crate) fn decode_as(b: &[u8], magic: [u8; 8]) -> Result<Self, CorruptionKind> {
         if b.len() != CHECKPOINT_LEN {
             return Err(CorruptionKind::TruncatedHeader {
                 len: b.len() as u64,
             });
         }
-        if b.get(0..8) != Some(&CHECKPOINT_MAGIC[..]) {
+        if b.get(0..8) != Some(&magic[..]) {
             return Err(CorruptionKind::BadMagic);
         }
         if b.len() != CHECKPOINT_LEN || crc32c::crc32c(&b[..48]) != u32_at(b, 48) {

@@ -180,6 +180,7 @@ impl Log {
             .map_or(SEGMENT_HEADER_LEN as u64, |s| s.end);
         let durable = recovered.next_lsn.prev();
         let free_files = recovered.free.clone();
+        let retention = super::retention::read(&*storage, &dir, recovered.log_id)?;
         let state = State {
             next_lsn: recovered.next_lsn,
             checkpoint: recovered.checkpoint,
@@ -188,6 +189,7 @@ impl Log {
             buf_offset,
             buf_first: recovered.next_lsn,
             closed: false,
+            retention,
             counts: AppendCounts::default(),
         };
         let policy = options.sync_policy;

@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, MutexGuard};
 
+use super::retention::releasable;
 use super::{Inner, Log, PanicGuard, SegmentEvent, State, lock};
 use crate::commit::Deadline;
 use crate::error::{Error, IoContext, Result};
@@ -22,7 +23,8 @@ use crate::types::Lsn;
 impl Log {
     /// Declares that records below `lsn` are no longer needed. The checkpoint is persisted
     /// crash-safely (after the records below it are made durable), then every segment holding
-    /// only records below it is removed. A checkpoint at the next LSN to be appended (one that
+    /// only records below it (and none the [retention floor](Log::set_retention_floor) holds)
+    /// is removed. A checkpoint at the next LSN to be appended (one that
     /// covers every record) frees the active segment too: a new, empty segment takes appends,
     /// so a full bounded log always has room again after it. Checkpoints only move forward; a
     /// lower `lsn` is a no-op.
@@ -62,12 +64,15 @@ impl Log {
             st.checkpoint = lsn;
             // Every record is below the checkpoint, synced and written (the buffer is empty
             // unless an append came in since the sync, which would have moved `next_lsn`).
-            let frees_active = lsn == st.next_lsn && !st.active().is_empty() && st.buf.is_empty();
+            let frees_active = lsn == st.next_lsn
+                && !st.active().is_empty()
+                && st.buf.is_empty()
+                && !inner.holds_active(&st);
             let roll = frees_active.then(|| inner.plan_roll(&mut st));
-            let n = st.segments.len();
+            let (n, floor) = (st.segments.len(), st.retention);
             let k = st.segments[..n - 1]
                 .iter()
-                .take_while(|s| s.last_lsn < lsn)
+                .take_while(|s| releasable(s, lsn, floor))
                 .count();
             let removed: Vec<Segment> = st.segments.drain(..k).collect();
             (removed, roll)
@@ -175,6 +180,8 @@ impl Log {
 
     /// Discards every record. LSNs go on from where they were (the next append gets the LSN it
     /// would have got), so no LSN ever names two records; the checkpoint moves to that LSN.
+    /// Segments the [retention floor](Log::set_retention_floor) holds are kept (made durable,
+    /// not readable).
     ///
     /// # Errors
     /// [`Error::Io`]: a failure before the checkpoint is written leaves the log as it was; a
@@ -192,6 +199,20 @@ impl Log {
         inner.quiesce(&mut st)?;
         let next = st.next_lsn;
         let generation = inner.commit.generation();
+        // Records the retention floor holds stay, and must be durable like any sealed segment.
+        if inner.holds_active(&st) {
+            let (active, end) = (Arc::clone(&st.active().file), st.active().end);
+            let file = active.io()?;
+            // Sealed like a rolled segment: no preallocated zeros left behind its frames.
+            let trimmed = if inner.options.preallocate || inner.options.recycle_segments {
+                file.set_len(end)
+            } else {
+                Ok(())
+            };
+            if let Err(e) = trimmed.and_then(|()| file.sync_data()) {
+                return Err(inner.poison("seal", &active.path, e));
+            }
+        }
         inner.write_checkpoint(next)?;
         st.checkpoint = next;
         if st.active().first_lsn() != next {
@@ -204,8 +225,12 @@ impl Log {
             st.buf_offset = SEGMENT_HEADER_LEN as u64;
             st.buf_first = next;
         }
-        let n = st.segments.len();
-        let old: Vec<Segment> = st.segments.drain(..n - 1).collect();
+        let (n, floor) = (st.segments.len(), st.retention);
+        let k = st.segments[..n - 1]
+            .iter()
+            .take_while(|s| releasable(s, next, floor))
+            .count();
+        let old: Vec<Segment> = st.segments.drain(..k).collect();
         drop(st);
         inner.room_freed();
         inner.commit.advance_durable(next.prev(), generation)?;

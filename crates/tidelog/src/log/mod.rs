@@ -40,6 +40,7 @@
 mod append;
 mod builder;
 mod maintenance;
+mod retention;
 mod segments;
 mod space;
 
@@ -76,6 +77,8 @@ pub(crate) struct State {
     pub(crate) buf_offset: u64,
     pub(crate) buf_first: Lsn,
     pub(crate) closed: bool,
+    /// The retention floor: no segment holding a record at or above it is dropped.
+    pub(crate) retention: Option<Lsn>,
     /// What appends did, counted under the lock they already hold (no atomics on that path).
     pub(crate) counts: AppendCounts,
 }

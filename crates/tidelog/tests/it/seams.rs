@@ -73,3 +73,43 @@ fn rollbacks_and_resets_are_reported_and_a_dropped_receiver_is_forgotten() -> Re
     }
     Ok(())
 }
+
+#[test]
+fn the_retention_floor_holds_segments_against_checkpoints_until_raised() -> Result<()> {
+    for env in Env::both() {
+        let log = env.open()?;
+        log.set_retention_floor(Some(Lsn::new(100)))?;
+        append_n(&log, 300)?;
+        log.checkpoint(Lsn::new(301))?;
+        let held = log.segments();
+        assert!(held.len() > 1, "{}: held segments stay", env.name());
+        assert!(held[0].first_lsn <= Lsn::new(100), "{}", env.name());
+        assert!(held.iter().all(|s| s.last_lsn >= Lsn::new(100)));
+        assert!(matches!(
+            log.read(Lsn::new(150)),
+            Err(tidelog::Error::BelowCheckpoint { .. })
+        ));
+        drop(log);
+
+        // The floor and what it holds survive a reopen.
+        let log = env.open()?;
+        assert_eq!(log.retention_floor(), Some(Lsn::new(100)), "{}", env.name());
+        assert_eq!(log.segments(), held, "{}: recovery keeps them", env.name());
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(301));
+
+        // Raising the floor lets go of what only it held.
+        log.set_retention_floor(Some(Lsn::new(250)))?;
+        let now = log.segments();
+        assert!(now.len() < held.len(), "{}", env.name());
+        assert!(now.iter().all(|s| s.last_lsn >= Lsn::new(250)));
+        log.set_retention_floor(None)?;
+        assert_eq!(log.segments().len(), 1, "{}", env.name());
+        assert_eq!(log.retention_floor(), None);
+        append_n(&log, 5)?;
+        log.close()?;
+        let log = env.open()?;
+        assert_eq!(log.retention_floor(), None, "{}", env.name());
+        assert_eq!(log.last_lsn(), Lsn::new(305));
+    }
+    Ok(())
+}
