@@ -12,6 +12,7 @@
 //!    `quarantine/`.
 
 mod report;
+mod rules;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use crate::io::{OpenMode, Storage};
 use crate::options::{Options, RecoveryMode};
 use crate::segment::{Segment, SegmentFile};
 use crate::types::Lsn;
+use rules::{DamageFacts, Later, Place, Verdict, judge};
 
 pub use report::{Damage, DamageAction, RecoveryReport};
 
@@ -48,9 +50,8 @@ struct Stop {
     /// Where a cut would go: the damage, or the start of the incomplete batch before it.
     cut: u64,
     kind: CorruptionKind,
-    /// The damage lies in the unsynced tail of the last segment: nothing proves that the
-    /// records it destroyed were ever durable.
-    tail: bool,
+    /// What to do about it.
+    verdict: Verdict,
     /// Intact frames found after the damage (they go with the cut).
     intact_after: u64,
 }
@@ -247,20 +248,20 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
                 first: e,
                 last: first.prev(),
             };
-            match rec.mode {
-                RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+            match judge(DamageFacts::segment(Place::Gap), rec.mode) {
+                Verdict::EndLog => {
+                    rec.damage(path, 0, kind, DamageAction::Quarantined);
+                    rec.quarantine_all(&segments[i..])?;
+                    break;
+                }
+                Verdict::Skip => rec.damage(path, 0, kind, DamageAction::Accepted),
+                Verdict::Refuse | Verdict::Cut | Verdict::EndOfData => {
                     return Err(Error::MissingRecords {
                         first: e,
                         last: first.prev(),
                         path: path.clone(),
                     });
                 }
-                RecoveryMode::PointInTime => {
-                    rec.damage(path, 0, kind, DamageAction::Quarantined);
-                    rec.quarantine_all(&segments[i..])?;
-                    break;
-                }
-                RecoveryMode::SkipCorrupt => rec.damage(path, 0, kind, DamageAction::Accepted),
             }
         }
         let seg_file = SegmentFile::opened(path.clone(), header, file);
@@ -269,32 +270,23 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         runs.extend(scan.runs);
         let mut segment = scan.segment;
         if let Some(stop) = scan.stop {
-            match rec.mode {
-                RecoveryMode::Strict => return Err(corrupt(path, &stop)),
-                RecoveryMode::TolerateTornTail => {
-                    if !stop.tail {
-                        return Err(corrupt(path, &stop));
-                    }
-                    rec.cut(&mut segment, len, stop)?;
-                }
-                RecoveryMode::PointInTime => {
+            match stop.verdict {
+                Verdict::Cut => rec.cut(&mut segment, len, stop)?,
+                Verdict::EndLog => {
                     rec.cut(&mut segment, len, stop)?;
                     rec.quarantine_all(&segments[i + 1..])?;
                     kept.push(segment);
                     break;
                 }
-                RecoveryMode::SkipCorrupt => {
-                    if is_last {
-                        rec.cut(&mut segment, len, stop)?;
-                    } else {
-                        rec.damage(
-                            path,
-                            stop.offset,
-                            stop.kind,
-                            DamageAction::Skipped { to: len },
-                        );
-                    }
-                }
+                // Nothing intact follows in this segment: readers skip the rest of it.
+                Verdict::Skip => rec.damage(
+                    path,
+                    stop.offset,
+                    stop.kind,
+                    DamageAction::Skipped { to: len },
+                ),
+                // A scan never stops at the end of the data.
+                Verdict::Refuse | Verdict::EndOfData => return Err(corrupt(path, &stop)),
             }
         }
         expected = Some(segment.last_lsn.next());
@@ -406,30 +398,26 @@ impl Recovery<'_> {
     /// recovery goes on with the next segment.
     fn bad_header(&mut self, rest: &[(Lsn, PathBuf)], kind: CorruptionKind) -> Result<bool> {
         let path = &rest[0].1;
-        if matches!(kind, CorruptionKind::UnsupportedVersion { .. }) {
-            // Written by another version of tidelog: not damage, and never moved aside.
-            return Err(Error::Corrupt {
-                path: path.clone(),
-                offset: 0,
-                kind,
-            });
-        }
-        match self.mode {
-            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => Err(Error::Corrupt {
-                path: path.clone(),
-                offset: 0,
-                kind,
-            }),
-            RecoveryMode::PointInTime => {
+        let place = match kind {
+            CorruptionKind::UnsupportedVersion { .. } => Place::OtherVersion,
+            _ => Place::Header,
+        };
+        match judge(DamageFacts::segment(place), self.mode) {
+            Verdict::EndLog => {
                 self.damage(path, 0, kind, DamageAction::Quarantined);
                 self.quarantine_all(rest)?;
                 Ok(false)
             }
-            RecoveryMode::SkipCorrupt => {
+            Verdict::Skip => {
                 self.damage(path, 0, kind, DamageAction::Quarantined);
                 self.quarantine_all(&rest[..1])?;
                 Ok(true)
             }
+            Verdict::Refuse | Verdict::Cut | Verdict::EndOfData => Err(Error::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                kind,
+            }),
         }
     }
 
@@ -499,27 +487,24 @@ impl Recovery<'_> {
                     .intact_after(io, offset, expected)
                     .at("read", &file.path)?
             };
-            // Damage is an unsynced tail (cut, not an error) only if nothing proves the records
-            // it destroyed were durable: not an intact frame in the wrong place (a torn write
-            // never makes one), not a sealed segment (those were synced whole before the next
-            // one was created), not a later frame written after they were made durable.
-            let misplaced = matches!(
-                kind,
-                CorruptionKind::LsnMismatch { .. } | CorruptionKind::BatchFraming
-            );
-            let proven =
-                misplaced || !is_last || after.is_some_and(|a| a.durable > segment.last_lsn);
-            if !proven
-                && after.is_none()
-                && batch.is_none()
-                && cut < segment.file.header.prev_extent_bytes()
-            {
-                // A recycled file whose earlier contents begin here: this is the end of the
-                // current data (a torn write here was never synced either).
-                break;
-            }
-            match after {
-                Some(after) if skip && proven => {
+            let facts = DamageFacts {
+                place: Place::Frames,
+                last_segment: is_last,
+                misplaced: matches!(
+                    kind,
+                    CorruptionKind::LsnMismatch { .. } | CorruptionKind::BatchFraming
+                ),
+                later: match after {
+                    None => Later::Nothing,
+                    Some(a) if a.durable > segment.last_lsn => Later::Durable,
+                    Some(_) => Later::Intact,
+                },
+                in_batch: batch.is_some(),
+                old_extent: cut < segment.file.header.prev_extent_bytes(),
+            };
+            match (judge(facts, self.mode), after) {
+                (Verdict::EndOfData, _) => break,
+                (Verdict::Skip, Some(after)) => {
                     // Keep the damaged bytes in place; readers jump over them.
                     let resume = after.offset;
                     match segment.skips.last_mut() {
@@ -539,12 +524,12 @@ impl Recovery<'_> {
                     batch = None;
                     cursor.seek(resume);
                 }
-                _ => {
+                (verdict, _) => {
                     let stop = Stop {
                         offset,
                         cut,
                         kind,
-                        tail: !proven,
+                        verdict,
                         intact_after: after.map_or(0, |a| a.frames),
                     };
                     return Ok(Scan {
