@@ -6,13 +6,16 @@
 //!    alone.
 //! 2. Read the checkpoint; remove segments wholly below it (an interrupted checkpoint).
 //! 3. Check each segment's header and that each segment starts where the previous one ended.
-//! 4. Scan every frame, verifying checksums, LSNs and batch framing. Frames count only once
+//! 4. Scan every frame, verifying checksums, LSNs and batch framing, in one forward pass over
+//!    each segment read in chunks of about the record limit ([`scan`]). Frames count only once
 //!    their batch is complete.
-//! 5. Handle the first damage as the [`RecoveryMode`] says; whatever is discarded goes to
-//!    `quarantine/`.
+//! 5. Decide what each damaged place is and what the [`RecoveryMode`] does about it
+//!    ([`rules::judge`], a pure function of facts the scan gathers), and do it; whatever is
+//!    discarded goes to `quarantine/`.
 
 mod report;
 mod rules;
+mod scan;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -21,14 +24,15 @@ use std::time::Instant;
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
-    CHECKPOINT_FILE, CheckpointFile, FrameCursor, QUARANTINE_DIR, SEGMENT_HEADER_LEN,
-    SegmentHeader, Step, TEMP_SUFFIX, is_free_name, parse_segment_name,
+    CHECKPOINT_FILE, CheckpointFile, QUARANTINE_DIR, SEGMENT_HEADER_LEN, SegmentHeader,
+    TEMP_SUFFIX, is_free_name, parse_segment_name,
 };
 use crate::io::{OpenMode, Storage};
 use crate::options::{Options, RecoveryMode};
 use crate::segment::{Segment, SegmentFile};
 use crate::types::Lsn;
-use rules::{DamageFacts, Later, Place, Verdict, judge};
+use rules::{DamageFacts, Place, Verdict, judge};
+use scan::Stop;
 
 pub use report::{Damage, DamageAction, RecoveryReport};
 
@@ -44,25 +48,6 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
 }
 
-/// The first damage a scan stopped at.
-struct Stop {
-    offset: u64,
-    /// Where a cut would go: the damage, or the start of the incomplete batch before it.
-    cut: u64,
-    kind: CorruptionKind,
-    /// What to do about it.
-    verdict: Verdict,
-    /// Intact frames found after the damage (they go with the cut).
-    intact_after: u64,
-}
-
-struct Scan {
-    segment: Segment,
-    records: u64,
-    runs: Vec<(Lsn, Lsn)>,
-    stop: Option<Stop>,
-}
-
 struct Recovery<'a> {
     storage: &'a dyn Storage,
     dir: &'a Path,
@@ -71,6 +56,8 @@ struct Recovery<'a> {
     dir_dirty: bool,
     /// Change nothing: report what would be done.
     dry_run: bool,
+    /// The size of the reads of segment files: about the record limit, whatever their size.
+    chunk: usize,
 }
 
 /// Whether `name` is a temporary file that tidelog itself writes.
@@ -127,6 +114,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         },
         dir_dirty: false,
         dry_run: options.read_only,
+        chunk: scan::chunk_for(options.max_record_bytes),
     };
     rec.report.dry_run = options.read_only;
     let mut names = storage.list(dir).at("list", dir)?;
@@ -265,9 +253,10 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
             }
         }
         let seg_file = SegmentFile::opened(path.clone(), header, file);
-        let scan = rec.scan(seg_file, len, is_last)?;
+        let scan = scan::scan(seg_file, len, is_last, rec.mode, rec.chunk)?;
         rec.report.records_recovered += scan.records;
         runs.extend(scan.runs);
+        rec.report.damage.extend(scan.skipped);
         let mut segment = scan.segment;
         if let Some(stop) = scan.stop {
             match stop.verdict {
@@ -421,134 +410,6 @@ impl Recovery<'_> {
         }
     }
 
-    /// Scans every frame of a segment. Stops at the first damage, except in `SkipCorrupt`
-    /// where damage followed by intact frames is skipped over.
-    fn scan(&mut self, file: SegmentFile, len: u64, is_last: bool) -> Result<Scan> {
-        let skip = self.mode == RecoveryMode::SkipCorrupt;
-        let mut segment = Segment::new(file);
-        let file = Arc::clone(&segment.file);
-        let io = file.io()?;
-        let mut cursor = FrameCursor::new(file.seed, len, SEGMENT_HEADER_LEN as u64);
-        let mut expected = segment.first_lsn();
-        let mut batch: Option<(u64, Lsn)> = None;
-        let mut records = 0;
-        let mut runs: Vec<(Lsn, Lsn)> = Vec::new();
-        loop {
-            let step = cursor.step(io).at("read", &file.path)?;
-            let at_end = matches!(step, Step::End);
-            let (offset, kind) = match step {
-                Step::Frame { offset, header } => {
-                    let gap_ok = skip && batch.is_none() && header.lsn > expected;
-                    let lsn_ok = header.lsn == expected || gap_ok;
-                    if lsn_ok && header.batch_start() == batch.is_none() {
-                        let (start, first) = *batch.get_or_insert((offset, header.lsn));
-                        expected = header.lsn.next();
-                        if header.batch_end() {
-                            batch = None;
-                            segment.note_batch(first, start);
-                            segment.last_lsn = header.lsn;
-                            segment.end = cursor.position();
-                            records += header.lsn.get() - first.get() + 1;
-                            match runs.last_mut() {
-                                Some(run) if run.1.next() == first => run.1 = header.lsn,
-                                _ => runs.push((first, header.lsn)),
-                            }
-                        }
-                        continue;
-                    }
-                    if lsn_ok {
-                        (offset, CorruptionKind::BatchFraming)
-                    } else {
-                        (
-                            offset,
-                            CorruptionKind::LsnMismatch {
-                                expected,
-                                found: header.lsn,
-                            },
-                        )
-                    }
-                }
-                Step::End => match batch {
-                    None => break,
-                    Some((_, first)) => {
-                        (cursor.position(), CorruptionKind::IncompleteBatch { first })
-                    }
-                },
-                Step::Zeros { offset } => (offset, CorruptionKind::ZeroedRegion),
-                Step::Damage { offset, kind } => (offset, kind),
-            };
-            let cut = batch.map_or(offset, |(start, _)| start);
-            // Frames later in the segment that are intact, and how far they say the log was
-            // durable when they were written.
-            let after = if at_end {
-                None
-            } else {
-                cursor
-                    .intact_after(io, offset, expected)
-                    .at("read", &file.path)?
-            };
-            let facts = DamageFacts {
-                place: Place::Frames,
-                last_segment: is_last,
-                misplaced: matches!(
-                    kind,
-                    CorruptionKind::LsnMismatch { .. } | CorruptionKind::BatchFraming
-                ),
-                later: match after {
-                    None => Later::Nothing,
-                    Some(a) if a.durable > segment.last_lsn => Later::Durable,
-                    Some(_) => Later::Intact,
-                },
-                in_batch: batch.is_some(),
-                old_extent: cut < segment.file.header.prev_extent_bytes(),
-            };
-            match (judge(facts, self.mode), after) {
-                (Verdict::EndOfData, _) => break,
-                (Verdict::Skip, Some(after)) => {
-                    // Keep the damaged bytes in place; readers jump over them.
-                    let resume = after.offset;
-                    match segment.skips.last_mut() {
-                        Some(range) if range.1 == cut => range.1 = resume,
-                        _ => segment.skips.push((cut, resume)),
-                    }
-                    let merged = self.report.damage.last_mut().is_some_and(|d| {
-                        d.path == file.path && d.action == DamageAction::Skipped { to: cut }
-                    });
-                    if merged {
-                        if let Some(d) = self.report.damage.last_mut() {
-                            d.action = DamageAction::Skipped { to: resume };
-                        }
-                    } else {
-                        self.damage(&file.path, cut, kind, DamageAction::Skipped { to: resume });
-                    }
-                    batch = None;
-                    cursor.seek(resume);
-                }
-                (verdict, _) => {
-                    let stop = Stop {
-                        offset,
-                        cut,
-                        kind,
-                        verdict,
-                        intact_after: after.map_or(0, |a| a.frames),
-                    };
-                    return Ok(Scan {
-                        segment,
-                        records,
-                        runs,
-                        stop: Some(stop),
-                    });
-                }
-            }
-        }
-        Ok(Scan {
-            segment,
-            records,
-            runs,
-            stop: None,
-        })
-    }
-
     /// Removes a file (or, in a dry run, only notes that it would).
     fn remove(&mut self, path: &Path, op: &'static str) -> Result<()> {
         if !self.dry_run {
@@ -562,20 +423,14 @@ impl Recovery<'_> {
     fn cut(&mut self, segment: &mut Segment, len: u64, stop: Stop) -> Result<()> {
         let file = Arc::clone(&segment.file);
         let path = &file.path;
-        let mut bytes = vec![0u8; usize::try_from(len - stop.cut).unwrap_or(0)];
         let io = file.io()?;
-        let n = io.read_full_at(&mut bytes, stop.cut).at("read", path)?;
         // Zeros after the last byte written (a preallocated file's) are not data: they are
         // neither counted as cut nor copied to the quarantine.
-        let data = bytes[..n]
-            .iter()
-            .rposition(|&b| b != 0)
-            .map_or(0, |i| i + 1);
-        bytes.truncate(data);
-        let cut_bytes = data as u64;
+        let data_end = scan::data_end(io, stop.cut, len, self.chunk).at("read", path)?;
+        let cut_bytes = data_end.saturating_sub(stop.cut);
         if self.dry_run {
             // Nothing is written: the report says what a real recovery would cut.
-        } else if !bytes.is_empty() {
+        } else if cut_bytes > 0 {
             let name = format!("{}.{}.cut", file_name(path), stop.cut);
             let qdir = self.quarantine_dir()?;
             let target = self.unique_in(&qdir, &name)?;
@@ -583,7 +438,26 @@ impl Recovery<'_> {
                 .storage
                 .open(&target, OpenMode::CreateNew)
                 .at("create", &target)?;
-            out.write_all_at(&bytes, 0).at("write", &target)?;
+            // Copied a chunk at a time.
+            let mut buf = vec![
+                0u8;
+                usize::try_from(cut_bytes)
+                    .unwrap_or(usize::MAX)
+                    .min(self.chunk)
+            ];
+            let mut at = stop.cut;
+            while at < data_end {
+                let n = usize::try_from(data_end - at)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
+                let got = io.read_full_at(&mut buf[..n], at).at("read", path)?;
+                if got == 0 {
+                    break;
+                }
+                out.write_all_at(&buf[..got], at - stop.cut)
+                    .at("write", &target)?;
+                at += got as u64;
+            }
             out.sync_data().at("sync", &target)?;
             self.storage.sync_dir(&qdir).at("sync directory", &qdir)?;
             self.report.quarantined.push(target);
