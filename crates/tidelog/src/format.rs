@@ -342,17 +342,6 @@ impl FrameHeader {
     }
 }
 
-/// Intact frames found after damage by [`FrameCursor::intact_after`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IntactAfter {
-    /// Offset of the first one.
-    pub(crate) offset: u64,
-    /// The highest LSN any of them says was durable when it was written.
-    pub(crate) durable: Lsn,
-    /// How many there are.
-    pub(crate) frames: u64,
-}
-
 /// What a [`FrameCursor`] found at its position.
 #[derive(Debug)]
 pub(crate) enum Step {
@@ -533,59 +522,6 @@ impl FrameCursor {
         }
         Ok(true)
     }
-
-    /// Looks for intact frames with LSNs of at least `min_lsn` anywhere after `from` (at any
-    /// byte offset): the sign that damage at `from` is followed by intact records. Returns the
-    /// first one's offset, and the highest durable LSN any of them records.
-    pub(crate) fn intact_after(
-        &self,
-        file: &dyn StorageFile,
-        from: u64,
-        min_lsn: Lsn,
-    ) -> std::io::Result<Option<IntactAfter>> {
-        let start = from + 1;
-        if start >= self.file_len {
-            return Ok(None);
-        }
-        let len = usize::try_from(self.file_len - start).unwrap_or(usize::MAX);
-        let mut rest = vec![0u8; len];
-        let got = file.read_full_at(&mut rest, start)?;
-        rest.truncate(got);
-        // LSNs grow by at most one per frame, and a frame takes at least a header.
-        let plausible = |i: usize, lsn: Lsn| {
-            lsn >= min_lsn
-                && lsn.get()
-                    <= min_lsn
-                        .get()
-                        .saturating_add((i / FRAME_HEADER_LEN) as u64 + 1)
-        };
-        let mut found: Option<IntactAfter> = None;
-        let mut i = 0;
-        while i + FRAME_HEADER_LEN <= rest.len() {
-            match intact_at(&rest, i, self.seed).filter(|h| plausible(i, h.lsn)) {
-                Some(header) => {
-                    let first = found.get_or_insert(IntactAfter {
-                        offset: start + i as u64,
-                        durable: Lsn::ZERO,
-                        frames: 0,
-                    });
-                    first.durable = first.durable.max(header.durable);
-                    first.frames += 1;
-                    i += usize::try_from(header.frame_len()).unwrap_or(usize::MAX);
-                }
-                None => i += 1,
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// The header of a frame intact under `seed` at `rest[i..]`, if there is one.
-fn intact_at(rest: &[u8], i: usize, seed: u32) -> Option<FrameHeader> {
-    let header = FrameHeader::parse(rest.get(i..)?)?;
-    let end = i.checked_add(usize::try_from(header.frame_len()).ok()?)?;
-    let frame = rest.get(i..end)?;
-    (FrameHeader::checksum(seed, frame) == header.crc).then_some(header)
 }
 
 #[cfg(test)]

@@ -5,9 +5,13 @@
 //! Logs are damaged by hand through the `Storage` trait (see `common::Env`), so every scenario
 //! runs on the in-memory storage and on the real disk.
 
+use std::ffi::OsString;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use tidelog::io::{DirLock, MemStorage, OpenMode, Storage, StorageFile};
 use tidelog::{
     CorruptionKind, DamageAction, Durability, Error, Log, Lsn, RecoveryMode, Result, SyncPolicy,
 };
@@ -1737,5 +1741,318 @@ fn proven_damage_in_the_last_segment_is_an_error() -> Result<()> {
             "{kind}"
         );
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. What recovery reads: memory bounded by the record limit, one pass over a segment.
+// ---------------------------------------------------------------------------------------------
+
+/// What the files of a [`CountingStorage`] were asked to read.
+#[derive(Debug, Default)]
+struct ReadStats {
+    /// The largest buffer handed to a single `read_at`.
+    largest: AtomicUsize,
+    /// Bytes returned by every `read_at`.
+    total: AtomicU64,
+}
+
+impl ReadStats {
+    fn reset(&self) {
+        self.largest.store(0, Ordering::SeqCst);
+        self.total.store(0, Ordering::SeqCst);
+    }
+
+    fn largest(&self) -> u64 {
+        self.largest.load(Ordering::SeqCst) as u64
+    }
+
+    fn total(&self) -> u64 {
+        self.total.load(Ordering::SeqCst)
+    }
+}
+
+/// The in-memory storage, counting what its files read.
+#[derive(Debug, Clone)]
+struct CountingStorage {
+    inner: MemStorage,
+    stats: Arc<ReadStats>,
+}
+
+impl CountingStorage {
+    fn new(inner: MemStorage) -> Self {
+        Self {
+            inner,
+            stats: Arc::default(),
+        }
+    }
+}
+
+impl Storage for CountingStorage {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
+        let inner = self.inner.open(path, mode)?;
+        Ok(Box::new(CountingFile {
+            inner,
+            stats: Arc::clone(&self.stats),
+        }))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        self.inner.list(dir)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+
+    fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
+        self.inner.lock_dir(dir)
+    }
+}
+
+#[derive(Debug)]
+struct CountingFile {
+    inner: Box<dyn StorageFile>,
+    stats: Arc<ReadStats>,
+}
+
+impl StorageFile for CountingFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.stats.largest.fetch_max(buf.len(), Ordering::SeqCst);
+        let n = self.inner.read_at(buf, offset)?;
+        self.stats.total.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.inner.write_at(buf, offset)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.inner.allocate(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.inner.sync_data()
+    }
+}
+
+/// The record limit of the logs below: far smaller than their segments.
+const SMALL_RECORD_LIMIT: u32 = 64 << 10;
+/// Their segment size.
+const BIG_SEGMENT: u64 = 8 << 20;
+
+/// An in-memory environment, and the same storage with its reads counted.
+fn counting_env() -> (Env, CountingStorage) {
+    let env = Env::mem();
+    let counting = CountingStorage::new(env.mem.clone().expect("in-memory storage"));
+    (env, counting)
+}
+
+/// A builder for logs with [`BIG_SEGMENT`]-byte preallocated segments and records of at most
+/// [`SMALL_RECORD_LIMIT`], on the counting storage.
+fn big_segments(env: &Env, counting: &CountingStorage) -> tidelog::LogBuilder {
+    env.builder()
+        .storage(Arc::new(counting.clone()))
+        .segment_bytes(BIG_SEGMENT)
+        .max_record_bytes(SMALL_RECORD_LIMIT)
+        .preallocate(true)
+}
+
+/// Opening a log whose last segment needs a tail scan (a torn write in front of megabytes of
+/// preallocated zeros, or damage in front of megabytes of unsynced frames) reads it in pieces no
+/// larger than the record limit and a frame header (plus a page of slack), not the rest of the
+/// segment at once.
+#[test]
+fn recovery_reads_a_large_segment_in_pieces_bounded_by_the_record_limit() -> Result<()> {
+    let bound = u64::from(SMALL_RECORD_LIMIT) + frame_header_len() as u64 + 4096;
+
+    // A clean log: many records, then megabytes of preallocated zeros.
+    let (env, counting) = counting_env();
+    let log = big_segments(&env, &counting).open()?;
+    for lsn in 1..=200 {
+        log.append(&payload(lsn), Durability::Synced)?;
+    }
+    let active = log.segments()?.pop().expect("a segment");
+    drop(log);
+    counting.stats.reset();
+    let log = big_segments(&env, &counting).open()?;
+    let largest = counting.stats.largest();
+    assert!(
+        log.recovery_report().is_clean(),
+        "{}",
+        log.recovery_report()
+    );
+    assert!(largest <= bound, "clean open: a read of {largest} bytes");
+    drop(log);
+
+    // A torn write after the last frame, then zeros to the end of the segment.
+    let mut bytes = env.read_file(&active.path);
+    assert_eq!(bytes.len() as u64, BIG_SEGMENT);
+    let end = active.bytes as usize;
+    bytes[end..end + 9].copy_from_slice(&[0x5a; 9]);
+    env.write_file(&active.path, &bytes);
+    counting.stats.reset();
+    let log = big_segments(&env, &counting).open()?;
+    let largest = counting.stats.largest();
+    let report = log.recovery_report().clone();
+    assert_eq!(report.torn_bytes_cut, 9, "{report}");
+    assert_holds(&log, 1, 200)?;
+    assert!(largest <= bound, "torn write: a read of {largest} bytes");
+    drop(log);
+
+    // Damage early in a segment holding megabytes of frames that were never synced.
+    let (env, counting) = counting_env();
+    let log = big_segments(&env, &counting).open()?;
+    let big = vec![0x3c; 40 << 10];
+    for _ in 0..150 {
+        log.append(&big, Durability::Buffered)?;
+    }
+    log.close()?;
+    let segs = layout(&env);
+    assert_eq!(segs.len(), 1);
+    let victim = segs[0].frames[3];
+    flip(
+        &env,
+        &segs[0].path,
+        victim.offset + frame_header_len() + 7,
+        0x01,
+    );
+    counting.stats.reset();
+    let log = big_segments(&env, &counting).open()?;
+    let largest = counting.stats.largest();
+    let report = log.recovery_report().clone();
+    assert_eq!(report.last_lsn, Lsn::new(victim.lsn - 1), "{report}");
+    assert_eq!(report.intact_frames_cut, 150 - victim.lsn, "{report}");
+    assert!(
+        report.torn_bytes_cut > 5 << 20,
+        "megabytes of unsynced frames cut: {report}"
+    );
+    assert!(largest <= bound, "damaged tail: a read of {largest} bytes");
+    Ok(())
+}
+
+/// A log of 5000 records in 256 KiB segments, appended with `durability` (each synced, or all
+/// synced once at the end), with 50 damaged places spread over each segment, none next to
+/// another. Returns the LSNs of the damaged records, the highest LSN, and the size of the
+/// segment files.
+fn many_damaged_places(
+    env: &Env,
+    counting: &CountingStorage,
+    durability: SyncPolicy,
+) -> Result<(Vec<u64>, u64, u64)> {
+    let log = env
+        .builder()
+        .storage(Arc::new(counting.clone()))
+        .segment_bytes(256 << 10)
+        .sync_policy(durability)
+        .open()?;
+    let last = append_n(&log, 5000)?.get();
+    log.close()?;
+    let segs = layout(env);
+    assert_eq!(segs.len(), 2, "a sealed segment and the last one");
+    let mut lost = Vec::new();
+    for s in &segs {
+        let step = s.frames.len() / 51;
+        for k in 1..=50 {
+            let f = s.frames[k * step];
+            flip(env, &s.path, f.offset + frame_header_len() + 2, 0x08);
+            lost.push(f.lsn);
+        }
+    }
+    let files = segs.iter().map(|s| s.bytes.len() as u64).sum();
+    Ok((lost, last, files))
+}
+
+/// `SkipCorrupt` over segments with many damaged places (a sealed one, and the last one, where
+/// each place needs a later frame to prove it is not an unsynced tail) reads each segment about
+/// once, not its rest again at every damaged place.
+#[test]
+fn skip_corrupt_reads_a_segment_with_many_damaged_places_once() -> Result<()> {
+    let (env, counting) = counting_env();
+    let (lost, last, files) = many_damaged_places(&env, &counting, SyncPolicy::EveryCommit)?;
+    counting.stats.reset();
+    let log = env
+        .builder()
+        .storage(Arc::new(counting.clone()))
+        .recovery_mode(SkipCorrupt)
+        .open()?;
+    let total = counting.stats.total();
+    let report = log.recovery_report().clone();
+    assert_eq!(report.damage.len(), 100, "{report}");
+    assert!(
+        report
+            .damage
+            .iter()
+            .all(|d| matches!(d.action, DamageAction::Skipped { .. })),
+        "{report}"
+    );
+    let expected: Vec<_> = lost.iter().map(|&l| lsn_range(l, l)).collect();
+    assert_eq!(report.lost, expected);
+    assert!(
+        total <= 3 * files,
+        "{total} bytes read for {files} bytes of segments"
+    );
+    let held: Vec<u64> = (1..=last).filter(|l| !lost.contains(l)).collect();
+    assert_eq!(lsns(&log)?, held);
+    for &lsn in &lost {
+        assert!(
+            matches!(log.read(Lsn::new(lsn)), Err(Error::RecordLost { .. })),
+            "LSN {lsn}"
+        );
+    }
+    Ok(())
+}
+
+/// The same damage where nothing proves the records in the last segment were ever synced:
+/// `SkipCorrupt` skips the sealed segment's damage and cuts the last segment at its first
+/// damaged place, having read it once, once more from that place on, and once more to copy the
+/// cut bytes into quarantine.
+#[test]
+fn skip_corrupt_cuts_an_unsynced_tail_with_many_damaged_places_reading_it_a_few_times() -> Result<()>
+{
+    let (env, counting) = counting_env();
+    let (lost, _, files) = many_damaged_places(&env, &counting, SyncPolicy::Manual)?;
+    let first_in_last = lost[50];
+    counting.stats.reset();
+    let log = env
+        .builder()
+        .storage(Arc::new(counting.clone()))
+        .recovery_mode(SkipCorrupt)
+        .open()?;
+    let total = counting.stats.total();
+    let report = log.recovery_report().clone();
+    assert_eq!(report.damage.len(), 51, "{report}");
+    assert!(
+        matches!(report.damage[50].action, DamageAction::Cut { .. }),
+        "{report}"
+    );
+    assert_eq!(report.last_lsn, Lsn::new(first_in_last - 1), "{report}");
+    let expected: Vec<_> = lost[..50].iter().map(|&l| lsn_range(l, l)).collect();
+    assert_eq!(report.lost, expected);
+    assert!(
+        total <= 4 * files,
+        "{total} bytes read for {files} bytes of segments"
+    );
     Ok(())
 }

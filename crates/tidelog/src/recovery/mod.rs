@@ -6,180 +6,35 @@
 //!    alone.
 //! 2. Read the checkpoint; remove segments wholly below it (an interrupted checkpoint).
 //! 3. Check each segment's header and that each segment starts where the previous one ended.
-//! 4. Scan every frame, verifying checksums, LSNs and batch framing. Frames count only once
+//! 4. Scan every frame, verifying checksums, LSNs and batch framing, in one forward pass over
+//!    each segment read in chunks of about the record limit ([`scan`]). Frames count only once
 //!    their batch is complete.
-//! 5. Handle the first damage as the [`RecoveryMode`] says; whatever is discarded goes to
-//!    `quarantine/`.
+//! 5. Decide what each damaged place is and what the [`RecoveryMode`] does about it
+//!    ([`rules::judge`], a pure function of facts the scan gathers), and do it; whatever is
+//!    discarded goes to `quarantine/`.
 
-use std::fmt;
+mod report;
+mod rules;
+mod scan;
+
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
-    CHECKPOINT_FILE, CheckpointFile, FrameCursor, QUARANTINE_DIR, SEGMENT_HEADER_LEN,
-    SegmentHeader, Step, TEMP_SUFFIX, is_free_name, parse_segment_name,
+    CHECKPOINT_FILE, CheckpointFile, QUARANTINE_DIR, SEGMENT_HEADER_LEN, SegmentHeader,
+    TEMP_SUFFIX, is_free_name, parse_segment_name,
 };
 use crate::io::{OpenMode, Storage};
 use crate::options::{Options, RecoveryMode};
 use crate::segment::{Segment, SegmentFile};
 use crate::types::Lsn;
+use rules::{DamageFacts, Place, Verdict, judge};
+use scan::Stop;
 
-/// What recovery found and did when a log was opened. Every open produces one; see
-/// [`Log::recovery_report`](crate::Log::recovery_report).
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct RecoveryReport {
-    /// The mode recovery ran in.
-    pub mode: RecoveryMode,
-    /// Whether the directory held no log and a new one was created.
-    pub created: bool,
-    /// Segment files read.
-    pub segments_scanned: usize,
-    /// Complete records found in the segments kept (checkpointed ones included).
-    pub records_recovered: u64,
-    /// Records below this LSN were dropped by a checkpoint.
-    pub checkpoint_lsn: Lsn,
-    /// The last LSN of the recovered log (`checkpoint_lsn - 1` when it holds no record).
-    pub last_lsn: Lsn,
-    /// Bytes cut from the ends of segments (torn tails, and what `PointInTime` cut), up to the
-    /// last non-zero byte: a preallocated file's trailing zeros are not counted.
-    pub torn_bytes_cut: u64,
-    /// Intact frames that lay after the damage in the bytes cut: records that were written
-    /// whole but could not be kept, since the log must stay a prefix (their bytes are in the
-    /// quarantine folder). After a crash these are unsynced writes that reached the disk out of
-    /// order; many of them in a log that was synced suggest damage to durable data instead.
-    pub intact_frames_cut: u64,
-    /// Every damaged place found, with what was done about it.
-    pub damage: Vec<Damage>,
-    /// LSN ranges lost to damage and skipped (only in [`RecoveryMode::SkipCorrupt`]).
-    pub lost: Vec<RangeInclusive<Lsn>>,
-    /// Files written to or moved into the `quarantine/` folder.
-    pub quarantined: Vec<PathBuf>,
-    /// Temporary files of interrupted operations, removed.
-    pub removed_temp_files: Vec<PathBuf>,
-    /// Segments wholly below the checkpoint, removed (an interrupted checkpoint).
-    pub removed_below_checkpoint: Vec<PathBuf>,
-    /// Files that are not tidelog's, left alone.
-    pub unknown_files: Vec<PathBuf>,
-    /// How long recovery took.
-    pub duration: Duration,
-    /// Whether this was a dry run (a read-only open): the actions and paths reported are what a
-    /// real recovery would do, and nothing was changed.
-    pub dry_run: bool,
-}
-
-impl RecoveryReport {
-    /// Whether recovery found no damage at all.
-    pub fn is_clean(&self) -> bool {
-        self.damage.is_empty()
-    }
-}
-
-/// One damaged place found by recovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Damage {
-    /// The damaged file.
-    pub path: PathBuf,
-    /// Where the damage starts in it.
-    pub offset: u64,
-    /// What is wrong.
-    pub kind: CorruptionKind,
-    /// What recovery did about it.
-    pub action: DamageAction,
-}
-
-/// What recovery did about a [`Damage`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DamageAction {
-    /// The file was cut at `at`, removing `bytes` bytes of data (counted up to the last
-    /// non-zero byte; a copy of them is in the quarantine folder).
-    Cut {
-        /// The new length of the file.
-        at: u64,
-        /// Bytes removed.
-        bytes: u64,
-    },
-    /// The bytes up to `to` were left in place and are skipped by readers.
-    Skipped {
-        /// End of the skipped range.
-        to: u64,
-    },
-    /// The whole file was moved to the quarantine folder.
-    Quarantined,
-    /// Nothing was changed (a gap in LSNs that `SkipCorrupt` accepts).
-    Accepted,
-}
-
-impl fmt::Display for RecoveryReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = if self.created {
-            "new log created"
-        } else if self.is_clean() {
-            "clean"
-        } else {
-            "damage found and handled"
-        };
-        let dry = if self.dry_run {
-            ", dry run: nothing changed"
-        } else {
-            ""
-        };
-        writeln!(
-            f,
-            "recovery ({:?}{dry}): {verdict} in {:.1?}",
-            self.mode, self.duration
-        )?;
-        writeln!(
-            f,
-            "  {} segments scanned, {} records recovered, last LSN {}, checkpoint LSN {}",
-            self.segments_scanned, self.records_recovered, self.last_lsn, self.checkpoint_lsn
-        )?;
-        if self.torn_bytes_cut > 0 {
-            writeln!(f, "  torn tail: {} bytes cut", self.torn_bytes_cut)?;
-        }
-        if self.intact_frames_cut > 0 {
-            writeln!(
-                f,
-                "  intact frames after the damage, cut with it: {}",
-                self.intact_frames_cut
-            )?;
-        }
-        for d in &self.damage {
-            let action = match &d.action {
-                DamageAction::Cut { at, bytes } => format!("cut {bytes} bytes at offset {at}"),
-                DamageAction::Skipped { to } => format!("skipped up to offset {to}"),
-                DamageAction::Quarantined => "moved to quarantine".to_owned(),
-                DamageAction::Accepted => "accepted".to_owned(),
-            };
-            writeln!(
-                f,
-                "  damage: {} at offset {}: {} ({action})",
-                d.path.display(),
-                d.offset,
-                d.kind
-            )?;
-        }
-        for range in &self.lost {
-            writeln!(f, "  lost: LSN {}..={}", range.start(), range.end())?;
-        }
-        for (what, paths) in [
-            ("quarantined", &self.quarantined),
-            ("removed temporary file", &self.removed_temp_files),
-            ("removed below checkpoint", &self.removed_below_checkpoint),
-            ("ignored unknown file", &self.unknown_files),
-        ] {
-            for p in paths {
-                writeln!(f, "  {what}: {}", p.display())?;
-            }
-        }
-        Ok(())
-    }
-}
+pub use report::{Damage, DamageAction, RecoveryReport};
 
 /// What recovery hands to the log.
 pub(crate) struct Recovered {
@@ -193,26 +48,6 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
 }
 
-/// The first damage a scan stopped at.
-struct Stop {
-    offset: u64,
-    /// Where a cut would go: the damage, or the start of the incomplete batch before it.
-    cut: u64,
-    kind: CorruptionKind,
-    /// The damage lies in the unsynced tail of the last segment: nothing proves that the
-    /// records it destroyed were ever durable.
-    tail: bool,
-    /// Intact frames found after the damage (they go with the cut).
-    intact_after: u64,
-}
-
-struct Scan {
-    segment: Segment,
-    records: u64,
-    runs: Vec<(Lsn, Lsn)>,
-    stop: Option<Stop>,
-}
-
 struct Recovery<'a> {
     storage: &'a dyn Storage,
     dir: &'a Path,
@@ -221,6 +56,8 @@ struct Recovery<'a> {
     dir_dirty: bool,
     /// Change nothing: report what would be done.
     dry_run: bool,
+    /// The size of the reads of segment files: about the record limit, whatever their size.
+    chunk: usize,
 }
 
 /// Whether `name` is a temporary file that tidelog itself writes.
@@ -277,6 +114,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         },
         dir_dirty: false,
         dry_run: options.read_only,
+        chunk: scan::chunk_for(options.max_record_bytes),
     };
     rec.report.dry_run = options.read_only;
     let mut names = storage.list(dir).at("list", dir)?;
@@ -398,54 +236,46 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
                 first: e,
                 last: first.prev(),
             };
-            match rec.mode {
-                RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+            match judge(DamageFacts::segment(Place::Gap), rec.mode) {
+                Verdict::EndLog => {
+                    rec.damage(path, 0, kind, DamageAction::Quarantined);
+                    rec.quarantine_all(&segments[i..])?;
+                    break;
+                }
+                Verdict::Skip => rec.damage(path, 0, kind, DamageAction::Accepted),
+                Verdict::Refuse | Verdict::Cut | Verdict::EndOfData => {
                     return Err(Error::MissingRecords {
                         first: e,
                         last: first.prev(),
                         path: path.clone(),
                     });
                 }
-                RecoveryMode::PointInTime => {
-                    rec.damage(path, 0, kind, DamageAction::Quarantined);
-                    rec.quarantine_all(&segments[i..])?;
-                    break;
-                }
-                RecoveryMode::SkipCorrupt => rec.damage(path, 0, kind, DamageAction::Accepted),
             }
         }
         let seg_file = SegmentFile::opened(path.clone(), header, file);
-        let scan = rec.scan(seg_file, len, is_last)?;
+        let scan = scan::scan(seg_file, len, is_last, rec.mode, rec.chunk)?;
         rec.report.records_recovered += scan.records;
         runs.extend(scan.runs);
+        rec.report.damage.extend(scan.skipped);
         let mut segment = scan.segment;
         if let Some(stop) = scan.stop {
-            match rec.mode {
-                RecoveryMode::Strict => return Err(corrupt(path, &stop)),
-                RecoveryMode::TolerateTornTail => {
-                    if !stop.tail {
-                        return Err(corrupt(path, &stop));
-                    }
-                    rec.cut(&mut segment, len, stop)?;
-                }
-                RecoveryMode::PointInTime => {
+            match stop.verdict {
+                Verdict::Cut => rec.cut(&mut segment, len, stop)?,
+                Verdict::EndLog => {
                     rec.cut(&mut segment, len, stop)?;
                     rec.quarantine_all(&segments[i + 1..])?;
                     kept.push(segment);
                     break;
                 }
-                RecoveryMode::SkipCorrupt => {
-                    if is_last {
-                        rec.cut(&mut segment, len, stop)?;
-                    } else {
-                        rec.damage(
-                            path,
-                            stop.offset,
-                            stop.kind,
-                            DamageAction::Skipped { to: len },
-                        );
-                    }
-                }
+                // Nothing intact follows in this segment: readers skip the rest of it.
+                Verdict::Skip => rec.damage(
+                    path,
+                    stop.offset,
+                    stop.kind,
+                    DamageAction::Skipped { to: len },
+                ),
+                // A scan never stops at the end of the data.
+                Verdict::Refuse | Verdict::EndOfData => return Err(corrupt(path, &stop)),
             }
         }
         expected = Some(segment.last_lsn.next());
@@ -557,162 +387,27 @@ impl Recovery<'_> {
     /// recovery goes on with the next segment.
     fn bad_header(&mut self, rest: &[(Lsn, PathBuf)], kind: CorruptionKind) -> Result<bool> {
         let path = &rest[0].1;
-        if matches!(kind, CorruptionKind::UnsupportedVersion { .. }) {
-            // Written by another version of tidelog: not damage, and never moved aside.
-            return Err(Error::Corrupt {
-                path: path.clone(),
-                offset: 0,
-                kind,
-            });
-        }
-        match self.mode {
-            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => Err(Error::Corrupt {
-                path: path.clone(),
-                offset: 0,
-                kind,
-            }),
-            RecoveryMode::PointInTime => {
+        let place = match kind {
+            CorruptionKind::UnsupportedVersion { .. } => Place::OtherVersion,
+            _ => Place::Header,
+        };
+        match judge(DamageFacts::segment(place), self.mode) {
+            Verdict::EndLog => {
                 self.damage(path, 0, kind, DamageAction::Quarantined);
                 self.quarantine_all(rest)?;
                 Ok(false)
             }
-            RecoveryMode::SkipCorrupt => {
+            Verdict::Skip => {
                 self.damage(path, 0, kind, DamageAction::Quarantined);
                 self.quarantine_all(&rest[..1])?;
                 Ok(true)
             }
-        }
-    }
-
-    /// Scans every frame of a segment. Stops at the first damage, except in `SkipCorrupt`
-    /// where damage followed by intact frames is skipped over.
-    fn scan(&mut self, file: SegmentFile, len: u64, is_last: bool) -> Result<Scan> {
-        let skip = self.mode == RecoveryMode::SkipCorrupt;
-        let mut segment = Segment::new(file);
-        let file = Arc::clone(&segment.file);
-        let io = file.io()?;
-        let mut cursor = FrameCursor::new(file.seed, len, SEGMENT_HEADER_LEN as u64);
-        let mut expected = segment.first_lsn();
-        let mut batch: Option<(u64, Lsn)> = None;
-        let mut records = 0;
-        let mut runs: Vec<(Lsn, Lsn)> = Vec::new();
-        loop {
-            let step = cursor.step(io).at("read", &file.path)?;
-            let at_end = matches!(step, Step::End);
-            let (offset, kind) = match step {
-                Step::Frame { offset, header } => {
-                    let gap_ok = skip && batch.is_none() && header.lsn > expected;
-                    let lsn_ok = header.lsn == expected || gap_ok;
-                    if lsn_ok && header.batch_start() == batch.is_none() {
-                        let (start, first) = *batch.get_or_insert((offset, header.lsn));
-                        expected = header.lsn.next();
-                        if header.batch_end() {
-                            batch = None;
-                            segment.note_batch(first, start);
-                            segment.last_lsn = header.lsn;
-                            segment.end = cursor.position();
-                            records += header.lsn.get() - first.get() + 1;
-                            match runs.last_mut() {
-                                Some(run) if run.1.next() == first => run.1 = header.lsn,
-                                _ => runs.push((first, header.lsn)),
-                            }
-                        }
-                        continue;
-                    }
-                    if lsn_ok {
-                        (offset, CorruptionKind::BatchFraming)
-                    } else {
-                        (
-                            offset,
-                            CorruptionKind::LsnMismatch {
-                                expected,
-                                found: header.lsn,
-                            },
-                        )
-                    }
-                }
-                Step::End => match batch {
-                    None => break,
-                    Some((_, first)) => {
-                        (cursor.position(), CorruptionKind::IncompleteBatch { first })
-                    }
-                },
-                Step::Zeros { offset } => (offset, CorruptionKind::ZeroedRegion),
-                Step::Damage { offset, kind } => (offset, kind),
-            };
-            let cut = batch.map_or(offset, |(start, _)| start);
-            // Frames later in the segment that are intact, and how far they say the log was
-            // durable when they were written.
-            let after = if at_end {
-                None
-            } else {
-                cursor
-                    .intact_after(io, offset, expected)
-                    .at("read", &file.path)?
-            };
-            // Damage is an unsynced tail (cut, not an error) only if nothing proves the records
-            // it destroyed were durable: not an intact frame in the wrong place (a torn write
-            // never makes one), not a sealed segment (those were synced whole before the next
-            // one was created), not a later frame written after they were made durable.
-            let misplaced = matches!(
+            Verdict::Refuse | Verdict::Cut | Verdict::EndOfData => Err(Error::Corrupt {
+                path: path.clone(),
+                offset: 0,
                 kind,
-                CorruptionKind::LsnMismatch { .. } | CorruptionKind::BatchFraming
-            );
-            let proven =
-                misplaced || !is_last || after.is_some_and(|a| a.durable > segment.last_lsn);
-            if !proven
-                && after.is_none()
-                && batch.is_none()
-                && cut < segment.file.header.prev_extent_bytes()
-            {
-                // A recycled file whose earlier contents begin here: this is the end of the
-                // current data (a torn write here was never synced either).
-                break;
-            }
-            match after {
-                Some(after) if skip && proven => {
-                    // Keep the damaged bytes in place; readers jump over them.
-                    let resume = after.offset;
-                    match segment.skips.last_mut() {
-                        Some(range) if range.1 == cut => range.1 = resume,
-                        _ => segment.skips.push((cut, resume)),
-                    }
-                    let merged = self.report.damage.last_mut().is_some_and(|d| {
-                        d.path == file.path && d.action == DamageAction::Skipped { to: cut }
-                    });
-                    if merged {
-                        if let Some(d) = self.report.damage.last_mut() {
-                            d.action = DamageAction::Skipped { to: resume };
-                        }
-                    } else {
-                        self.damage(&file.path, cut, kind, DamageAction::Skipped { to: resume });
-                    }
-                    batch = None;
-                    cursor.seek(resume);
-                }
-                _ => {
-                    let stop = Stop {
-                        offset,
-                        cut,
-                        kind,
-                        tail: !proven,
-                        intact_after: after.map_or(0, |a| a.frames),
-                    };
-                    return Ok(Scan {
-                        segment,
-                        records,
-                        runs,
-                        stop: Some(stop),
-                    });
-                }
-            }
+            }),
         }
-        Ok(Scan {
-            segment,
-            records,
-            runs,
-            stop: None,
-        })
     }
 
     /// Removes a file (or, in a dry run, only notes that it would).
@@ -728,20 +423,14 @@ impl Recovery<'_> {
     fn cut(&mut self, segment: &mut Segment, len: u64, stop: Stop) -> Result<()> {
         let file = Arc::clone(&segment.file);
         let path = &file.path;
-        let mut bytes = vec![0u8; usize::try_from(len - stop.cut).unwrap_or(0)];
         let io = file.io()?;
-        let n = io.read_full_at(&mut bytes, stop.cut).at("read", path)?;
         // Zeros after the last byte written (a preallocated file's) are not data: they are
         // neither counted as cut nor copied to the quarantine.
-        let data = bytes[..n]
-            .iter()
-            .rposition(|&b| b != 0)
-            .map_or(0, |i| i + 1);
-        bytes.truncate(data);
-        let cut_bytes = data as u64;
+        let data_end = scan::data_end(io, stop.cut, len, self.chunk).at("read", path)?;
+        let cut_bytes = data_end.saturating_sub(stop.cut);
         if self.dry_run {
             // Nothing is written: the report says what a real recovery would cut.
-        } else if !bytes.is_empty() {
+        } else if cut_bytes > 0 {
             let name = format!("{}.{}.cut", file_name(path), stop.cut);
             let qdir = self.quarantine_dir()?;
             let target = self.unique_in(&qdir, &name)?;
@@ -749,7 +438,26 @@ impl Recovery<'_> {
                 .storage
                 .open(&target, OpenMode::CreateNew)
                 .at("create", &target)?;
-            out.write_all_at(&bytes, 0).at("write", &target)?;
+            // Copied a chunk at a time.
+            let mut buf = vec![
+                0u8;
+                usize::try_from(cut_bytes)
+                    .unwrap_or(usize::MAX)
+                    .min(self.chunk)
+            ];
+            let mut at = stop.cut;
+            while at < data_end {
+                let n = usize::try_from(data_end - at)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
+                let got = io.read_full_at(&mut buf[..n], at).at("read", path)?;
+                if got == 0 {
+                    break;
+                }
+                out.write_all_at(&buf[..got], at - stop.cut)
+                    .at("write", &target)?;
+                at += got as u64;
+            }
             out.sync_data().at("sync", &target)?;
             self.storage.sync_dir(&qdir).at("sync directory", &qdir)?;
             self.report.quarantined.push(target);

@@ -1,0 +1,1036 @@
+//! The scan of a segment's frames at open: one forward pass over the file, read in chunks.
+//!
+//! Memory is one chunk, whatever the size of the segment or of its frames: the record limit
+//! plus a frame header (so a frame of the largest record the log takes is checked from one
+//! read), at least 4 KiB and at most 256 KiB. A frame larger than a chunk is checksummed piece
+//! by piece; its payload is never needed here.
+//!
+//! Damage found on the way is handed to [`judge`] with the facts it needs. The one fact that
+//! lies ahead of the damage is whether an intact frame after it proves that the records it
+//! destroyed were durable:
+//!
+//! - In the modes other than `SkipCorrupt` the scan ends at the first damage, so it reads on
+//!   from there once, to the end of the file, looking at every byte offset for intact frames.
+//! - `SkipCorrupt` goes on reading past damage anyway, so it learns that fact on the way: the
+//!   search for the next intact frame starts at the damage and goes forward, and the whole
+//!   segment is read once however many damaged places it holds. Damage in the last segment
+//!   that nothing has proven yet is skipped *on probation*: the state of the pass there is
+//!   kept, and a frame met later that the search from that damage would take, written when the
+//!   log was durable past it, proves it. Damage still on probation at the end of the segment is
+//!   looked at as the other modes look at it (every intact frame after it); the first that
+//!   nothing proves is where the pass returns to, and where the segment is cut: the unsynced
+//!   tail begins there. So the decisions are those of a scan that read the rest of the segment
+//!   at every damaged place.
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{CorruptionKind, Error, IoContext, Result};
+use crate::format::{FRAME_HEADER_LEN, FrameHeader, KIND_RECORD, SEGMENT_HEADER_LEN};
+use crate::io::StorageFile;
+use crate::options::RecoveryMode;
+use crate::segment::{Segment, SegmentFile};
+use crate::types::Lsn;
+
+use super::report::{Damage, DamageAction};
+use super::rules::{DamageFacts, Later, Place, Verdict, judge};
+
+/// The largest read of a scan.
+const MAX_CHUNK: usize = 256 << 10;
+/// The smallest read of a scan (for logs with a tiny record limit).
+const MIN_CHUNK: usize = 4 << 10;
+/// Where a frame header holds its kind byte (format.md, 2.2): a frame can only start 16 bytes
+/// before a byte holding the record kind.
+const KIND_OFFSET: usize = 16;
+
+/// The size of the reads of a scan for a log whose records hold at most `max_record_bytes`.
+pub(super) fn chunk_for(max_record_bytes: u32) -> usize {
+    usize::try_from(max_record_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(FRAME_HEADER_LEN)
+        .clamp(MIN_CHUNK, MAX_CHUNK)
+}
+
+/// Where a scan stopped, and what to do about the damage there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Stop {
+    pub(super) offset: u64,
+    /// Where a cut would go: the damage, or the start of the incomplete batch before it.
+    pub(super) cut: u64,
+    pub(super) kind: CorruptionKind,
+    pub(super) verdict: Verdict,
+    /// Intact frames found after the damage (they go with a cut).
+    pub(super) intact_after: u64,
+}
+
+/// What the scan of a segment found.
+#[derive(Debug)]
+pub(super) struct Scanned {
+    pub(super) segment: Segment,
+    /// Complete records found.
+    pub(super) records: u64,
+    /// Runs of consecutive LSNs found, in order.
+    pub(super) runs: Vec<(Lsn, Lsn)>,
+    /// Damage skipped over (`SkipCorrupt`), in order.
+    pub(super) skipped: Vec<Damage>,
+    /// The damage the scan stopped at, if any.
+    pub(super) stop: Option<Stop>,
+}
+
+/// Scans every frame of a segment `len` bytes long, reading `chunk` bytes at a time. Stops at
+/// the first damage, except where `mode` skips over it.
+pub(super) fn scan(
+    file: SegmentFile,
+    len: u64,
+    is_last: bool,
+    mode: RecoveryMode,
+    chunk: usize,
+) -> Result<Scanned> {
+    let segment = Segment::new(file);
+    let file = Arc::clone(&segment.file);
+    let seed = file.seed;
+    let old_extent = file.header.prev_extent_bytes();
+    let skip = mode == RecoveryMode::SkipCorrupt;
+    let mut chunks = Chunks::new(file.io()?, len, chunk);
+    let mut pass = Pass {
+        expected: segment.first_lsn(),
+        segment,
+        batch: None,
+        records: 0,
+        runs: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let path = &file.path;
+    let mut at = SEGMENT_HEADER_LEN as u64;
+    // Damage skipped on probation, oldest first.
+    let mut probation: VecDeque<Probation> = VecDeque::new();
+    let stop = loop {
+        // The damage, and where an intact frame after it can first start.
+        let (kind, from) = match chunks.frame(seed, at).at("read", path)? {
+            Found::Frame(header) => {
+                probation.retain(|p| !p.proven_by(at, &header));
+                match pass.take(at, &header, skip) {
+                    Ok(()) => {
+                        at += header.frame_len();
+                        continue;
+                    }
+                    Err(kind) => (kind, Some(at + 1)),
+                }
+            }
+            Found::End => match pass.batch {
+                None => break None,
+                Some((_, first)) => (CorruptionKind::IncompleteBatch { first }, None),
+            },
+            // No frame starts where its kind byte would be one of the zeros.
+            Found::Zeros { nonzero } => (
+                CorruptionKind::ZeroedRegion,
+                Some((at + 1).max(nonzero.saturating_sub(KIND_OFFSET as u64))),
+            ),
+            Found::Damage(kind) => (kind, Some(at + 1)),
+        };
+        let offset = at;
+        let base = offset + 1;
+        let cut = pass.batch.map_or(offset, |(start, _)| start);
+        let facts = |later| DamageFacts {
+            place: Place::Frames,
+            last_segment: is_last,
+            misplaced: matches!(
+                kind,
+                CorruptionKind::LsnMismatch { .. } | CorruptionKind::BatchFraming
+            ),
+            later,
+            in_batch: pass.batch.is_some(),
+            old_extent: cut < old_extent,
+        };
+        // Every intact frame after the damage, read to the end of the file.
+        let after = |chunks: &mut Chunks<'_>, from| {
+            let after = chunks
+                .walk(seed, base, pass.expected, from)
+                .at("read", path)?;
+            let later = match after {
+                None => Later::Nothing,
+                Some(a) if a.durable > pass.segment.last_lsn => Later::Durable,
+                Some(_) => Later::Intact,
+            };
+            Ok::<_, Error>((
+                after.map(|a| a.offset),
+                later,
+                after.map_or(0, |a| a.frames),
+            ))
+        };
+        let mut on_probation = None;
+        let (next, later, intact_after) = match from {
+            None => (None, Later::Nothing, 0),
+            Some(from) if !skip => after(&mut chunks, from)?,
+            Some(from) => match chunks
+                .next_intact(seed, base, pass.expected, from)
+                .at("read", path)?
+            {
+                None => (None, Later::Nothing, 0),
+                // Going on past the damage if it is proven, the pass meets the frames that
+                // could prove it: it learns on the way whether one does.
+                Some((next, _)) if judge(facts(Later::Durable), mode) == Verdict::Skip => {
+                    let unproven = judge(facts(Later::Intact), mode);
+                    if unproven != Verdict::Skip {
+                        on_probation = Some((from, unproven));
+                    }
+                    (Some(next), Later::Durable, 0)
+                }
+                Some(_) => after(&mut chunks, from)?,
+            },
+        };
+        match (judge(facts(later), mode), next) {
+            (Verdict::Skip, Some(resume)) => {
+                if let Some((from, verdict)) = on_probation {
+                    probation.push_back(Probation {
+                        mark: pass.mark(),
+                        base,
+                        from,
+                        expected: pass.expected,
+                        stop: Stop {
+                            offset,
+                            cut,
+                            kind: kind.clone(),
+                            verdict,
+                            intact_after: 0,
+                        },
+                    });
+                }
+                pass.skip(path, cut, resume, kind);
+                at = resume;
+            }
+            (Verdict::EndOfData, _) => break None,
+            (verdict, _) => {
+                break Some(Stop {
+                    offset,
+                    cut,
+                    kind,
+                    verdict,
+                    intact_after,
+                });
+            }
+        }
+    };
+    // Damage still on probation: every intact frame after it is looked at, as if the pass had
+    // stopped there. The first damage nothing proves is where the unsynced tail begins.
+    let mut stop = stop;
+    while let Some(p) = probation.pop_front() {
+        let after = chunks
+            .walk(seed, p.base, p.expected, p.from)
+            .at("read", path)?;
+        if after.is_some_and(|a| a.durable > p.mark.last_lsn) {
+            continue;
+        }
+        pass.rollback(p.mark);
+        stop = Some(Stop {
+            intact_after: after.map_or(0, |a| a.frames),
+            ..p.stop
+        });
+        break;
+    }
+    Ok(Scanned {
+        segment: pass.segment,
+        records: pass.records,
+        runs: pass.runs,
+        skipped: pass.skipped,
+        stop,
+    })
+}
+
+/// Where the data in `from..len` of a file ends: after its last non-zero byte, or at `from` if
+/// every byte there is zero. Reads backwards from `len` and stops at the data, in pieces that
+/// start small (the data usually runs to the end) and double up to `chunk` (over a preallocated
+/// file's zeros).
+pub(super) fn data_end(
+    file: &dyn StorageFile,
+    from: u64,
+    len: u64,
+    chunk: usize,
+) -> io::Result<u64> {
+    let mut buf = Vec::new();
+    let mut piece = MIN_CHUNK.min(chunk);
+    let mut end = len;
+    while end > from {
+        let n = bounded(end - from, piece);
+        buf.resize(n, 0);
+        let start = end - n as u64;
+        let got = file.read_full_at(&mut buf, start)?;
+        if let Some(i) = buf[..got].iter().rposition(|&b| b != 0) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+        piece = piece.saturating_mul(2).min(chunk);
+    }
+    Ok(from)
+}
+
+/// `n`, but at most `limit`.
+fn bounded(n: u64, limit: usize) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX).min(limit)
+}
+
+/// Reads a file forward through one buffer of at most a chunk.
+struct Chunks<'a> {
+    file: &'a dyn StorageFile,
+    /// The length of the file when the scan began: nothing after it is read.
+    len: u64,
+    chunk: usize,
+    buf: Vec<u8>,
+    /// The offset of `buf[0]` in the file.
+    start: u64,
+}
+
+/// What a scan finds at an offset (as [`crate::format::FrameCursor`] classifies it).
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// An intact frame.
+    Frame(FrameHeader),
+    /// Nothing more: the end of the file, or zeros up to the end of it.
+    End,
+    /// Zeros where a frame header should be, and a non-zero byte at `nonzero`.
+    Zeros { nonzero: u64 },
+    /// Bytes that are not a valid frame.
+    Damage(CorruptionKind),
+}
+
+/// Intact frames after damage.
+#[derive(Debug, Clone, Copy)]
+struct IntactAfter {
+    /// Offset of the first one.
+    offset: u64,
+    /// The highest LSN any of them says was durable when it was written.
+    durable: Lsn,
+    /// How many there are.
+    frames: u64,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(file: &'a dyn StorageFile, len: u64, chunk: usize) -> Self {
+        Self {
+            file,
+            len,
+            chunk: chunk.max(FRAME_HEADER_LEN),
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// The bytes from `at` on that the buffer holds, at least `want` of them (or a chunk, if
+    /// less, or what is left of the file): the buffer is filled anew from `at` if it holds
+    /// fewer.
+    fn bytes(&mut self, at: u64, want: usize) -> io::Result<&[u8]> {
+        let left = self.len.saturating_sub(at);
+        let want = (want.min(self.chunk) as u64).min(left);
+        let end = self.start + self.buf.len() as u64;
+        if at < self.start || at > end || end - at < want {
+            self.buf.resize(bounded(left, self.chunk), 0);
+            let got = self.file.read_full_at(&mut self.buf, at)?;
+            self.buf.truncate(got);
+            self.start = at;
+        }
+        let from = bounded(at - self.start, usize::MAX);
+        Ok(self.buf.get(from..).unwrap_or_default())
+    }
+
+    /// What is at `at`, read as a frame checksummed with `seed`.
+    fn frame(&mut self, seed: u32, at: u64) -> io::Result<Found> {
+        let left = self.len.saturating_sub(at);
+        if left == 0 {
+            return Ok(Found::End);
+        }
+        let bytes = self.bytes(at, FRAME_HEADER_LEN)?;
+        let head = &bytes[..bytes.len().min(FRAME_HEADER_LEN)];
+        if head.iter().all(|&b| b == 0) {
+            return Ok(match self.nonzero_from(at)? {
+                None => Found::End,
+                Some(nonzero) => Found::Zeros { nonzero },
+            });
+        }
+        if head.len() < FRAME_HEADER_LEN {
+            return Ok(Found::Damage(CorruptionKind::TruncatedFrame {
+                needed: FRAME_HEADER_LEN as u64,
+                available: left,
+            }));
+        }
+        let Some(header) = FrameHeader::parse(head) else {
+            return Ok(Found::Damage(CorruptionKind::BadFrameHeader));
+        };
+        if header.frame_len() > left {
+            return Ok(Found::Damage(CorruptionKind::TruncatedFrame {
+                needed: header.frame_len(),
+                available: left,
+            }));
+        }
+        let computed = self.checksum(seed, at, &header)?;
+        if computed != header.crc {
+            return Ok(Found::Damage(CorruptionKind::FrameChecksum {
+                stored: header.crc,
+                computed,
+            }));
+        }
+        Ok(Found::Frame(header))
+    }
+
+    /// The checksum of the frame at `at` under `seed`, computed piece by piece.
+    fn checksum(&mut self, seed: u32, at: u64, header: &FrameHeader) -> io::Result<u32> {
+        let end = at.saturating_add(header.frame_len()).min(self.len);
+        // The checksum covers the frame from its length field on.
+        let mut crc = seed;
+        let mut pos = at + 4;
+        while pos < end {
+            let bytes = self.bytes(pos, 1)?;
+            let piece = &bytes[..bounded(end - pos, bytes.len())];
+            if piece.is_empty() {
+                break;
+            }
+            crc = crc32c::crc32c_append(crc, piece);
+            pos += piece.len() as u64;
+        }
+        Ok(crc)
+    }
+
+    /// The offset of the first non-zero byte from `from` on, if there is one.
+    fn nonzero_from(&mut self, from: u64) -> io::Result<Option<u64>> {
+        let mut pos = from;
+        while pos < self.len {
+            let bytes = self.bytes(pos, 1)?;
+            if bytes.is_empty() {
+                break;
+            }
+            if let Some(i) = bytes.iter().position(|&b| b != 0) {
+                return Ok(Some(pos + i as u64));
+            }
+            pos += bytes.len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The first intact frame under `seed` that starts at or after `from` and whose LSN could
+    /// follow damage just before `base` where `min_lsn` was expected: at least `min_lsn`, and
+    /// higher by at most one per frame header that fits between `base` and the frame.
+    fn next_intact(
+        &mut self,
+        seed: u32,
+        base: u64,
+        min_lsn: Lsn,
+        from: u64,
+    ) -> io::Result<Option<(u64, FrameHeader)>> {
+        let len = self.len;
+        let mut at = from;
+        while len.saturating_sub(at) >= FRAME_HEADER_LEN as u64 {
+            let bytes = self.bytes(at, FRAME_HEADER_LEN)?;
+            if bytes.len() < FRAME_HEADER_LEN {
+                break;
+            }
+            // Only where the kind byte of a record is can a frame start.
+            let starts = bytes.len() - FRAME_HEADER_LEN + 1;
+            let kinds = &bytes[KIND_OFFSET..KIND_OFFSET + starts];
+            let Some(i) = kinds.iter().position(|&b| b == KIND_RECORD) else {
+                at += starts as u64;
+                continue;
+            };
+            let candidate = at + i as u64;
+            let header = FrameHeader::parse(&bytes[i..]).filter(|h| {
+                plausible(base, min_lsn, candidate, h.lsn) && h.frame_len() <= len - candidate
+            });
+            if let Some(header) = header
+                && self.checksum(seed, candidate, &header)? == header.crc
+            {
+                return Ok(Some((candidate, header)));
+            }
+            at = candidate + 1;
+        }
+        Ok(None)
+    }
+
+    /// Every intact frame after damage just before `base` where `min_lsn` was expected, up to
+    /// the end of the file: looking at every byte offset from `from` on (`from` is `base`, or
+    /// later where the bytes in between cannot start a frame), and stepping over each frame
+    /// found.
+    fn walk(
+        &mut self,
+        seed: u32,
+        base: u64,
+        min_lsn: Lsn,
+        from: u64,
+    ) -> io::Result<Option<IntactAfter>> {
+        let mut found: Option<IntactAfter> = None;
+        let mut at = from;
+        while let Some((offset, header)) = self.next_intact(seed, base, min_lsn, at)? {
+            let after = found.get_or_insert(IntactAfter {
+                offset,
+                durable: Lsn::ZERO,
+                frames: 0,
+            });
+            after.durable = after.durable.max(header.durable);
+            after.frames += 1;
+            at = offset + header.frame_len();
+        }
+        Ok(found)
+    }
+}
+
+/// Whether an intact frame at `at` carrying `lsn` can follow damage just before `base` where
+/// `min_lsn` was expected: its LSN is at least `min_lsn`, and higher by at most one per frame
+/// header that fits between `base` and it.
+fn plausible(base: u64, min_lsn: Lsn, at: u64, lsn: Lsn) -> bool {
+    let frames = at.saturating_sub(base) / FRAME_HEADER_LEN as u64;
+    lsn >= min_lsn && lsn.get() <= min_lsn.get().saturating_add(frames + 1)
+}
+
+/// The state of a scan that a return to an earlier point restores.
+struct Pass {
+    segment: Segment,
+    /// The LSN the next frame should carry.
+    expected: Lsn,
+    /// The batch being read: its first frame's offset and LSN.
+    batch: Option<(u64, Lsn)>,
+    records: u64,
+    runs: Vec<(Lsn, Lsn)>,
+    skipped: Vec<Damage>,
+}
+
+/// The state of a pass at a damaged place. Until a return to it, vectors only grow or change
+/// their last element, so their length and last element are enough to restore them.
+struct Mark {
+    last_lsn: Lsn,
+    end: u64,
+    records: u64,
+    runs: (usize, Option<(Lsn, Lsn)>),
+    skips: (usize, Option<(u64, u64)>),
+    skipped: (usize, Option<Damage>),
+}
+
+/// Damage skipped before anything proved it: if nothing does by the end of the segment, the
+/// scan stops there after all.
+struct Probation {
+    mark: Mark,
+    /// Just after the damage: the search for intact frames after it counts from there.
+    base: u64,
+    /// Where a frame can first start from `base` on.
+    from: u64,
+    /// The LSN expected at the damage.
+    expected: Lsn,
+    stop: Stop,
+}
+
+impl Probation {
+    /// Whether the intact frame at `at` proves the damage: the search for intact frames after
+    /// the damage takes it, and it was written when the log was durable past the last complete
+    /// batch before the damage.
+    fn proven_by(&self, at: u64, header: &FrameHeader) -> bool {
+        plausible(self.base, self.expected, at, header.lsn) && header.durable > self.mark.last_lsn
+    }
+}
+
+fn top<T: Clone>(v: &[T]) -> (usize, Option<T>) {
+    (v.len(), v.last().cloned())
+}
+
+fn restore<T>(v: &mut Vec<T>, (len, last): (usize, Option<T>)) {
+    v.truncate(len);
+    if let (Some(slot), Some(last)) = (v.last_mut(), last) {
+        *slot = last;
+    }
+}
+
+impl Pass {
+    /// Takes the intact frame at `offset` if it is where it belongs; otherwise says what is
+    /// wrong with it. Only `SkipCorrupt` (`skip`) takes a jump forward in LSNs between batches.
+    fn take(
+        &mut self,
+        offset: u64,
+        header: &FrameHeader,
+        skip: bool,
+    ) -> std::result::Result<(), CorruptionKind> {
+        let gap_ok = skip && self.batch.is_none() && header.lsn > self.expected;
+        if header.lsn != self.expected && !gap_ok {
+            return Err(CorruptionKind::LsnMismatch {
+                expected: self.expected,
+                found: header.lsn,
+            });
+        }
+        if header.batch_start() != self.batch.is_none() {
+            return Err(CorruptionKind::BatchFraming);
+        }
+        let (start, first) = *self.batch.get_or_insert((offset, header.lsn));
+        self.expected = header.lsn.next();
+        if header.batch_end() {
+            self.batch = None;
+            self.segment.note_batch(first, start);
+            self.segment.last_lsn = header.lsn;
+            self.segment.end = offset + header.frame_len();
+            self.records += header.lsn.get() - first.get() + 1;
+            match self.runs.last_mut() {
+                Some(run) if run.1.next() == first => run.1 = header.lsn,
+                _ => self.runs.push((first, header.lsn)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves the damaged bytes from `cut` to `resume` in place for readers to jump over.
+    fn skip(&mut self, path: &Path, cut: u64, resume: u64, kind: CorruptionKind) {
+        match self.segment.skips.last_mut() {
+            Some(range) if range.1 == cut => range.1 = resume,
+            _ => self.segment.skips.push((cut, resume)),
+        }
+        match self.skipped.last_mut() {
+            Some(d) if d.action == (DamageAction::Skipped { to: cut }) => {
+                d.action = DamageAction::Skipped { to: resume };
+            }
+            _ => self.skipped.push(Damage {
+                path: path.to_path_buf(),
+                offset: cut,
+                kind,
+                action: DamageAction::Skipped { to: resume },
+            }),
+        }
+        self.batch = None;
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            last_lsn: self.segment.last_lsn,
+            end: self.segment.end,
+            records: self.records,
+            runs: top(&self.runs),
+            skips: top(&self.segment.skips),
+            skipped: top(&self.skipped),
+        }
+    }
+
+    /// Returns to the state of `mark`.
+    fn rollback(&mut self, mark: Mark) {
+        self.segment.last_lsn = mark.last_lsn;
+        self.segment.end = mark.end;
+        // Batches taken since started after it.
+        self.segment.forget_from(mark.end);
+        self.records = mark.records;
+        restore(&mut self.runs, mark.runs);
+        restore(&mut self.segment.skips, mark.skips);
+        restore(&mut self.skipped, mark.skipped);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::path::PathBuf;
+
+    use crate::format::{
+        FLAG_BATCH_END, FLAG_BATCH_START, FrameCursor, SegmentHeader, Step, encode_frame,
+    };
+    use crate::io::{MemStorage, OpenMode, Storage};
+
+    use RecoveryMode::{PointInTime, SkipCorrupt, Strict, TolerateTornTail};
+
+    const MODES: [RecoveryMode; 4] = [Strict, TolerateTornTail, PointInTime, SkipCorrupt];
+
+    /// xorshift64: deterministic cases.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+
+        fn one_in(&mut self, n: usize) -> bool {
+            self.below(n) == 0
+        }
+    }
+
+    fn header(first: u64, salt: u64, prev_extent: u32) -> SegmentHeader {
+        SegmentHeader {
+            log_id: 0x5eed,
+            first_lsn: Lsn::new(first),
+            salt,
+            created_ms: 0,
+            prev_extent,
+        }
+    }
+
+    /// A segment file holding `bytes`, opened as recovery opens it.
+    fn segment_file(bytes: &[u8], header: SegmentHeader) -> SegmentFile {
+        let storage = MemStorage::new();
+        storage.create_dir_all(Path::new("/log")).unwrap();
+        let path = PathBuf::from("/log/seg");
+        let file = storage.open(&path, OpenMode::Truncate).unwrap();
+        file.write_all_at(bytes, 0).unwrap();
+        SegmentFile::opened(path, header, file)
+    }
+
+    /// Frames of batches of one to three records from `first` on, with random payloads (some
+    /// larger than the chunks the tests read with); the log is synced now and then, and the
+    /// frames' durable hints say so. Returns the bytes and the offset of every frame.
+    fn frames(rng: &mut Rng, seed: u32, first: u64, batches: usize) -> (Vec<u8>, Vec<usize>) {
+        let (mut bytes, mut offsets) = (Vec::new(), Vec::new());
+        let mut lsn = Lsn::new(first);
+        let mut durable = lsn.prev();
+        for _ in 0..batches {
+            let size = 1 + rng.below(3);
+            for k in 0..size {
+                let mut flags = 0;
+                if k == 0 {
+                    flags |= FLAG_BATCH_START;
+                }
+                if k + 1 == size {
+                    flags |= FLAG_BATCH_END;
+                }
+                let len = if rng.one_in(8) {
+                    rng.below(300)
+                } else {
+                    rng.below(40)
+                };
+                let payload: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                offsets.push(bytes.len());
+                encode_frame(&mut bytes, seed, lsn, durable, &payload, flags);
+                lsn = lsn.next();
+            }
+            if rng.one_in(3) {
+                durable = lsn.prev();
+            }
+        }
+        (bytes, offsets)
+    }
+
+    /// A segment of frames, damaged in random ways: frames removed, repeated or swapped,
+    /// frames of an earlier life of the file after the data, bytes flipped or zeroed, the file
+    /// cut short or extended with zeros or garbage.
+    fn damaged_segment(rng: &mut Rng) -> (Vec<u8>, SegmentHeader) {
+        let first = 1 + rng.below(50) as u64;
+        let prev_extent = if rng.one_in(4) {
+            rng.below(40) as u32
+        } else {
+            0
+        };
+        let header = header(first, rng.next(), prev_extent);
+        let batches = rng.below(25);
+        let (body, offsets) = frames(rng, header.seed(), first, batches);
+        let mut spans: Vec<Vec<u8>> = offsets
+            .iter()
+            .zip(offsets.iter().skip(1).chain([&body.len()]))
+            .map(|(&a, &b)| body[a..b].to_vec())
+            .collect();
+        for _ in 0..rng.below(3) {
+            if spans.len() < 2 {
+                break;
+            }
+            let i = rng.below(spans.len());
+            match rng.below(3) {
+                0 => {
+                    spans.remove(i);
+                }
+                1 => {
+                    let copy = spans[i].clone();
+                    let j = rng.below(spans.len() + 1);
+                    spans.insert(j, copy);
+                }
+                _ => {
+                    let j = rng.below(spans.len());
+                    spans.swap(i, j);
+                }
+            }
+        }
+        let mut bytes = header.encode().to_vec();
+        bytes.extend(spans.concat());
+        if rng.one_in(4) {
+            // What the file held before it was recycled: frames under another salt.
+            let old = SegmentHeader {
+                salt: header.salt ^ 1,
+                ..header
+            };
+            let batches = rng.below(6);
+            let (older, _) = frames(rng, old.seed(), first, batches);
+            let at = SEGMENT_HEADER_LEN + rng.below(bytes.len());
+            bytes.resize(bytes.len().max(at + older.len()), 0);
+            bytes[at..at + older.len()].copy_from_slice(&older);
+        }
+        for _ in 0..rng.below(4) {
+            let len = bytes.len();
+            let at = SEGMENT_HEADER_LEN + rng.below(len - SEGMENT_HEADER_LEN);
+            match rng.below(5) {
+                0 | 1 => {
+                    if at < len {
+                        bytes[at] ^= 1 << rng.below(8);
+                    }
+                }
+                2 => {
+                    let end = (at + rng.below(80)).min(len);
+                    bytes[at.min(end)..end].fill(0);
+                }
+                3 => bytes.truncate(at.max(SEGMENT_HEADER_LEN)),
+                _ => {
+                    let extra = rng.below(200);
+                    let garbage = rng.one_in(2);
+                    bytes.extend((0..extra).map(|_| if garbage { rng.next() as u8 } else { 0 }));
+                }
+            }
+        }
+        if rng.one_in(3) {
+            // Preallocated zeros.
+            bytes.resize(bytes.len() + rng.below(500), 0);
+        }
+        (bytes, header)
+    }
+
+    /// The scan as it was before it read in chunks: the rest of the file read at once at the
+    /// first damage, and read again at every damaged place `SkipCorrupt` skips.
+    fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) -> Scanned {
+        let skip = mode == SkipCorrupt;
+        let mut pass = Pass {
+            expected: file.first_lsn(),
+            segment: Segment::new(file),
+            batch: None,
+            records: 0,
+            runs: Vec::new(),
+            skipped: Vec::new(),
+        };
+        let file = Arc::clone(&pass.segment.file);
+        let io = file.io().unwrap();
+        let mut cursor = FrameCursor::new(file.seed, len, SEGMENT_HEADER_LEN as u64);
+        let stop = loop {
+            let step = cursor.step(io).unwrap();
+            let at_end = matches!(step, Step::End);
+            let (offset, kind) = match step {
+                Step::Frame { offset, header } => match pass.take(offset, &header, skip) {
+                    Ok(()) => continue,
+                    Err(kind) => (offset, kind),
+                },
+                Step::End => match pass.batch {
+                    None => break None,
+                    Some((_, first)) => {
+                        (cursor.position(), CorruptionKind::IncompleteBatch { first })
+                    }
+                },
+                Step::Zeros { offset } => (offset, CorruptionKind::ZeroedRegion),
+                Step::Damage { offset, kind } => (offset, kind),
+            };
+            let cut = pass.batch.map_or(offset, |(start, _)| start);
+            let after = if at_end {
+                None
+            } else {
+                intact_after_whole(io, file.seed, len, offset, pass.expected)
+            };
+            let facts = DamageFacts {
+                place: Place::Frames,
+                last_segment: is_last,
+                misplaced: matches!(
+                    kind,
+                    CorruptionKind::LsnMismatch { .. } | CorruptionKind::BatchFraming
+                ),
+                later: match after {
+                    None => Later::Nothing,
+                    Some(a) if a.durable > pass.segment.last_lsn => Later::Durable,
+                    Some(_) => Later::Intact,
+                },
+                in_batch: pass.batch.is_some(),
+                old_extent: cut < file.header.prev_extent_bytes(),
+            };
+            match (judge(facts, mode), after) {
+                (Verdict::EndOfData, _) => break None,
+                (Verdict::Skip, Some(after)) => {
+                    pass.skip(&file.path, cut, after.offset, kind);
+                    cursor.seek(after.offset);
+                }
+                (verdict, _) => {
+                    break Some(Stop {
+                        offset,
+                        cut,
+                        kind,
+                        verdict,
+                        intact_after: after.map_or(0, |a| a.frames),
+                    });
+                }
+            }
+        };
+        Scanned {
+            segment: pass.segment,
+            records: pass.records,
+            runs: pass.runs,
+            skipped: pass.skipped,
+            stop,
+        }
+    }
+
+    /// The intact frames after damage at `from`, found as they were before: the rest of the
+    /// file read at once, every byte offset tried.
+    fn intact_after_whole(
+        file: &dyn StorageFile,
+        seed: u32,
+        len: u64,
+        from: u64,
+        min_lsn: Lsn,
+    ) -> Option<IntactAfter> {
+        let start = from + 1;
+        if start >= len {
+            return None;
+        }
+        let mut rest = vec![0u8; (len - start) as usize];
+        let got = file.read_full_at(&mut rest, start).unwrap();
+        rest.truncate(got);
+        let plausible = |i: usize, lsn: Lsn| {
+            lsn >= min_lsn && lsn.get() <= min_lsn.get() + (i / FRAME_HEADER_LEN) as u64 + 1
+        };
+        let intact_at = |i: usize| {
+            let header = FrameHeader::parse(rest.get(i..)?)?;
+            let frame = rest.get(i..i + header.frame_len() as usize)?;
+            (FrameHeader::checksum(seed, frame) == header.crc).then_some(header)
+        };
+        let mut found: Option<IntactAfter> = None;
+        let mut i = 0;
+        while i + FRAME_HEADER_LEN <= rest.len() {
+            match intact_at(i).filter(|h| plausible(i, h.lsn)) {
+                Some(header) => {
+                    let first = found.get_or_insert(IntactAfter {
+                        offset: start + i as u64,
+                        durable: Lsn::ZERO,
+                        frames: 0,
+                    });
+                    first.durable = first.durable.max(header.durable);
+                    first.frames += 1;
+                    i += header.frame_len() as usize;
+                }
+                None => i += 1,
+            }
+        }
+        found
+    }
+
+    /// What a scan found, in a form to compare.
+    fn outcome(s: &Scanned) -> impl PartialEq + std::fmt::Debug {
+        (
+            (s.records, s.runs.clone(), s.skipped.clone(), s.stop.clone()),
+            (s.segment.last_lsn, s.segment.end),
+            (s.segment.index.clone(), s.segment.skips.clone()),
+        )
+    }
+
+    #[test]
+    fn frames_hold_their_kind_where_the_search_looks_for_it() {
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, 7, Lsn::new(3), Lsn::ZERO, b"x", FLAG_BATCH_END);
+        assert_eq!(frame[KIND_OFFSET], KIND_RECORD);
+        assert!(FrameHeader::parse(&frame).is_some());
+    }
+
+    #[test]
+    fn reads_are_about_the_record_limit_within_bounds() {
+        assert_eq!(chunk_for(64 << 10), (64 << 10) + FRAME_HEADER_LEN);
+        assert_eq!(chunk_for(1), MIN_CHUNK);
+        assert_eq!(chunk_for(crate::MAX_RECORD_BYTES_LIMIT), MAX_CHUNK);
+    }
+
+    /// Whatever a chunk's size, each offset reads as the frame cursor reads it.
+    #[test]
+    fn every_offset_reads_as_the_frame_cursor_reads_it() {
+        let mut rng = Rng(0x0dd_ba11);
+        for case in 0..300 {
+            let (bytes, header) = damaged_segment(&mut rng);
+            let file = segment_file(&bytes, header);
+            let io = file.io().unwrap();
+            let len = bytes.len() as u64;
+            for chunk in [FRAME_HEADER_LEN, 61, 256, MIN_CHUNK] {
+                let mut chunks = Chunks::new(io, len, chunk);
+                for at in SEGMENT_HEADER_LEN as u64..=len {
+                    let found = chunks.frame(file.seed, at).unwrap();
+                    let step = FrameCursor::new(file.seed, len, at).step(io).unwrap();
+                    let same = match (&found, step) {
+                        (Found::Frame(h), Step::Frame { header, .. }) => *h == header,
+                        (Found::End, Step::End) => true,
+                        (Found::Zeros { nonzero }, Step::Zeros { offset }) => {
+                            *nonzero > offset
+                                && bytes[offset as usize..*nonzero as usize]
+                                    .iter()
+                                    .all(|&b| b == 0)
+                                && bytes[*nonzero as usize] != 0
+                        }
+                        (Found::Damage(k), Step::Damage { kind, .. }) => *k == kind,
+                        _ => false,
+                    };
+                    assert!(same, "case {case}, chunk {chunk}, offset {at}: {found:?}");
+                }
+            }
+        }
+    }
+
+    /// The chunked, single-pass scan finds what the scan that read the whole rest of the file
+    /// at each damaged place found, in every mode, whatever the size of its reads.
+    #[test]
+    fn scan_finds_what_the_whole_file_scan_found() {
+        let mut rng = Rng(0x5ca1_ab1e);
+        for case in 0..3000 {
+            let (bytes, header) = damaged_segment(&mut rng);
+            let len = bytes.len() as u64;
+            for mode in MODES {
+                for is_last in [false, true] {
+                    let before = scan_whole(segment_file(&bytes, header), len, is_last, mode);
+                    for chunk in [FRAME_HEADER_LEN, 100, MIN_CHUNK] {
+                        let file = segment_file(&bytes, header);
+                        let now = scan(file, len, is_last, mode, chunk).unwrap();
+                        assert_eq!(
+                            outcome(&now),
+                            outcome(&before),
+                            "case {case}, {mode:?}, last {is_last}, chunk {chunk}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// `SkipCorrupt` in the last segment: damage that only a frame further on proves is
+    /// skipped; damage nothing proves is where the segment is cut, even after other damage was
+    /// skipped.
+    #[test]
+    fn skip_corrupt_cuts_at_the_first_damage_nothing_proves() {
+        let header = header(1, 9, 0);
+        let seed = header.seed();
+        let mut bytes = header.encode().to_vec();
+        let mut at = Vec::new();
+        // 1..=10 synced one by one; 11..=20 never synced.
+        for lsn in 1..=20u64 {
+            let durable = Lsn::new(if lsn <= 10 { lsn - 1 } else { 10 });
+            at.push(bytes.len());
+            let flags = FLAG_BATCH_START | FLAG_BATCH_END;
+            encode_frame(&mut bytes, seed, Lsn::new(lsn), durable, b"abc", flags);
+        }
+        // Damage in 4 (proven by 5, written when 4 was durable) and in 14 (proven by nothing).
+        for lsn in [4, 14] {
+            bytes[at[lsn - 1] + FRAME_HEADER_LEN] ^= 1;
+        }
+        let len = bytes.len() as u64;
+        let s = scan(segment_file(&bytes, header), len, true, SkipCorrupt, 64).unwrap();
+        assert_eq!(
+            s.runs,
+            [(Lsn::new(1), Lsn::new(3)), (Lsn::new(5), Lsn::new(13))]
+        );
+        assert_eq!(s.segment.last_lsn, Lsn::new(13));
+        assert_eq!(s.segment.skips, [(at[3] as u64, at[4] as u64)]);
+        assert_eq!(s.skipped.len(), 1);
+        let stop = s.stop.expect("a cut");
+        assert_eq!((stop.offset, stop.cut), (at[13] as u64, at[13] as u64));
+        assert_eq!(stop.verdict, Verdict::Cut);
+        assert_eq!(stop.intact_after, 6, "15..=20");
+        // With 14 synced before 15 was written, 14 is proven too and skipped.
+        let durable = Lsn::new(14);
+        let mut frame = Vec::new();
+        let flags = FLAG_BATCH_START | FLAG_BATCH_END;
+        encode_frame(&mut frame, seed, Lsn::new(15), durable, b"abc", flags);
+        bytes[at[14]..at[15]].copy_from_slice(&frame);
+        let s = scan(segment_file(&bytes, header), len, true, SkipCorrupt, 64).unwrap();
+        assert_eq!(s.stop, None);
+        assert_eq!(s.segment.last_lsn, Lsn::new(20));
+        assert_eq!(s.skipped.len(), 2);
+    }
+}
