@@ -180,7 +180,6 @@ impl Log {
             .map_or(SEGMENT_HEADER_LEN as u64, |s| s.end);
         let durable = recovered.next_lsn.prev();
         let free_files = recovered.free.clone();
-        let retention = super::retention::read(&*storage, &dir, recovered.log_id)?;
         let state = State {
             next_lsn: recovered.next_lsn,
             checkpoint: recovered.checkpoint,
@@ -189,7 +188,7 @@ impl Log {
             buf_offset,
             buf_first: recovered.next_lsn,
             closed: false,
-            retention,
+            retention: recovered.retention,
             counts: AppendCounts::default(),
         };
         let policy = options.sync_policy;

@@ -54,6 +54,7 @@ use std::thread::JoinHandle;
 pub(crate) use self::append::BufferPool;
 use self::append::Region;
 pub use self::builder::LogBuilder;
+pub(crate) use self::retention::read as read_retention;
 pub use self::segments::SegmentEvent;
 use crate::commit::{Background, Cause, GroupCommit};
 use crate::error::{Error, Result};

@@ -4,7 +4,8 @@
 //! 1. List the directory: segments, the checkpoint file, stray temporary files of tidelog's own
 //!    (removed), the lock file and the quarantine folder; anything else is reported and left
 //!    alone.
-//! 2. Read the checkpoint; remove segments wholly below it (an interrupted checkpoint).
+//! 2. Read the checkpoint and the retention floor; remove segments wholly below the checkpoint
+//!    (an interrupted checkpoint) that the floor does not hold.
 //! 3. Check each segment's header and that each segment starts where the previous one ended.
 //! 4. Scan every frame, verifying checksums, LSNs and batch framing, in one forward pass over
 //!    each segment read in chunks of about the record limit ([`scan`]). Frames count only once
@@ -24,8 +25,8 @@ use std::time::Instant;
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
-    CHECKPOINT_FILE, CheckpointFile, QUARANTINE_DIR, SEGMENT_HEADER_LEN, SegmentHeader,
-    TEMP_SUFFIX, is_free_name, parse_segment_name,
+    CHECKPOINT_FILE, CheckpointFile, QUARANTINE_DIR, RETENTION_FILE, SEGMENT_HEADER_LEN,
+    SegmentHeader, TEMP_SUFFIX, is_free_name, parse_segment_name,
 };
 use crate::io::{OpenMode, Storage};
 use crate::options::{Options, RecoveryMode};
@@ -40,6 +41,8 @@ pub use report::{Damage, DamageAction, RecoveryReport};
 pub(crate) struct Recovered {
     pub(crate) log_id: u128,
     pub(crate) checkpoint: Lsn,
+    /// The retention floor, if one is set.
+    pub(crate) retention: Option<Lsn>,
     pub(crate) next_lsn: Lsn,
     /// Ascending; never empty; the last one takes appends.
     pub(crate) segments: Vec<Segment>,
@@ -63,7 +66,9 @@ struct Recovery<'a> {
 /// Whether `name` is a temporary file that tidelog itself writes.
 fn is_own_temp(name: &str) -> bool {
     name.strip_suffix(TEMP_SUFFIX).is_some_and(|base| {
-        base == CHECKPOINT_FILE || parse_segment_name(std::ffi::OsStr::new(base)).is_some()
+        base == CHECKPOINT_FILE
+            || base == RETENTION_FILE
+            || parse_segment_name(std::ffi::OsStr::new(base)).is_some()
     })
 }
 
@@ -133,7 +138,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
             rec.report.removed_temp_files.push(path);
         } else if is_free_name(&name) {
             free.push(path);
-        } else if name == crate::io::LOCK_FILE || name == QUARANTINE_DIR {
+        } else if name == crate::io::LOCK_FILE || name == QUARANTINE_DIR || name == RETENTION_FILE {
         } else {
             rec.report.unknown_files.push(path);
         }
@@ -162,8 +167,13 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         },
     };
 
-    // Segments whose successor starts at or below the checkpoint hold only dropped records.
-    let below = segments.windows(2).take_while(|w| w[1].0 <= cp).count();
+    // Segments whose successor starts at or below the checkpoint hold only dropped records;
+    // those holding a record at or above the retention floor stay.
+    let floor = crate::log::read_retention(storage, dir, log_id)?;
+    let below = segments
+        .windows(2)
+        .take_while(|w| w[1].0 <= cp && floor.is_none_or(|f| w[1].0 <= f))
+        .count();
     for (_, path) in segments.drain(..below) {
         rec.remove(&path, "remove checkpointed segment")?;
         rec.report.removed_below_checkpoint.push(path);
@@ -283,20 +293,25 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         i += 1;
     }
 
-    // A last segment whose records all lie below the checkpoint (an interrupted reset).
-    if kept.last().is_some_and(|s| s.last_lsn.next() < cp)
-        && let Some(seg) = kept.pop()
-    {
-        rec.remove(&seg.file.path, "remove checkpointed segment")?;
-        rec.report
-            .removed_below_checkpoint
-            .push(seg.file.path.clone());
+    // A last segment whose records all lie below the checkpoint (an interrupted reset) goes,
+    // unless the retention floor holds it; appends then need a segment of their own.
+    let mut needs_segment = kept.is_empty();
+    if let Some(seg) = kept.last().filter(|s| s.last_lsn.next() < cp) {
+        if floor.is_some_and(|f| f <= seg.last_lsn) {
+            needs_segment = true;
+        } else if let Some(seg) = kept.pop() {
+            rec.remove(&seg.file.path, "remove checkpointed segment")?;
+            rec.report
+                .removed_below_checkpoint
+                .push(seg.file.path.clone());
+            needs_segment = kept.is_empty();
+        }
     }
     let next_lsn = kept.last().map_or(cp, |s| s.last_lsn.next().max(cp));
     if rec.dir_dirty {
         storage.sync_dir(dir).at("sync directory", dir)?;
     }
-    if kept.is_empty() {
+    if needs_segment {
         // The log needs a segment to take appends; a read-only one only a placeholder.
         let file = SegmentFile::planned(dir, log_id, next_lsn);
         if !rec.dry_run {
@@ -321,6 +336,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         next_lsn,
         segments: kept,
         free,
+        retention: floor,
         report: rec.report,
     })
 }

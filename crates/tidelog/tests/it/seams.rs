@@ -113,3 +113,35 @@ fn the_retention_floor_holds_segments_against_checkpoints_until_raised() -> Resu
     }
     Ok(())
 }
+
+#[test]
+fn a_reset_keeps_what_the_retention_floor_holds_and_appends_go_on_after_it() -> Result<()> {
+    for env in Env::both() {
+        let log = env.builder().preallocate(true).open()?;
+        append_n(&log, 100)?;
+        log.set_retention_floor(Some(Lsn::new(90)))?;
+        log.reset()?;
+        let held = log.segments();
+        assert!(
+            held.len() >= 2,
+            "{}: a held segment and a new one",
+            env.name()
+        );
+        assert!(held[0].last_lsn >= Lsn::new(90), "{}", env.name());
+        let active = held.last().expect("an active segment");
+        assert_eq!(active.first_lsn, Lsn::new(101), "{}", env.name());
+        drop(log);
+
+        let log = env.open()?;
+        assert!(log.recovery_report().is_clean(), "{}", env.name());
+        assert_eq!(log.segments(), held, "{}", env.name());
+        assert_eq!(
+            log.append(b"after", tidelog::Durability::Synced)?,
+            Lsn::new(101)
+        );
+        drop(log);
+        let log = env.open()?;
+        assert_eq!(log.read(Lsn::new(101))?.data(), b"after", "{}", env.name());
+    }
+    Ok(())
+}
