@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tidelog::{Durability, Log, SyncPolicy};
+use tidelog::{Durability, Log, Lsn, SyncPolicy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidelog");
 /// Small segments, so a few hundred records make several.
@@ -730,6 +730,12 @@ fn tail_follow_prints_records_another_process_appends() {
     }
     log.append(&payload(14), Durability::Synced).unwrap();
     assert_eq!(next()["lsn"], 14);
+    // A rollback by the writer: tail opens the log again and goes on with what comes next.
+    log.truncate_after(Lsn::new(12)).unwrap();
+    for lsn in 13..=15 {
+        log.append(&payload(lsn), Durability::Synced).unwrap();
+    }
+    assert_eq!(next()["lsn"], 15);
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -113,6 +113,16 @@ pub enum Error {
         to: Lsn,
     },
 
+    /// A log opened read-only changed in a way [`Log::refresh`](crate::Log::refresh) cannot
+    /// follow (the writer rolled it back, reset it, or replaced a segment): open it again.
+    #[error("the log changed under the reader at {}: {reason}; open it again", path.display())]
+    LogChanged {
+        /// The file that showed the change.
+        path: PathBuf,
+        /// What changed.
+        reason: &'static str,
+    },
+
     /// The LSN cannot be used for this call.
     #[error("invalid LSN {lsn}: {reason}")]
     InvalidLsn {

@@ -1,12 +1,12 @@
 //! `tidelog tail DIR [-f] [--from LSN]`: the last records, and with `-f` the new ones as they
 //! come, from another process.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use tidelog::{Lsn, RecoveryMode};
+use tidelog::{Log, Lsn, RecoveryMode};
 
 use super::{PayloadFormat, RecordPrinter, open_read_only, parse_lsn};
 use crate::output::{Ctx, Out, note};
@@ -18,10 +18,11 @@ const MAX_FAILED_POLLS: u32 = 50;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-With -f, tail polls: every 100 ms it looks at the log directory and, when the log changed (or
-was written to recently), reopens the log read-only and prints the records past the last one it
-printed. It takes no lock, so it follows a log that another process is writing, and it sees
-what that process has written so far. Stop it with Ctrl-C.
+With -f, tail polls: it opens the log read-only once, and every 100 ms reads what was appended
+since (only the new bytes) and prints the records past the last one it printed. It takes no
+lock, so it follows a log that another process is writing, and it sees what that process has
+written so far. If the writer rolls the log back or resets it, tail says so and opens the log
+again. Stop it with Ctrl-C.
 
 Examples:
   tidelog tail ./wal                 # the last 10 records
@@ -53,6 +54,7 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let mut follower = Follower {
         dir: args.dir.clone(),
+        log: None,
         next: args.from,
         lines: args.lines,
         format: args.format,
@@ -64,25 +66,14 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if !args.follow {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut seen = fingerprint(&args.dir);
     let mut failures = 0;
     loop {
         std::thread::sleep(POLL_EVERY);
-        let now = fingerprint(&args.dir);
-        let recently_written = now.as_ref().is_some_and(|f| {
-            f.newest
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_none_or(|age| age < Duration::from_secs(2))
-        });
-        if now.is_some() && now == seen && !recently_written && failures == 0 {
-            continue;
-        }
         match follower.poll(&mut out) {
-            Ok(()) => {
-                failures = 0;
-                seen = now;
-            }
+            Ok(()) => failures = 0,
             Err(e) if failures < MAX_FAILED_POLLS && !e.is::<crate::output::BrokenPipe>() => {
+                // Open again at the next poll (a writer caught mid-roll, say).
+                follower.log = None;
                 failures += 1;
             }
             Err(e) => return Err(e),
@@ -94,6 +85,8 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 /// Where a follower is.
 struct Follower {
     dir: PathBuf,
+    /// The log, open read-only; refreshed at every poll.
+    log: Option<Log>,
     /// The next LSN to print; `None` until the first poll decides it.
     next: Option<Lsn>,
     lines: u64,
@@ -103,9 +96,20 @@ struct Follower {
 }
 
 impl Follower {
-    /// Reopens the log read-only and prints every record past the last one printed.
+    /// Brings the log up to date (opening it if needed) and prints every record past the last
+    /// one printed.
     fn poll(&mut self, out: &mut Out) -> anyhow::Result<()> {
-        let log = open_read_only(&self.dir, RecoveryMode::TolerateTornTail)?;
+        let log = match self.log.take() {
+            Some(log) => match log.refresh() {
+                Ok(_) => log,
+                Err(e @ tidelog::Error::LogChanged { .. }) => {
+                    note(format_args!("{e}"));
+                    open_read_only(&self.dir, RecoveryMode::TolerateTornTail)?
+                }
+                Err(e) => return Err(e).context("cannot read the new records"),
+            },
+            None => open_read_only(&self.dir, RecoveryMode::TolerateTornTail)?,
+        };
         let checkpoint = log.checkpoint_lsn();
         let last = log.last_lsn();
         let mut next = self.next.unwrap_or_else(|| {
@@ -145,25 +149,7 @@ impl Follower {
             printer.print(out, &record)?;
         }
         self.next = Some(next);
+        self.log = Some(log);
         Ok(())
     }
-}
-
-/// What a look at the directory shows: file names, sizes and modification times.
-#[derive(Debug, PartialEq, Eq)]
-struct Fingerprint {
-    files: Vec<(std::ffi::OsString, u64, Option<SystemTime>)>,
-    newest: Option<SystemTime>,
-}
-
-fn fingerprint(dir: &Path) -> Option<Fingerprint> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).ok()? {
-        let entry = entry.ok()?;
-        let meta = entry.metadata().ok()?;
-        files.push((entry.file_name(), meta.len(), meta.modified().ok()));
-    }
-    files.sort();
-    let newest = files.iter().filter_map(|f| f.2).max();
-    Some(Fingerprint { files, newest })
 }

@@ -40,6 +40,7 @@
 mod append;
 mod builder;
 mod maintenance;
+mod refresh;
 mod retention;
 mod segments;
 mod space;

@@ -162,3 +162,52 @@ fn a_reader_pins_segments_a_checkpoint_drops_until_it_lets_go() -> Result<()> {
     }
     Ok(())
 }
+
+/// A read-only log follows another open log of the same directory by `refresh`, reading only
+/// what was appended: each refresh costs the new records, not the log.
+#[test]
+fn refresh_follows_a_writer_reading_only_the_new_bytes() -> Result<()> {
+    let env = Env::mem();
+    let counting = crate::recovery::CountingStorage::new(env.mem.clone().expect("in-memory"));
+    let writer = env.builder().preallocate(true).open()?;
+    append_n(&writer, 2000)?;
+    writer.sync()?;
+    let reader = env
+        .builder()
+        .storage(Arc::new(counting.clone()))
+        .read_only(true)
+        .open()?;
+    assert_eq!(reader.last_lsn(), Lsn::new(2000));
+    let log_bytes: u64 = writer.segments().iter().map(|s| s.bytes).sum();
+    for round in 0..20u64 {
+        append_n(&writer, 7)?;
+        writer.sync()?;
+        counting.stats.reset();
+        let last = reader.refresh()?;
+        assert_eq!(last, Lsn::new(2007 + round * 7));
+        let read = counting.stats.total();
+        assert!(
+            read < log_bytes / 8,
+            "a refresh read {read} bytes of a {log_bytes}-byte log"
+        );
+        let lsns: Vec<u64> = reader
+            .range(Lsn::new(last.get() - 6)..)?
+            .map(|r| r.map(|r| r.lsn().get()))
+            .collect::<Result<_>>()?;
+        assert_eq!(lsns, (last.get() - 6..=last.get()).collect::<Vec<_>>());
+    }
+    // It follows rolls to new segments, and a batch still being written is left for later.
+    append_n(&writer, 500)?;
+    writer.sync()?;
+    assert_eq!(reader.refresh()?, writer.last_lsn());
+    crate::common::assert_holds(&reader, 1, writer.last_lsn().get())?;
+    // A rollback by the writer is something only a new open can follow.
+    writer.truncate_after(Lsn::new(100))?;
+    append_n(&writer, 3)?;
+    writer.sync()?;
+    assert!(matches!(
+        reader.refresh(),
+        Err(tidelog::Error::LogChanged { .. })
+    ));
+    Ok(())
+}

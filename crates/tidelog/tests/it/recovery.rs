@@ -1750,7 +1750,7 @@ fn proven_damage_in_the_last_segment_is_an_error() -> Result<()> {
 
 /// What the files of a [`CountingStorage`] were asked to read.
 #[derive(Debug, Default)]
-struct ReadStats {
+pub(crate) struct ReadStats {
     /// The largest buffer handed to a single `read_at`.
     largest: AtomicUsize,
     /// Bytes returned by every `read_at`.
@@ -1758,7 +1758,7 @@ struct ReadStats {
 }
 
 impl ReadStats {
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.largest.store(0, Ordering::SeqCst);
         self.total.store(0, Ordering::SeqCst);
     }
@@ -1767,20 +1767,20 @@ impl ReadStats {
         self.largest.load(Ordering::SeqCst) as u64
     }
 
-    fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.total.load(Ordering::SeqCst)
     }
 }
 
 /// The in-memory storage, counting what its files read.
 #[derive(Debug, Clone)]
-struct CountingStorage {
+pub(crate) struct CountingStorage {
     inner: MemStorage,
-    stats: Arc<ReadStats>,
+    pub(crate) stats: Arc<ReadStats>,
 }
 
 impl CountingStorage {
-    fn new(inner: MemStorage) -> Self {
+    pub(crate) fn new(inner: MemStorage) -> Self {
         Self {
             inner,
             stats: Arc::default(),
