@@ -441,6 +441,29 @@ fn verify_finds_a_torn_tail() {
 }
 
 #[test]
+fn verify_and_recover_call_the_tail_of_a_live_log_provisional() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 50);
+    // A writer has the log open; the end of its last segment is a write in progress.
+    let writer = Log::builder(&dir)
+        .segment_bytes(SEGMENT_BYTES)
+        .open()
+        .unwrap();
+    tear_tail(&dir);
+    let run = unchanged(&dir, || tidelog(&["verify", s(&dir)])).expect(0);
+    assert!(run.stdout.contains("provisional"), "{}", run.stdout);
+    let v = tidelog(&["verify", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(v["provisional_tail"], true);
+    let run = unchanged(&dir, || tidelog(&["recover", s(&dir)])).expect(0);
+    assert!(run.stdout.contains("provisional"), "{}", run.stdout);
+    // Once the writer is gone, the same bytes are a torn tail.
+    drop(writer);
+    tear_tail(&dir);
+    let run = tidelog(&["verify", s(&dir)]).expect(1);
+    assert!(run.stdout.contains("torn tail"), "{}", run.stdout);
+}
+
+#[test]
 fn verify_finds_a_flipped_byte_in_a_sealed_segment() {
     let (_tmp, dir) = flipped_log();
     let run = unchanged(&dir, || tidelog(&["verify", s(&dir)])).expect(1);

@@ -105,6 +105,30 @@ pub(crate) fn open_read_only(dir: &Path, mode: RecoveryMode) -> anyhow::Result<L
         .with_context(|| format!("cannot open the log in {} (read-only)", dir.display()))
 }
 
+/// Whether another process has the log in `dir` open for writing (it holds the directory's
+/// lock). Looks without creating anything: a directory without a lock file has no writer.
+pub(crate) fn writer_holds(dir: &Path) -> bool {
+    use tidelog::io::Storage as _;
+    if !dir.join("LOCK").exists() {
+        return false;
+    }
+    matches!(
+        tidelog::io::StdStorage::new().lock_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    )
+}
+
+/// Whether every damaged place in `r` can be the end of what a live writer is still writing:
+/// each in the last segment, cut as a torn tail, with no record lost before it.
+pub(crate) fn only_a_provisional_tail(r: &tidelog::RecoveryReport, log: &Log) -> bool {
+    let last = log.segments().pop().map(|s| s.path);
+    !r.damage.is_empty()
+        && r.lost.is_empty()
+        && r.damage.iter().all(|d| {
+            Some(&d.path) == last.as_ref() && matches!(d.action, tidelog::DamageAction::Cut { .. })
+        })
+}
+
 /// Whether an error says the log is damaged (as opposed to missing, locked or unreadable).
 pub(crate) fn is_damage(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {

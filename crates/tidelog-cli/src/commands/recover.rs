@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use serde_json::json;
 use tidelog::{Log, RecoveryMode};
 
-use super::{is_damage, open_read_only};
+use super::{is_damage, only_a_provisional_tail, open_read_only, writer_holds};
 use crate::output::{Ctx, EXIT_PROBLEM, Out, Style};
 use crate::report;
 
@@ -83,10 +83,13 @@ fn dry_run(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     };
     let r = log.recovery_report();
     let changes = report::changes(r);
-    let needed = !r.is_clean() || report::changes_anything(r);
+    // A writer holds the log: what looks torn at the end is what it is writing right now.
+    let provisional = !r.is_clean() && writer_holds(&args.dir) && only_a_provisional_tail(r, &log);
+    let needed = !provisional && (!r.is_clean() || report::changes_anything(r));
     if ctx.json {
         out.json(&json!({
             "apply": false,
+            "provisional_tail": provisional,
             "mode": mode.name(),
             "would_change": changes,
             "left_in_place": report::left_in_place(r),
@@ -100,7 +103,13 @@ fn dry_run(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "damage it would leave in place:",
             &report::left_in_place(r),
         )?;
-        if needed {
+        if provisional {
+            out.line(format_args!(
+                "{} a writer holds the log: the tail it would cut is a write in progress \
+                 (provisional), not damage; nothing to recover while the writer runs",
+                out.paint(Style::Green, "nothing to do:")
+            ))?;
+        } else if needed {
             out.line(format_args!(
                 "{} run `tidelog recover {} --mode {} --apply` to do it",
                 out.paint(Style::Yellow, "dry run:"),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::json;
 use tidelog::{Lsn, RecoveryMode};
 
-use super::{is_damage, open_read_only};
+use super::{is_damage, only_a_provisional_tail, open_read_only, writer_holds};
 use crate::output::{Ctx, EXIT_PROBLEM, Style, human_bytes, human_duration, thousands};
 use crate::report;
 
@@ -16,7 +16,9 @@ use crate::report;
 Opens the log read-only with a skip-corrupt recovery as a dry run, so it finds every damaged
 place instead of stopping at the first, then reads back every record and checks it. Nothing in
 the directory changes. Exit code 0: no damage; 1: damage found (including a torn tail, which
-the next open would cut); 2: the log could not be read at all.
+the next open would cut); 2: the log could not be read at all. On a log another process has
+open for writing, the end of its last segment may be a write in progress: verify says the tail
+is provisional instead of calling it damage.
 
 Examples:
   tidelog verify ./wal
@@ -97,7 +99,9 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "read {read} records where {expected} were expected"
         ));
     }
-    let ok = r.is_clean() && read_error.is_none();
+    // A writer holds the log: what looks torn at the end is what it is writing right now.
+    let provisional = !r.is_clean() && writer_holds(&args.dir) && only_a_provisional_tail(r, &log);
+    let ok = (r.is_clean() || provisional) && read_error.is_none();
 
     if ctx.json {
         out.json(&json!({
@@ -107,6 +111,7 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "first_lsn": first.get(),
             "last_lsn": last.get(),
             "read_error": read_error,
+            "provisional_tail": provisional,
             "report": report::report_json(r),
         }))?;
     } else {
@@ -124,7 +129,14 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         if let Some(e) = &read_error {
             out.line(format_args!("{} {e}", out.paint(Style::Red, "read error:")))?;
         }
-        if ok {
+        if ok && provisional {
+            out.line(format_args!(
+                "{} no damage found; a writer holds the log, and the end of its last segment \
+                 ({} bytes after LSN {last}) is still being written: provisional, not damage",
+                out.paint(Style::Green, "OK:"),
+                r.torn_bytes_cut
+            ))?;
+        } else if ok {
             out.line(format_args!(
                 "{} no damage found",
                 out.paint(Style::Green, "OK:")
