@@ -244,7 +244,7 @@ impl CheckpointFile {
     }
 }
 
-/// Appends one record frame to `buf`. `durable` is the LSN up to which the log was durable when
+/// Appends one record frame to `buf`. `durable_hint` is the LSN up to which the log was durable when
 /// the frame was encoded (recovery uses it to tell an unsynced tail from damage to durable
 /// records). The caller has checked `payload.len()` against the maximum record size, which is
 /// below `u32::MAX`.
@@ -252,12 +252,12 @@ pub(crate) fn encode_frame(
     buf: &mut Vec<u8>,
     seed: u32,
     lsn: Lsn,
-    durable: Lsn,
+    durable_hint: Lsn,
     payload: &[u8],
     flags: u8,
 ) {
     buf.reserve(FRAME_HEADER_LEN + payload.len());
-    buf.extend_from_slice(&frame_header(seed, lsn, durable, payload, flags));
+    buf.extend_from_slice(&frame_header(seed, lsn, durable_hint, payload, flags));
     buf.extend_from_slice(payload);
 }
 
@@ -266,14 +266,14 @@ pub(crate) fn encode_frame(
 pub(crate) fn frame_header(
     seed: u32,
     lsn: Lsn,
-    durable: Lsn,
+    durable_hint: Lsn,
     payload: &[u8],
     flags: u8,
 ) -> [u8; FRAME_HEADER_LEN] {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let lag = lsn
         .get()
-        .checked_sub(durable.get())
+        .checked_sub(durable_hint.get())
         .and_then(|lag| u32::try_from(lag).ok())
         .filter(|&lag| lag != LAG_UNKNOWN)
         .unwrap_or(LAG_UNKNOWN);
@@ -295,8 +295,9 @@ pub(crate) struct FrameHeader {
     pub(crate) len: u32,
     pub(crate) lsn: Lsn,
     pub(crate) flags: u8,
-    /// The log was durable up to this LSN when the frame was written (a lower bound).
-    pub(crate) durable: Lsn,
+    /// The durable hint: the log was durable up to this LSN when the frame was written (a
+    /// lower bound; on disk as `durable_lag`).
+    pub(crate) durable_hint: Lsn,
 }
 
 impl FrameHeader {
@@ -311,7 +312,7 @@ impl FrameHeader {
         if len > MAX_RECORD_BYTES_LIMIT || lsn == Lsn::ZERO {
             return None;
         }
-        let durable = match u32_at(b, 20) {
+        let durable_hint = match u32_at(b, 20) {
             LAG_UNKNOWN => Lsn::ZERO,
             lag => Lsn::new(lsn.get().saturating_sub(u64::from(lag))),
         };
@@ -320,7 +321,7 @@ impl FrameHeader {
             len,
             lsn,
             flags: b[17],
-            durable,
+            durable_hint,
         })
     }
 
@@ -679,9 +680,9 @@ mod tests {
             prop_assert_eq!(header.batch_end(), end);
             prop_assert!(header.batch_start());
             // The durable hint never claims more than was durable.
-            prop_assert!(header.durable <= durable);
+            prop_assert!(header.durable_hint <= durable);
             if lsn - durable.get() < u64::from(u32::MAX) {
-                prop_assert_eq!(header.durable, durable);
+                prop_assert_eq!(header.durable_hint, durable);
             }
             prop_assert_eq!(header.len as usize, payload.len());
             prop_assert_eq!(FrameHeader::checksum(seed, &buf[3..]), header.crc);

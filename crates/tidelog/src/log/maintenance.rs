@@ -282,7 +282,7 @@ impl Inner {
             }
             let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + last.payload.len());
             let flags = last.header.flags | FLAG_BATCH_END;
-            let (lsn, durable_hint) = (last.header.lsn, last.header.durable);
+            let (lsn, durable_hint) = (last.header.lsn, last.header.durable_hint);
             encode_frame(
                 &mut frame,
                 old.seed,

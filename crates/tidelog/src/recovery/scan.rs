@@ -151,7 +151,7 @@ pub(super) fn scan(
                 .at("read", path)?;
             let later = match after {
                 None => Later::Nothing,
-                Some(a) if a.durable > pass.segment.last_lsn => Later::Durable,
+                Some(a) if a.durable_hint > pass.segment.last_lsn => Later::Durable,
                 Some(_) => Later::Intact,
             };
             Ok::<_, Error>((
@@ -220,7 +220,7 @@ pub(super) fn scan(
         let after = chunks
             .walk(seed, p.base, p.expected, p.from)
             .at("read", path)?;
-        if after.is_some_and(|a| a.durable > p.mark.last_lsn) {
+        if after.is_some_and(|a| a.durable_hint > p.mark.last_lsn) {
             continue;
         }
         pass.rollback(p.mark);
@@ -300,8 +300,8 @@ enum Found {
 struct IntactAfter {
     /// Offset of the first one.
     offset: u64,
-    /// The highest LSN any of them says was durable when it was written.
-    durable: Lsn,
+    /// The highest durable hint among them.
+    durable_hint: Lsn,
     /// How many there are.
     frames: u64,
 }
@@ -461,10 +461,10 @@ impl<'a> Chunks<'a> {
         while let Some((offset, header)) = self.next_intact(seed, base, min_lsn, at)? {
             let after = found.get_or_insert(IntactAfter {
                 offset,
-                durable: Lsn::ZERO,
+                durable_hint: Lsn::ZERO,
                 frames: 0,
             });
-            after.durable = after.durable.max(header.durable);
+            after.durable_hint = after.durable_hint.max(header.durable_hint);
             after.frames += 1;
             at = offset + header.frame_len();
         }
@@ -521,7 +521,8 @@ impl Probation {
     /// the damage takes it, and it was written when the log was durable past the last complete
     /// batch before the damage.
     fn proven_by(&self, at: u64, header: &FrameHeader) -> bool {
-        plausible(self.base, self.expected, at, header.lsn) && header.durable > self.mark.last_lsn
+        plausible(self.base, self.expected, at, header.lsn)
+            && header.durable_hint > self.mark.last_lsn
     }
 }
 
@@ -831,7 +832,7 @@ mod tests {
                 ),
                 later: match after {
                     None => Later::Nothing,
-                    Some(a) if a.durable > pass.segment.last_lsn => Later::Durable,
+                    Some(a) if a.durable_hint > pass.segment.last_lsn => Later::Durable,
                     Some(_) => Later::Intact,
                 },
                 in_batch: pass.batch.is_some(),
@@ -894,10 +895,10 @@ mod tests {
                 Some(header) => {
                     let first = found.get_or_insert(IntactAfter {
                         offset: start + i as u64,
-                        durable: Lsn::ZERO,
+                        durable_hint: Lsn::ZERO,
                         frames: 0,
                     });
-                    first.durable = first.durable.max(header.durable);
+                    first.durable_hint = first.durable_hint.max(header.durable_hint);
                     first.frames += 1;
                     i += header.frame_len() as usize;
                 }
