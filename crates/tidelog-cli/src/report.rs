@@ -1,7 +1,5 @@
 //! Recovery modes on the command line, and recovery reports as text and JSON.
 
-use std::path::Path;
-
 use clap::builder::TypedValueParser;
 use serde_json::{Value, json};
 use tidelog::{DamageAction, RecoveryMode, RecoveryReport};
@@ -12,63 +10,9 @@ pub(crate) fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Reco
         .try_map(|name| name.parse::<RecoveryMode>())
 }
 
-fn path_json(path: &Path) -> Value {
-    Value::String(path.display().to_string())
-}
-
-fn paths_json(paths: &[std::path::PathBuf]) -> Value {
-    Value::Array(paths.iter().map(|p| path_json(p)).collect())
-}
-
-fn action_json(action: &DamageAction) -> Value {
-    match action {
-        DamageAction::Cut { at, bytes } => json!({"type": "cut", "at": at, "bytes": bytes}),
-        DamageAction::Skipped { to } => json!({"type": "skipped", "to": to}),
-        DamageAction::Quarantined => json!({"type": "quarantined"}),
-        DamageAction::Accepted => json!({"type": "accepted"}),
-        other => json!({"type": "other", "description": format!("{other:?}")}),
-    }
-}
-
-/// A recovery report as one JSON object.
+/// A recovery report as one JSON object (the library's `serde` form).
 pub(crate) fn report_json(r: &RecoveryReport) -> Value {
-    let damage: Vec<Value> = r
-        .damage
-        .iter()
-        .map(|d| {
-            json!({
-                "path": path_json(&d.path),
-                "offset": d.offset,
-                "kind": d.kind.name(),
-                "message": d.kind.to_string(),
-                "action": action_json(&d.action),
-            })
-        })
-        .collect();
-    let lost: Vec<Value> = r
-        .lost
-        .iter()
-        .map(|range| json!({"first": range.start().get(), "last": range.end().get()}))
-        .collect();
-    json!({
-        "mode": r.mode.name(),
-        "dry_run": r.dry_run,
-        "clean": r.is_clean(),
-        "created": r.created,
-        "segments_scanned": r.segments_scanned,
-        "records_recovered": r.records_recovered,
-        "checkpoint_lsn": r.checkpoint_lsn.get(),
-        "last_lsn": r.last_lsn.get(),
-        "torn_bytes_cut": r.torn_bytes_cut,
-        "intact_frames_cut": r.intact_frames_cut,
-        "damage": damage,
-        "lost": lost,
-        "quarantined": paths_json(&r.quarantined),
-        "removed_temp_files": paths_json(&r.removed_temp_files),
-        "removed_below_checkpoint": paths_json(&r.removed_below_checkpoint),
-        "unknown_files": paths_json(&r.unknown_files),
-        "duration_ms": r.duration.as_secs_f64() * 1e3,
-    })
+    serde_json::to_value(r).unwrap_or_else(|e| json!({"error": e.to_string()}))
 }
 
 /// What the recovery changed in the directory (or, for a dry run, would change), one sentence

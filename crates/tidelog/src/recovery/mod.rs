@@ -17,6 +17,8 @@
 mod report;
 mod rules;
 mod scan;
+#[cfg(feature = "serde")]
+mod serde;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
