@@ -7,6 +7,7 @@ use tidelog::io::{FaultPlan, FaultyStorage, MemStorage, Op};
 use tidelog::{Durability, Error, Log, Lsn, Result, SyncPolicy};
 
 use crate::common::{Env, SEGMENT_BYTES};
+use crate::hardening::{HookedStorage, last};
 
 /// Waits (up to a generous bound, so a slow machine cannot fail it) until `done` holds.
 fn eventually(mut done: impl FnMut() -> bool) -> bool {
@@ -141,40 +142,50 @@ fn a_failing_background_sync_poisons_the_log() -> Result<()> {
 }
 
 #[test]
-fn many_threads_share_fsyncs() -> Result<()> {
-    // Each thread appends and syncs in a loop; the fsyncs are counted by the storage.
-    let mem = MemStorage::new();
-    let faulty = FaultyStorage::new(Arc::new(mem.clone()), FaultPlan::new());
+fn synced_appends_waiting_on_one_fsync_share_the_next() -> Result<()> {
+    // The first commit's fsync is held until every writer has its LSN and waits for
+    // durability; then one more fsync must cover them all. Without group commit each writer
+    // would fsync for itself.
+    const WRITERS: u64 = 8;
+    let storage = HookedStorage::new(Arc::new(MemStorage::new()));
     let log = Arc::new(
         Log::builder("/log")
-            .storage(Arc::new(faulty.clone()))
+            .storage(Arc::new(storage.clone()))
             .segment_bytes(1 << 20)
             .open()?,
     );
-    let before = faulty.count(Op::SyncData);
-    let threads: Vec<_> = (0..8)
+    let before = storage.syncs();
+    let held = storage.hold_syncs(1);
+    let writers: Vec<_> = (0..WRITERS)
         .map(|t| {
             let log = Arc::clone(&log);
-            std::thread::spawn(move || -> Result<()> {
-                for i in 0..200 {
-                    log.append(format!("{t}:{i}").as_bytes(), Durability::Synced)?;
-                }
-                Ok(())
+            std::thread::spawn(move || {
+                log.append(format!("writer {t}").as_bytes(), Durability::Synced)
             })
         })
         .collect();
-    for t in threads {
-        t.join().expect("thread")?;
+    held.wait_entered();
+    // Every writer has its LSN once the last one is assigned; then give them a moment to start
+    // waiting for durability (a writer that is late to wait is still covered).
+    assert!(
+        eventually(|| last(&log) >= Lsn::new(WRITERS)),
+        "every writer appended"
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    held.release();
+    let mut lsns = Vec::new();
+    for w in writers {
+        lsns.push(w.join().expect("writer")?.get());
     }
-    let fsyncs = faulty.count(Op::SyncData) - before;
-    assert_eq!(log.durable_lsn(), Lsn::new(1600));
-    // Never more than one fsync per commit; usually far fewer.
-    assert!(fsyncs <= 1600, "{fsyncs} fsyncs for 1600 commits");
-    let all: Vec<u64> = log
-        .iter()?
-        .map(|r| r.map(|r| r.lsn().get()))
-        .collect::<Result<_>>()?;
-    assert_eq!(all, (1..=1600).collect::<Vec<_>>());
+    lsns.sort_unstable();
+    assert_eq!(lsns, (1..=WRITERS).collect::<Vec<_>>());
+    assert_eq!(log.durable_lsn(), Lsn::new(WRITERS));
+    let fsyncs = storage.syncs() - before;
+    assert!(
+        fsyncs <= 3,
+        "{fsyncs} fsyncs for {WRITERS} synced appends: the commits waiting on one fsync did not \
+         share the next"
+    );
     Ok(())
 }
 

@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod faults;
 mod group_commit;
+mod hardening;
 mod metrics;
 mod prealloc;
 mod reader;
