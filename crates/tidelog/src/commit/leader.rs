@@ -18,12 +18,12 @@ use crate::log::{Inner, Log, PanicGuard};
 use crate::types::Lsn;
 
 impl Log {
-    /// Makes every record appended so far durable.
+    /// Makes every record appended so far durable. A [`Log::truncate_after`] that runs
+    /// meanwhile does not fail it: every record the rollback kept is durable once it returns.
     ///
     /// # Errors
     /// [`Error::Poisoned`], [`Error::Closed`], or the [`Error::Io`] of the failed write or sync
-    /// (which poisons the log). [`Error::RolledBack`] if a concurrent
-    /// [`Log::truncate_after`] removed records this call was making durable.
+    /// (which poisons the log).
     ///
     /// # Blocking
     /// Waits for an fsync (its own, or one another thread leads that covers it).
@@ -32,7 +32,11 @@ impl Log {
             let st = self.inner.state()?;
             (st.last_lsn(), self.inner.commit.generation())
         };
-        self.inner.sync_to(last, generation)
+        match self.inner.sync_to(last, generation) {
+            // The rollback made what it kept durable; the rest is gone.
+            Err(Error::RolledBack { .. }) => Ok(()),
+            other => other,
+        }
     }
 
     /// Returns once every record up to `lsn` is durable, leading a sync if nobody else is.

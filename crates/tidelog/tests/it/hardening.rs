@@ -38,19 +38,17 @@ use crate::common::{Env, SEGMENT_BYTES, assert_holds, payload, read_all};
 
 /// The LSN of the last record appended.
 pub(crate) fn last(log: &Log) -> Lsn {
-    log.last_lsn().expect("last LSN")
+    log.last_lsn()
 }
 
 /// The log's checkpoint LSN.
 fn checkpoint_lsn(log: &Log) -> Lsn {
-    log.checkpoint_lsn().expect("checkpoint LSN")
+    log.checkpoint_lsn()
 }
 
 /// Room left in a bounded log.
 fn free_bytes(log: &Log) -> u64 {
-    log.free_bytes()
-        .expect("free bytes")
-        .expect("the log is bounded")
+    log.free_bytes().expect("the log is bounded")
 }
 
 /// Runs a future to completion on a single-threaded runtime of its own.
