@@ -76,6 +76,11 @@ pub trait Storage: Send + Sync + Debug + 'static {
 
     /// Creates `dir` and any missing parents.
     ///
+    /// A created directory is an entry of its parent: like any other directory change, it is
+    /// only guaranteed to survive a crash after [`Storage::sync_dir`] on the parent, and
+    /// everything inside a directory that did not survive is lost with it. Making a new chain of
+    /// directories durable takes a `sync_dir` of each new directory's parent.
+    ///
     /// # Errors
     /// Any I/O error.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;

@@ -428,3 +428,49 @@ fn concurrent_synced_appenders_lose_nothing_acknowledged_in_a_crash() -> Result<
     }
     Ok(())
 }
+
+#[test]
+fn a_new_log_in_a_new_nested_directory_survives_a_crash() -> Result<()> {
+    // Nothing of the path exists yet: every directory of it is created by the open (a relative
+    // path's directories are created in the current directory).
+    let modes = [
+        CrashMode::DropUnsynced,
+        CrashMode::Torn { seed: 1 },
+        CrashMode::Reordered { seed: 2 },
+    ];
+    let cases = ["/data/logs/app", "data/logs/app"]
+        .into_iter()
+        .flat_map(|dir| modes.map(|mode| (dir, mode)));
+    for (round, (dir, mode)) in cases.enumerate() {
+        let mem = MemStorage::new();
+        let open = || {
+            Log::builder(dir)
+                .storage(Arc::new(mem.clone()) as Arc<dyn Storage>)
+                .segment_bytes(SEGMENT_BYTES)
+                .open()
+        };
+        let log = open()?;
+        let acked: Vec<(Lsn, Vec<u8>)> = (0..20u64)
+            .map(|i| {
+                let data = format!("round {round} record {i}").into_bytes();
+                log.append(&data, Durability::Synced).map(|lsn| (lsn, data))
+            })
+            .collect::<Result<_>>()?;
+        std::mem::forget(log); // the process dies with the machine
+        mem.crash(mode);
+        let log = open()?;
+        assert_eq!(
+            log.last_lsn()?,
+            Lsn::new(20),
+            "{dir}, {mode:?}: the acknowledged records of the new log survive"
+        );
+        for (lsn, data) in &acked {
+            assert_eq!(
+                log.read(*lsn)?.data(),
+                &data[..],
+                "{dir}, {mode:?}: LSN {lsn}"
+            );
+        }
+    }
+    Ok(())
+}
