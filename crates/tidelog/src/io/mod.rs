@@ -94,6 +94,11 @@ pub trait Storage: Send + Sync + Debug + 'static {
     /// Takes an exclusive lock on the directory `dir`, held until the returned guard is dropped,
     /// so that two processes (or two `Log`s) never write one log.
     ///
+    /// Dropping the guard must release the lock at once, even where copies of what holds it
+    /// live on elsewhere (a child process holds a copy of every descriptor of its parent from
+    /// `fork` until its `exec`), so that a log closed and opened again right away, in the same
+    /// process or another one, finds the directory free.
+    ///
     /// # Errors
     /// [`io::ErrorKind::WouldBlock`] if another holder has the lock, or any I/O error.
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock>;

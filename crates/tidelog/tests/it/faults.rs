@@ -303,3 +303,64 @@ fn every_injected_fault_during_open_is_an_error_not_a_panic() -> Result<()> {
     }
     Ok(())
 }
+
+/// A process that starts child processes from other threads: each child holds a copy of every
+/// descriptor of the parent from `fork` until `exec` closes it, the lock file's included.
+/// Closing a log must still release its lock at once, so an immediate reopen succeeds.
+#[cfg(unix)]
+#[test]
+fn reopen_right_after_close_while_another_thread_spawns_processes() -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path().join("log");
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawned = Arc::new(AtomicU64::new(0));
+    let spawner = {
+        let (stop, spawned) = (Arc::clone(&stop), Arc::clone(&spawned));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let status = std::process::Command::new("/bin/true")
+                    .status()
+                    .expect("spawn /bin/true");
+                assert!(status.success());
+                spawned.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    while spawned.load(Ordering::Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    let open = || {
+        Log::builder(&dir)
+            .segment_bytes(1 << 20)
+            .preallocate(false)
+            .open()
+    };
+    let rounds = 200u64;
+    let mut locked = 0;
+    for round in 0..rounds {
+        let log = match open() {
+            Ok(log) => log,
+            Err(Error::Locked { .. }) => {
+                locked += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        log.append(&payload(round), Durability::Synced)?;
+        log.close()?;
+    }
+    stop.store(true, Ordering::Relaxed);
+    spawner.join().expect("spawner thread");
+    let spawned = spawned.load(Ordering::Relaxed);
+    eprintln!("{rounds} reopens, {spawned} processes started meanwhile");
+    assert_eq!(
+        locked, 0,
+        "{locked} of {rounds} reopens found the log locked by its own closed handle \
+         ({spawned} processes started meanwhile)"
+    );
+    let log = open()?;
+    assert_eq!(log.last_lsn()?, Lsn::new(rounds));
+    Ok(())
+}
