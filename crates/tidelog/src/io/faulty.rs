@@ -180,6 +180,11 @@ impl FaultyStorage {
     pub fn injected(&self) -> u64 {
         self.state().injected
     }
+
+    /// How many bytes writes have stored so far (what [`FaultPlan::disk_full_after`] counts).
+    pub fn bytes_written(&self) -> u64 {
+        self.state().written
+    }
 }
 
 fn lock(state: &Mutex<FaultState>) -> MutexGuard<'_, FaultState> {

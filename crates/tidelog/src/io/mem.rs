@@ -2,10 +2,10 @@
 //!
 //! Every file keeps two images: the *live* bytes (what reads see) and the *durable* bytes (what
 //! survives a crash), plus the list of writes made since the last `sync_data`. Directories keep a
-//! live and a durable namespace plus the list of creates, renames and removes made since the last
-//! `sync_dir`. [`MemStorage::crash`] throws away what a power loss could throw away and bumps a
-//! generation, so every handle opened before the crash fails from then on, as if its process had
-//! died.
+//! live and a durable namespace plus the list of creates (of files and of directories), renames
+//! and removes made since the last `sync_dir` of the directory they change.
+//! [`MemStorage::crash`] throws away what a power loss could throw away and bumps a generation,
+//! so every handle opened before the crash fails from then on, as if its process had died.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -39,8 +39,24 @@ pub enum CrashMode {
 /// An in-memory [`Storage`] that keeps durable and unsynced bytes apart and can
 /// [`crash`](Self::crash). Cloning gives another handle on the same file system.
 ///
-/// Directories created with [`Storage::create_dir_all`] are durable at once (a simplification:
-/// tidelog creates its directories before it writes anything that depends on them).
+/// # What survives a crash
+///
+/// - A file's bytes: those written before its last [`StorageFile::sync_data`] (plus what the
+///   [`CrashMode`] keeps of later writes).
+/// - A directory entry (a file created, renamed or removed, or a directory created): the change
+///   survives once [`Storage::sync_dir`] ran on the directory that holds the entry after the
+///   change was made (plus what the [`CrashMode`] keeps of later changes, in the order they
+///   were made).
+/// - Directories are entries of their parent like files: a directory made by
+///   [`Storage::create_dir_all`] survives only once its parent was synced after the creation,
+///   and `create_dir_all` creating several directories makes one such change in each missing
+///   parent, outermost first. A directory that does not survive takes everything in it along,
+///   even files that were synced and entries whose own directory was synced: they were
+///   reachable only through it. Syncing a new directory and its parent works in either order;
+///   what counts is that both happened before the crash.
+/// - The root of a path (`/`) and the current directory of relative paths (`.`, or the empty
+///   path) always exist: creating the root is durable at once, and `sync_dir` on the current
+///   directory makes the changes of top-level relative entries durable.
 #[derive(Debug, Clone, Default)]
 pub struct MemStorage {
     shared: Arc<Mutex<State>>,
@@ -82,6 +98,9 @@ enum DirOp {
         path: PathBuf,
         inode: u64,
     },
+    CreateDir {
+        path: PathBuf,
+    },
     Rename {
         from: PathBuf,
         to: PathBuf,
@@ -94,9 +113,12 @@ enum DirOp {
 
 impl DirOp {
     fn touches(&self, dir: &Path) -> bool {
-        let in_dir = |p: &Path| p.parent() == Some(dir);
+        let dir = dir_key(dir);
+        let in_dir = |p: &Path| p.parent().map(dir_key) == Some(dir);
         match self {
-            DirOp::Create { path, .. } | DirOp::Remove { path } => in_dir(path),
+            DirOp::Create { path, .. } | DirOp::CreateDir { path } | DirOp::Remove { path } => {
+                in_dir(path)
+            }
             DirOp::Rename { from, to, .. } => in_dir(from) || in_dir(to),
         }
     }
@@ -105,6 +127,9 @@ impl DirOp {
         match self {
             DirOp::Create { path, inode } => {
                 namespace.insert(path.clone(), Node::File(*inode));
+            }
+            DirOp::CreateDir { path } => {
+                namespace.insert(path.clone(), Node::Dir);
             }
             DirOp::Rename { from, to, inode } => {
                 namespace.remove(from);
@@ -115,6 +140,28 @@ impl DirOp {
             }
         }
     }
+}
+
+/// The current directory of relative paths, named `.` or by the empty path.
+fn is_current_dir(dir: &Path) -> bool {
+    dir.as_os_str().is_empty() || dir == Path::new(".")
+}
+
+/// `dir`, with the current directory always named `.`.
+fn dir_key(dir: &Path) -> &Path {
+    if is_current_dir(dir) {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
+/// Whether every directory above `path` is in `namespace`, so that `path` can be reached.
+fn reachable(namespace: &BTreeMap<PathBuf, Node>, path: &Path) -> bool {
+    path.ancestors()
+        .skip(1)
+        .filter(|a| !is_current_dir(a))
+        .all(|a| namespace.get(a) == Some(&Node::Dir))
 }
 
 fn apply_file_op(bytes: &mut Vec<u8>, op: &FileOp) {
@@ -193,6 +240,16 @@ impl MemStorage {
         for op in state.pending.drain(..).take(keep_dir_ops) {
             op.apply(&mut state.durable);
         }
+        // Entries under a directory that did not survive are lost with it.
+        let unreachable: Vec<PathBuf> = state
+            .durable
+            .keys()
+            .filter(|p| !reachable(&state.durable, p))
+            .cloned()
+            .collect();
+        for path in unreachable {
+            state.durable.remove(&path);
+        }
         state.live = state.durable.clone();
         let referenced: HashSet<u64> = state
             .durable
@@ -257,6 +314,9 @@ impl MemStorage {
     /// would not.
     pub fn durable_file(&self, path: &Path) -> Option<Vec<u8>> {
         let state = self.state();
+        if !reachable(&state.durable, path) {
+            return None;
+        }
         match state.durable.get(path) {
             Some(Node::File(inode)) => state.inodes.get(inode).map(|f| f.durable.clone()),
             _ => None,
@@ -276,7 +336,7 @@ impl MemStorage {
 fn parent_is_dir(state: &State, path: &Path) -> io::Result<()> {
     match path.parent() {
         None => Ok(()),
-        Some(p) if p.as_os_str().is_empty() => Ok(()),
+        Some(p) if is_current_dir(p) => Ok(()),
         Some(p) => match state.live.get(p) {
             Some(Node::Dir) => Ok(()),
             _ => Err(not_found(p)),
@@ -390,7 +450,8 @@ impl Storage for MemStorage {
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state();
-        for ancestor in dir.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        let mut missing = Vec::new();
+        for ancestor in dir.ancestors().filter(|p| !is_current_dir(p)) {
             match state.live.get(ancestor) {
                 Some(Node::File(_)) => {
                     return Err(io::Error::new(
@@ -399,10 +460,19 @@ impl Storage for MemStorage {
                     ));
                 }
                 Some(Node::Dir) => {}
-                None => {
-                    state.live.insert(ancestor.to_path_buf(), Node::Dir);
-                    state.durable.insert(ancestor.to_path_buf(), Node::Dir);
-                }
+                None => missing.push(ancestor),
+            }
+        }
+        // Outermost first, so a crash that keeps a prefix of the changes keeps parents first.
+        for created in missing.into_iter().rev() {
+            state.live.insert(created.to_path_buf(), Node::Dir);
+            if created.parent().is_none() {
+                // The root always exists.
+                state.durable.insert(created.to_path_buf(), Node::Dir);
+            } else {
+                state.pending.push(DirOp::CreateDir {
+                    path: created.to_path_buf(),
+                });
             }
         }
         Ok(())
@@ -411,7 +481,7 @@ impl Storage for MemStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state();
         let state = &mut *state;
-        if state.live.get(dir) != Some(&Node::Dir) {
+        if !is_current_dir(dir) && state.live.get(dir) != Some(&Node::Dir) {
             return Err(not_found(dir));
         }
         let mut rest = Vec::with_capacity(state.pending.len());
@@ -544,6 +614,12 @@ impl StorageFile for MemHandle {
 mod tests {
     use super::*;
 
+    /// Creates `dir` (under the root) durably.
+    fn new_dir(storage: &MemStorage, dir: &str) {
+        storage.create_dir_all(Path::new(dir)).unwrap();
+        storage.sync_dir(Path::new("/")).unwrap();
+    }
+
     fn write(storage: &MemStorage, path: &str, data: &[u8]) -> Box<dyn StorageFile> {
         let file = storage.open(Path::new(path), OpenMode::Truncate).unwrap();
         file.write_all_at(data, 0).unwrap();
@@ -553,7 +629,7 @@ mod tests {
     #[test]
     fn unsynced_bytes_and_entries_are_lost_on_crash() {
         let storage = MemStorage::new();
-        storage.create_dir_all(Path::new("/d")).unwrap();
+        new_dir(&storage, "/d");
         let a = write(&storage, "/d/a", b"hello");
         a.sync_data().unwrap();
         storage.sync_dir(Path::new("/d")).unwrap();
@@ -571,7 +647,7 @@ mod tests {
     #[test]
     fn synced_file_without_dir_sync_vanishes() {
         let storage = MemStorage::new();
-        storage.create_dir_all(Path::new("/d")).unwrap();
+        new_dir(&storage, "/d");
         let a = write(&storage, "/d/a", b"data");
         a.sync_data().unwrap();
         storage.crash(CrashMode::DropUnsynced);
@@ -581,7 +657,7 @@ mod tests {
     #[test]
     fn rename_is_durable_only_after_dir_sync() {
         let storage = MemStorage::new();
-        storage.create_dir_all(Path::new("/d")).unwrap();
+        new_dir(&storage, "/d");
         let a = write(&storage, "/d/a.tmp", b"x");
         a.sync_data().unwrap();
         storage.sync_dir(Path::new("/d")).unwrap();
@@ -596,7 +672,7 @@ mod tests {
     /// A file `/d/a` holding "0123" durably, then "4567" and "89ab" written but not synced.
     fn synced_then_two_writes() -> MemStorage {
         let storage = MemStorage::new();
-        storage.create_dir_all(Path::new("/d")).unwrap();
+        new_dir(&storage, "/d");
         let a = write(&storage, "/d/a", b"0123");
         a.sync_data().unwrap();
         storage.sync_dir(Path::new("/d")).unwrap();
@@ -648,7 +724,7 @@ mod tests {
     #[test]
     fn lock_is_exclusive_and_released_on_drop_and_crash() {
         let storage = MemStorage::new();
-        storage.create_dir_all(Path::new("/d")).unwrap();
+        new_dir(&storage, "/d");
         let lock = storage.lock_dir(Path::new("/d")).unwrap();
         assert_eq!(
             storage.lock_dir(Path::new("/d")).unwrap_err().kind(),
@@ -660,5 +736,87 @@ mod tests {
         let _again = storage.lock_dir(Path::new("/d")).unwrap();
         drop(lock); // a stale guard must not release the new holder's lock
         assert!(storage.lock_dir(Path::new("/d")).is_err());
+    }
+
+    #[test]
+    fn created_dir_without_parent_sync_vanishes_with_its_synced_contents() {
+        let storage = MemStorage::new();
+        storage.create_dir_all(Path::new("/d")).unwrap();
+        let a = write(&storage, "/d/a", b"data");
+        a.sync_data().unwrap();
+        storage.sync_dir(Path::new("/d")).unwrap();
+        assert!(
+            storage.durable_file(Path::new("/d/a")).is_none(),
+            "reachable only through a directory that is not durable"
+        );
+        storage.crash(CrashMode::DropUnsynced);
+        assert!(storage.read_file(Path::new("/d/a")).is_none());
+        assert!(
+            storage.list(Path::new("/d")).is_err(),
+            "the directory is gone"
+        );
+        assert!(storage.list(Path::new("/")).unwrap().is_empty());
+        // Created again, it holds nothing of its earlier life.
+        new_dir(&storage, "/d");
+        storage.sync_dir(Path::new("/d")).unwrap();
+        storage.crash(CrashMode::DropUnsynced);
+        assert!(storage.list(Path::new("/d")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn nested_dirs_need_each_parent_synced() {
+        let storage = MemStorage::new();
+        storage.create_dir_all(Path::new("/a/b/c")).unwrap();
+        storage.sync_dir(Path::new("/")).unwrap();
+        storage.sync_dir(Path::new("/a/b")).unwrap(); // makes c an entry of b, but not b of a
+        storage.crash(CrashMode::DropUnsynced);
+        assert!(storage.list(Path::new("/a")).unwrap().is_empty());
+
+        // Every link synced, deepest first: the whole chain and the file survive.
+        storage.create_dir_all(Path::new("/a/b/c")).unwrap();
+        let f = write(&storage, "/a/b/c/f", b"x");
+        f.sync_data().unwrap();
+        for dir in ["/a/b/c", "/a/b", "/a", "/"] {
+            storage.sync_dir(Path::new(dir)).unwrap();
+        }
+        assert_eq!(storage.durable_file(Path::new("/a/b/c/f")).unwrap(), b"x");
+        storage.crash(CrashMode::DropUnsynced);
+        assert_eq!(storage.read_file(Path::new("/a/b/c/f")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn torn_crash_keeps_parents_before_children() {
+        let mut seen_partial = false;
+        for seed in 0..50 {
+            let storage = MemStorage::new();
+            storage.create_dir_all(Path::new("/a/b/c")).unwrap();
+            storage.crash(CrashMode::Torn { seed });
+            let a = storage.list(Path::new("/a")).is_ok();
+            let b = storage.list(Path::new("/a/b")).is_ok();
+            let c = storage.list(Path::new("/a/b/c")).is_ok();
+            assert!(a || !b, "seed {seed}");
+            assert!(b || !c, "seed {seed}");
+            seen_partial |= a && !c;
+            assert!(
+                storage.list(Path::new("/")).is_ok(),
+                "the root always exists"
+            );
+        }
+        assert!(seen_partial, "some seed keeps a parent but not its child");
+    }
+
+    #[test]
+    fn relative_dirs_are_entries_of_the_current_dir() {
+        let storage = MemStorage::new();
+        storage.create_dir_all(Path::new("rel/log")).unwrap();
+        storage.sync_dir(Path::new("rel")).unwrap();
+        storage.crash(CrashMode::DropUnsynced);
+        assert!(storage.list(Path::new("rel")).is_err());
+
+        storage.create_dir_all(Path::new("rel/log")).unwrap();
+        storage.sync_dir(Path::new(".")).unwrap();
+        storage.sync_dir(Path::new("rel")).unwrap();
+        storage.crash(CrashMode::DropUnsynced);
+        assert!(storage.list(Path::new("rel/log")).is_ok());
     }
 }

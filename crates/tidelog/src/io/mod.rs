@@ -76,6 +76,11 @@ pub trait Storage: Send + Sync + Debug + 'static {
 
     /// Creates `dir` and any missing parents.
     ///
+    /// A created directory is an entry of its parent: like any other directory change, it is
+    /// only guaranteed to survive a crash after [`Storage::sync_dir`] on the parent, and
+    /// everything inside a directory that did not survive is lost with it. Making a new chain of
+    /// directories durable takes a `sync_dir` of each new directory's parent.
+    ///
     /// # Errors
     /// Any I/O error.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
@@ -88,6 +93,11 @@ pub trait Storage: Send + Sync + Debug + 'static {
 
     /// Takes an exclusive lock on the directory `dir`, held until the returned guard is dropped,
     /// so that two processes (or two `Log`s) never write one log.
+    ///
+    /// Dropping the guard must release the lock at once, even where copies of what holds it
+    /// live on elsewhere (a child process holds a copy of every descriptor of its parent from
+    /// `fork` until its `exec`), so that a log closed and opened again right away, in the same
+    /// process or another one, finds the directory free.
     ///
     /// # Errors
     /// [`io::ErrorKind::WouldBlock`] if another holder has the lock, or any I/O error.

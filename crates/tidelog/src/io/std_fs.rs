@@ -16,7 +16,10 @@ use super::{DirLock, OpenMode, Storage, StorageFile};
 ///
 /// `sync_data` is `fdatasync` on Linux and `F_FULLFSYNC` on Apple platforms (the standard
 /// library's `File::sync_data`); `sync_dir` opens the directory and fsyncs it. Directory locks
-/// are advisory `flock`-style locks on a `LOCK` file inside the directory.
+/// are advisory `flock`-style locks on a `LOCK` file inside the directory. Dropping the guard
+/// unlocks the file before it closes it: the lock belongs to the open file description, which
+/// child processes started meanwhile share until they `exec`, so closing alone could leave the
+/// directory locked for a moment after the log is gone.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdStorage;
 
@@ -32,6 +35,21 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 
 #[derive(Debug)]
 struct StdFile(File);
+
+/// The open lock file of a locked directory; dropping it unlocks the file, then closes it.
+///
+/// The explicit unlock matters: the lock belongs to the open file description, which a child
+/// process started from another thread shares from `fork` until its `exec` closes its copy of
+/// the descriptor. Closing ours alone would leave the directory locked until then.
+#[derive(Debug)]
+struct LockFile(File);
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        // Nothing to do about a failure: the lock goes with the last copy of the descriptor.
+        let _ = self.0.unlock();
+    }
+}
 
 impl Storage for StdStorage {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
@@ -84,7 +102,7 @@ impl Storage for StdStorage {
             .truncate(false)
             .open(dir.join(LOCK_FILE))?;
         match file.try_lock() {
-            Ok(()) => Ok(DirLock::new(Box::new(file))),
+            Ok(()) => Ok(DirLock::new(Box::new(LockFile(file)))),
             Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "the directory is locked by another open log",

@@ -1,16 +1,20 @@
 //! Crash simulation: a scripted workload is cut at every storage operation in turn, the
 //! in-memory storage crashes (dropping unsynced bytes, or keeping a torn prefix of them), and the
 //! reopened log is checked against a model of what was appended and acknowledged.
+//!
+//! The scripted workload, its model and the check of a reopened log are shared with the fault
+//! injection tests (`faults.rs`), which run the same script with one fault at each storage call.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use tidelog::io::{CrashMode, FaultPlan, FaultyStorage, MemStorage, Storage};
-use tidelog::{Durability, Log, Lsn, Result};
+use tidelog::{Durability, Error, Log, Lsn, Result};
 
 use crate::common::SEGMENT_BYTES;
 
 #[derive(Debug, Clone, Copy)]
-enum Step {
+pub(crate) enum Step {
     Append(Durability),
     /// A record large enough to be written in place, header and payload apart.
     Large(Durability),
@@ -23,7 +27,7 @@ enum Step {
     Reset,
 }
 
-fn script() -> Vec<Step> {
+pub(crate) fn script() -> Vec<Step> {
     use Durability::{Buffered, Synced};
     let mut steps = Vec::new();
     for round in 0..3 {
@@ -47,31 +51,47 @@ fn script() -> Vec<Step> {
             steps.push(Step::Append(Synced));
         }
     }
+    // A rollback across a segment boundary to the end of a batch (the later segment removed,
+    // the earlier one cut short), then a checkpoint that has records to sync first.
+    steps.extend([Step::Append(Buffered); 80]);
+    steps.push(Step::Sync);
+    steps.push(Step::TruncateAfter(70));
+    steps.extend([Step::Append(Buffered); 3]);
+    steps.push(Step::Checkpoint(1));
     steps
 }
 
 /// What the test knows about the log it drove.
 #[derive(Debug, Default)]
-struct Model {
+pub(crate) struct Model {
     /// `payloads[i]` is the record at LSN `i + 1` (possibly not acknowledged).
     payloads: Vec<Vec<u8>>,
     /// Batches as LSN ranges.
     batches: Vec<(u64, u64)>,
     /// Every record up to here was acknowledged durable.
-    acked: u64,
-    checkpoint: u64,
+    pub(crate) acked: u64,
+    pub(crate) checkpoint: u64,
     /// The step that failed, if any: its effect may or may not have happened.
-    failed: Option<Step>,
+    pub(crate) failed: Option<Step>,
+    /// The error the failed step returned.
+    pub(crate) error: Option<Error>,
     /// The checkpoint the failed step would have set.
-    failed_checkpoint: Option<u64>,
+    pub(crate) failed_checkpoint: Option<u64>,
     /// The LSN a failed `truncate_after` was truncating to: it may have completed, which cuts
     /// a batch there on purpose.
     failed_truncation: Option<u64>,
 }
 
 impl Model {
-    fn last(&self) -> u64 {
+    pub(crate) fn last(&self) -> u64 {
         self.payloads.len() as u64
+    }
+
+    /// Records `data` as appended alone at the next LSN.
+    pub(crate) fn push_record(&mut self, data: &[u8]) {
+        self.payloads.push(data.to_vec());
+        let lsn = self.last();
+        self.batches.push((lsn, lsn));
     }
 
     fn push(&mut self, n: usize, step_no: usize) -> Vec<Vec<u8>> {
@@ -93,7 +113,7 @@ impl Model {
         records
     }
 
-    fn truncate(&mut self, lsn: u64) {
+    pub(crate) fn truncate(&mut self, lsn: u64) {
         self.payloads.truncate(lsn as usize);
         self.batches.retain(|b| b.0 <= lsn);
         if let Some(b) = self.batches.last_mut() {
@@ -104,9 +124,15 @@ impl Model {
 }
 
 /// Runs the script until the first error; returns the model of what happened.
-fn run(log: &Log) -> Model {
+pub(crate) fn run(log: &Log) -> Model {
+    run_observed(log, |_| {})
+}
+
+/// As [`run`], calling `before` with the number of each step before it runs.
+pub(crate) fn run_observed(log: &Log, mut before: impl FnMut(usize)) -> Model {
     let mut m = Model::default();
     for (no, step) in script().into_iter().enumerate() {
+        before(no);
         let result = (|| -> Result<()> {
             match step {
                 Step::Append(d) => {
@@ -163,8 +189,9 @@ fn run(log: &Log) -> Model {
             }
             Ok(())
         })();
-        if result.is_err() {
+        if let Err(e) = result {
             m.failed = Some(step);
+            m.error = Some(e);
             return m;
         }
         m.failed_checkpoint = None;
@@ -173,11 +200,31 @@ fn run(log: &Log) -> Model {
     m
 }
 
+/// The record [`verify_at`] appends to the recovered log.
+pub(crate) const AFTER_RECOVERY: &[u8] = b"after recovery";
+
 /// Reopens the crashed storage and checks the recovered log against the model.
 fn verify(storage: &MemStorage, m: &Model, context: &str) -> Result<()> {
+    verify_at(
+        &(Arc::new(storage.clone()) as Arc<dyn Storage>),
+        Path::new("/log"),
+        m,
+        context,
+    )?;
+    Ok(())
+}
+
+/// Reopens the log in `dir` and checks the recovered log against the model; then appends a
+/// record (durably) and returns its LSN.
+pub(crate) fn verify_at(
+    storage: &Arc<dyn Storage>,
+    dir: &Path,
+    m: &Model,
+    context: &str,
+) -> Result<Lsn> {
     let open = || {
-        Log::builder("/log")
-            .storage(Arc::new(storage.clone()) as Arc<dyn Storage>)
+        Log::builder(dir)
+            .storage(Arc::clone(storage))
             .segment_bytes(SEGMENT_BYTES)
             .open()
     };
@@ -194,8 +241,8 @@ fn verify(storage: &MemStorage, m: &Model, context: &str) -> Result<()> {
     );
     // Records a failed truncate was removing may or may not be there; below it they must be.
     let mut required = m.acked;
-    if let Some(Step::TruncateAfter(_)) = m.failed {
-        required = required.min(m.acked);
+    if let (Some(Step::TruncateAfter(_)), Some(lsn)) = (m.failed, m.failed_truncation) {
+        required = required.min(lsn);
     }
     if cp <= required {
         assert!(
@@ -235,7 +282,7 @@ fn verify(storage: &MemStorage, m: &Model, context: &str) -> Result<()> {
         );
     }
     // The recovered log takes appends, and a second recovery finds nothing more to do.
-    let next = log.append(b"after recovery", Durability::Synced)?;
+    let next = log.append(AFTER_RECOVERY, Durability::Synced)?;
     assert_eq!(next.get(), last.max(cp - 1) + 1, "{context}");
     drop(log);
     let log = open()?;
@@ -245,7 +292,7 @@ fn verify(storage: &MemStorage, m: &Model, context: &str) -> Result<()> {
         log.recovery_report()
     );
     assert_eq!(log.last_lsn(), next);
-    Ok(())
+    Ok(next)
 }
 
 /// Small segments and a write-through buffer, so the script makes many storage operations.
@@ -425,6 +472,52 @@ fn concurrent_synced_appenders_lose_nothing_acknowledged_in_a_crash() -> Result<
             .map(|r| r.map(|r| r.lsn().get()))
             .collect::<Result<_>>()?;
         assert_eq!(all, (1..=log.last_lsn().get()).collect::<Vec<_>>());
+    }
+    Ok(())
+}
+
+#[test]
+fn a_new_log_in_a_new_nested_directory_survives_a_crash() -> Result<()> {
+    // Nothing of the path exists yet: every directory of it is created by the open (a relative
+    // path's directories are created in the current directory).
+    let modes = [
+        CrashMode::DropUnsynced,
+        CrashMode::Torn { seed: 1 },
+        CrashMode::Reordered { seed: 2 },
+    ];
+    let cases = ["/data/logs/app", "data/logs/app"]
+        .into_iter()
+        .flat_map(|dir| modes.map(|mode| (dir, mode)));
+    for (round, (dir, mode)) in cases.enumerate() {
+        let mem = MemStorage::new();
+        let open = || {
+            Log::builder(dir)
+                .storage(Arc::new(mem.clone()) as Arc<dyn Storage>)
+                .segment_bytes(SEGMENT_BYTES)
+                .open()
+        };
+        let log = open()?;
+        let acked: Vec<(Lsn, Vec<u8>)> = (0..20u64)
+            .map(|i| {
+                let data = format!("round {round} record {i}").into_bytes();
+                log.append(&data, Durability::Synced).map(|lsn| (lsn, data))
+            })
+            .collect::<Result<_>>()?;
+        std::mem::forget(log); // the process dies with the machine
+        mem.crash(mode);
+        let log = open()?;
+        assert_eq!(
+            log.last_lsn(),
+            Lsn::new(20),
+            "{dir}, {mode:?}: the acknowledged records of the new log survive"
+        );
+        for (lsn, data) in &acked {
+            assert_eq!(
+                log.read(*lsn)?.data(),
+                &data[..],
+                "{dir}, {mode:?}: LSN {lsn}"
+            );
+        }
     }
     Ok(())
 }
