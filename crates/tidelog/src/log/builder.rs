@@ -234,7 +234,10 @@ impl Log {
 }
 
 /// Creates the log directory (and missing parents) durably: each directory created is synced
-/// into its parent, so a power loss cannot lose a new log whose records were acknowledged.
+/// into its parent, so a power loss cannot lose a new log whose records were acknowledged. An
+/// existing log directory is synced into its parent too, and the ancestors above it (where
+/// they may be opened), in case the open that created them failed before it could: a few
+/// fsyncs of unchanged directories per writable open.
 fn create_log_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
     let exists = |p: &Path| match storage.list(p) {
         Ok(_) => Ok(true),
@@ -253,15 +256,35 @@ fn create_log_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
         at = p.parent();
     }
     if missing.is_empty() {
+        // It exists, but the open that created it (or a parent) may have failed before making
+        // it durable, and this open is about to acknowledge records in it: sync its parent,
+        // and the ancestors above as far as we may open them.
+        sync_parent(storage, dir)?;
+        let mut at = dir.parent();
+        while let Some(p) = at.filter(|p| !p.as_os_str().is_empty() && p.parent().is_some()) {
+            match sync_parent(storage, p) {
+                Err(Error::Io { source, .. })
+                    if source.kind() == io::ErrorKind::PermissionDenied => {}
+                other => other?,
+            }
+            at = p.parent();
+        }
         return Ok(());
     }
     storage.create_dir_all(dir).at("create directory", dir)?;
     for created in missing.iter().rev() {
-        let parent = match created.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        storage.sync_dir(parent).at("sync directory", parent)?;
+        sync_parent(storage, created)?;
     }
     Ok(())
+}
+
+/// Makes `dir`'s entry in its parent durable.
+fn sync_parent(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        Some(_) => Path::new("."),
+        // A root has no entry to make durable.
+        None => return Ok(()),
+    };
+    storage.sync_dir(parent).at("sync directory", parent)
 }

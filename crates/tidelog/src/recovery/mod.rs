@@ -310,7 +310,10 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         }
     }
     let next_lsn = kept.last().map_or(cp, |s| s.last_lsn.next().max(cp));
-    if rec.dir_dirty {
+    // Always on a writable open, not only when recovery changed the directory: the entries it
+    // found may be those of an operation whose directory fsync failed (the log was poisoned
+    // then), and appends are about to trust them.
+    if !rec.dry_run {
         storage.sync_dir(dir).at("sync directory", dir)?;
     }
     if needs_segment {
