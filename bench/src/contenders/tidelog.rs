@@ -44,7 +44,7 @@ impl Wal for Tidelog {
     }
 
     fn lib_syncs(&self) -> Option<u64> {
-        self.log.metrics().ok().map(|m| m.fsyncs)
+        Some(self.log.metrics().fsyncs)
     }
 
     fn close(self: Box<Self>) -> Result<()> {

@@ -730,7 +730,7 @@ fn tail_follow_prints_records_another_process_appends() {
             }
         }
     });
-    // A generous limit that only a broken follower ever reaches.
+    // A generous limit that only a broken tail ever reaches.
     let next = || -> serde_json::Value {
         let line = rx
             .recv_timeout(Duration::from_secs(60))

@@ -159,8 +159,8 @@ pub struct Metrics {
     pub written_lsn: Lsn,
     /// The durable watermark.
     pub durable_lsn: Lsn,
-    /// How many durable records the slowest follower ([`Log::tail`](crate::Log::tail)) has
-    /// yet to read; 0 without followers.
+    /// How many durable records the slowest tail ([`Log::tail`](crate::Log::tail)) has
+    /// yet to read; 0 without tails.
     pub reader_lag: u64,
     /// How long recovery took when the log was opened.
     pub recovery_time: Duration,

@@ -52,7 +52,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
-    let mut follower = Follower {
+    let mut tailing = Tailing {
         dir: args.dir.clone(),
         log: None,
         next: args.from,
@@ -61,7 +61,7 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         json: ctx.json,
         width: 0,
     };
-    follower.poll(&mut out)?;
+    tailing.poll(&mut out)?;
     out.flush()?;
     if !args.follow {
         return Ok(ExitCode::SUCCESS);
@@ -69,11 +69,11 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut failures = 0;
     loop {
         std::thread::sleep(POLL_EVERY);
-        match follower.poll(&mut out) {
+        match tailing.poll(&mut out) {
             Ok(()) => failures = 0,
             Err(e) if failures < MAX_FAILED_POLLS && !e.is::<crate::output::BrokenPipe>() => {
                 // Open again at the next poll (a writer caught mid-roll, say).
-                follower.log = None;
+                tailing.log = None;
                 failures += 1;
             }
             Err(e) => return Err(e),
@@ -82,8 +82,8 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Where a follower is.
-struct Follower {
+/// Where `tail` is in the log.
+struct Tailing {
     dir: PathBuf,
     /// The log, open read-only; refreshed at every poll.
     log: Option<Log>,
@@ -95,7 +95,7 @@ struct Follower {
     width: usize,
 }
 
-impl Follower {
+impl Tailing {
     /// Brings the log up to date (opening it if needed) and prints every record past the last
     /// one printed.
     fn poll(&mut self, out: &mut Out) -> anyhow::Result<()> {

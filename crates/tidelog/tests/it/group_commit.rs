@@ -119,9 +119,9 @@ fn a_failing_background_sync_poisons_the_log() -> Result<()> {
         .segment_bytes(SEGMENT_BYTES)
         .sync_policy(SyncPolicy::Interval(Duration::from_millis(2)))
         .open()?;
-    // A follower waiting for the first record when the log is poisoned.
+    // A tail waiting for the first record when the log is poisoned.
     let mut tail = log.tail(Lsn::FIRST)?;
-    let follower = std::thread::spawn(move || {
+    let waiter = std::thread::spawn(move || {
         let got = tail.recv();
         (tail, got)
     });
@@ -132,8 +132,8 @@ fn a_failing_background_sync_poisons_the_log() -> Result<()> {
         Err(Error::Poisoned)
     )));
     assert!(matches!(log.sync(), Err(Error::Poisoned)));
-    // The waiting follower gets the failure itself; a poll after it, `Poisoned`.
-    let (mut tail, got) = follower.join().expect("follower");
+    // The waiting tail gets the failure itself; a poll after it, `Poisoned`.
+    let (mut tail, got) = waiter.join().expect("tail thread");
     assert!(matches!(got, Err(Error::Io { .. })), "{got:?}");
     assert!(matches!(tail.try_recv(), Err(Error::Poisoned)));
     assert!(matches!(log.tail(Lsn::FIRST), Err(Error::Poisoned)));

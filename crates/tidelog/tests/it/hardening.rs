@@ -2,7 +2,7 @@
 //!
 //! - syncs racing rollbacks and segment rolls must leave a healthy log;
 //! - a rollback ([`Log::truncate_after`]) must be visible to what runs beside it: the interval
-//!   syncer, followers, iterators, and callers waiting for durability of a record it removed
+//!   syncer, tails, iterators, and callers waiting for durability of a record it removed
 //!   ([`Error::RolledBack`]);
 //! - a bounded log must take appends again once a checkpoint drops every record, and an append
 //!   waiting for room must be woken by that checkpoint, or by the log being poisoned;
@@ -488,7 +488,7 @@ fn the_interval_syncer_idles_after_a_rollback_below_an_lsn_it_was_asked_for() ->
 }
 
 // ---------------------------------------------------------------------------------------------
-// Followers across a rollback
+// Tails across a rollback
 // ---------------------------------------------------------------------------------------------
 
 /// Appends `tagged(tag, lsn)` for `lsns`, each durable when it returns.
@@ -541,15 +541,15 @@ fn a_tail_waiting_past_a_rollback_wakes_with_rolled_back() -> Result<()> {
     for lsn in 1..=10 {
         assert_eq!(tail.recv()?.lsn(), Lsn::new(lsn));
     }
-    // The follower waits for LSN 11 while 6..=10 are rolled back and replaced.
-    let follower = thread::spawn(move || {
+    // The tail waits for LSN 11 while 6..=10 are rolled back and replaced.
+    let waiter = thread::spawn(move || {
         let got = tail.recv();
         (tail, got)
     });
     thread::sleep(Duration::from_millis(20));
     log.truncate_after(Lsn::new(5))?;
     append_synced(&log, "second", 6..=11)?;
-    let (mut tail, got) = follower.join().expect("follower");
+    let (mut tail, got) = waiter.join().expect("tail thread");
     assert!(
         is_rolled_back(&got, 10, 5),
         "after the rollback: {:?}",

@@ -41,7 +41,7 @@ fn the_snapshot_counts_appends_syncs_and_segments() -> Result<()> {
 }
 
 #[test]
-fn reader_lag_is_what_the_slowest_follower_has_left() -> Result<()> {
+fn reader_lag_is_what_the_slowest_tail_has_left() -> Result<()> {
     let env = Env::mem();
     let log = env.open()?;
     let mut slow = log.tail(Lsn::FIRST)?;

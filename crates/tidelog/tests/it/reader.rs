@@ -8,10 +8,10 @@ use tidelog::{Durability, Error, Lsn, Result};
 use crate::common::{Env, append_n, payload};
 
 #[test]
-fn followers_receive_every_durable_record_in_order() -> Result<()> {
+fn tails_receive_every_durable_record_in_order() -> Result<()> {
     for env in Env::both() {
         let log = Arc::new(env.open()?);
-        let followers: Vec<_> = (0..3)
+        let tails: Vec<_> = (0..3)
             .map(|_| {
                 let mut tail = log.tail(Lsn::FIRST)?;
                 Ok(std::thread::spawn(move || -> Result<Vec<u64>> {
@@ -33,8 +33,8 @@ fn followers_receive_every_durable_record_in_order() -> Result<()> {
             };
             log.append(&payload(lsn), d)?;
         }
-        for f in followers {
-            let seen = f.join().expect("follower")?;
+        for f in tails {
+            let seen = f.join().expect("tail")?;
             assert_eq!(seen, (1..=500).collect::<Vec<_>>(), "{}", env.name());
         }
     }
@@ -42,7 +42,7 @@ fn followers_receive_every_durable_record_in_order() -> Result<()> {
 }
 
 #[test]
-fn a_follower_never_sees_a_record_that_is_not_durable() -> Result<()> {
+fn a_tail_never_sees_a_record_that_is_not_durable() -> Result<()> {
     let env = Env::mem();
     let log = env.open()?;
     let mut tail = log.tail(Lsn::FIRST)?;
@@ -59,7 +59,7 @@ fn a_follower_never_sees_a_record_that_is_not_durable() -> Result<()> {
 }
 
 #[test]
-fn a_follower_below_the_checkpoint_gets_an_error_not_a_gap() -> Result<()> {
+fn a_tail_below_the_checkpoint_gets_an_error_not_a_gap() -> Result<()> {
     let env = Env::mem();
     let log = env.open()?;
     append_n(&log, 300)?;
@@ -80,22 +80,19 @@ fn a_follower_below_the_checkpoint_gets_an_error_not_a_gap() -> Result<()> {
 }
 
 #[test]
-fn a_waiting_follower_returns_closed_when_the_log_goes_away() -> Result<()> {
+fn a_waiting_tail_returns_closed_when_the_log_goes_away() -> Result<()> {
     let env = Env::mem();
     let log = env.open()?;
     let mut tail = log.tail(Lsn::FIRST)?;
     let waiter = std::thread::spawn(move || tail.recv());
     std::thread::sleep(Duration::from_millis(20));
     drop(log);
-    assert!(matches!(
-        waiter.join().expect("follower"),
-        Err(Error::Closed)
-    ));
+    assert!(matches!(waiter.join().expect("tail"), Err(Error::Closed)));
     Ok(())
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn an_async_follower_awaits_new_records() -> Result<()> {
+async fn an_async_tail_awaits_new_records() -> Result<()> {
     let env = Env::mem();
     let log = Arc::new(env.open()?);
     let mut tail = log.tail(Lsn::FIRST)?;
