@@ -157,6 +157,17 @@ impl SegmentFile {
     }
 }
 
+/// Reads and decodes the header of the segment file `file` (at `path`): `Err` for a failed
+/// read, `Ok(Err(kind))` for bytes that are no header of this format.
+pub(crate) fn read_header(
+    file: &dyn StorageFile,
+    path: &Path,
+) -> Result<std::result::Result<SegmentHeader, crate::CorruptionKind>> {
+    let mut head = [0u8; SEGMENT_HEADER_LEN];
+    let n = file.read_full_at(&mut head, 0).at("read", path)?;
+    Ok(SegmentHeader::decode(&head[..n]))
+}
+
 /// What the log knows about one segment.
 #[derive(Debug, Clone)]
 pub(crate) struct Segment {

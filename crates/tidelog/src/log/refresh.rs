@@ -15,11 +15,10 @@ use std::sync::Arc;
 use super::{Inner, Log, State};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    CHECKPOINT_FILE, FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader,
-    parse_segment_name,
+    CHECKPOINT_FILE, FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, parse_segment_name,
 };
 use crate::io::{OpenMode, StorageFile};
-use crate::segment::{Segment, SegmentFile};
+use crate::segment::{Segment, SegmentFile, read_header};
 use crate::types::Lsn;
 
 /// Bytes read at a time.
@@ -101,9 +100,7 @@ impl Inner {
             }
             Err(e) => return Err(e).at("open", path),
         };
-        let mut head = [0u8; SEGMENT_HEADER_LEN];
-        let n = fresh.read_full_at(&mut head, 0).at("read", path)?;
-        if SegmentHeader::decode(&head[..n]).ok() != Some(active.file.header) {
+        if read_header(&*fresh, path)?.ok() != Some(active.file.header) {
             return Err(changed("the active segment was replaced"));
         }
         if fresh.len().at("stat", path)? < active.end {
@@ -118,9 +115,7 @@ impl Inner {
             .storage
             .open(path, OpenMode::ReadOnly)
             .at("open", path)?;
-        let mut head = [0u8; SEGMENT_HEADER_LEN];
-        let n = file.read_full_at(&mut head, 0).at("read", path)?;
-        let header = SegmentHeader::decode(&head[..n]).map_err(|kind| Error::Corrupt {
+        let header = read_header(&*file, path)?.map_err(|kind| Error::Corrupt {
             path: path.to_path_buf(),
             offset: 0,
             kind,

@@ -32,7 +32,7 @@ use crate::format::{
 };
 use crate::io::{OpenMode, Storage};
 use crate::options::{Options, RecoveryMode};
-use crate::segment::{Segment, SegmentFile};
+use crate::segment::{Segment, SegmentFile, read_header};
 use crate::types::Lsn;
 use rules::{DamageFacts, Place, Verdict, judge};
 use scan::Stop;
@@ -387,9 +387,7 @@ impl Recovery<'_> {
                 .storage
                 .open(path, OpenMode::ReadOnly)
                 .at("open", path)?;
-            let mut head = [0u8; SEGMENT_HEADER_LEN];
-            let n = file.read_full_at(&mut head, 0).at("read", path)?;
-            if let Ok(h) = SegmentHeader::decode(&head[..n]) {
+            if let Ok(h) = read_header(&*file, path)? {
                 match counts.iter_mut().find(|(id, _)| *id == h.log_id) {
                     Some(entry) => entry.1 += 1,
                     None => counts.push((h.log_id, 1)),

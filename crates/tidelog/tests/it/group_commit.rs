@@ -7,7 +7,8 @@ use tidelog::io::{FaultPlan, FaultyStorage, MemStorage, Op};
 use tidelog::{Durability, Error, Log, Lsn, Result, SyncPolicy};
 
 use crate::common::{Env, SEGMENT_BYTES};
-use crate::hardening::{HookedStorage, last};
+use crate::hardening::last;
+use crate::hooked::HookedStorage;
 
 /// Waits (up to a generous bound, so a slow machine cannot fail it) until `done` holds.
 fn eventually(mut done: impl FnMut() -> bool) -> bool {

@@ -7,6 +7,7 @@ mod crash;
 mod faults;
 mod group_commit;
 mod hardening;
+mod hooked;
 mod metrics;
 mod prealloc;
 mod reader;

@@ -165,7 +165,7 @@ fn a_reader_pins_segments_a_checkpoint_drops_until_it_lets_go() -> Result<()> {
 #[test]
 fn refresh_follows_a_writer_reading_only_the_new_bytes() -> Result<()> {
     let env = Env::mem();
-    let counting = crate::recovery::CountingStorage::new(env.mem.clone().expect("in-memory"));
+    let counting = crate::hooked::HookedStorage::new(Arc::new(env.mem.clone().expect("in-memory")));
     let writer = env.builder().preallocate(true).open()?;
     append_n(&writer, 2000)?;
     writer.sync()?;
@@ -179,10 +179,10 @@ fn refresh_follows_a_writer_reading_only_the_new_bytes() -> Result<()> {
     for round in 0..20u64 {
         append_n(&writer, 7)?;
         writer.sync()?;
-        counting.stats.reset();
+        counting.reads().reset();
         let last = reader.refresh()?;
         assert_eq!(last, Lsn::new(2007 + round * 7));
-        let read = counting.stats.total();
+        let read = counting.reads().total();
         assert!(
             read < log_bytes / 8,
             "a refresh read {read} bytes of a {log_bytes}-byte log"

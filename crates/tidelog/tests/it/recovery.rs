@@ -5,18 +5,15 @@
 //! Logs are damaged by hand through the `Storage` trait (see `common::Env`), so every scenario
 //! runs on the in-memory storage and on the real disk.
 
-use std::ffi::OsString;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use tidelog::io::{DirLock, MemStorage, OpenMode, Storage, StorageFile};
 use tidelog::{
     CorruptionKind, DamageAction, Durability, Error, Log, Lsn, RecoveryMode, Result, SyncPolicy,
 };
 
 use crate::common::{Env, append_n, assert_holds, payload, read_all};
+use crate::hooked::HookedStorage;
 
 use RecoveryMode::{PointInTime, SkipCorrupt, Strict, TolerateTornTail};
 
@@ -1748,130 +1745,21 @@ fn proven_damage_in_the_last_segment_is_an_error() -> Result<()> {
 // 11. What recovery reads: memory bounded by the record limit, one pass over a segment.
 // ---------------------------------------------------------------------------------------------
 
-/// What the files of a [`CountingStorage`] were asked to read.
-#[derive(Debug, Default)]
-pub(crate) struct ReadStats {
-    /// The largest buffer handed to a single `read_at`.
-    largest: AtomicUsize,
-    /// Bytes returned by every `read_at`.
-    total: AtomicU64,
-}
-
-impl ReadStats {
-    pub(crate) fn reset(&self) {
-        self.largest.store(0, Ordering::SeqCst);
-        self.total.store(0, Ordering::SeqCst);
-    }
-
-    fn largest(&self) -> u64 {
-        self.largest.load(Ordering::SeqCst) as u64
-    }
-
-    pub(crate) fn total(&self) -> u64 {
-        self.total.load(Ordering::SeqCst)
-    }
-}
-
-/// The in-memory storage, counting what its files read.
-#[derive(Debug, Clone)]
-pub(crate) struct CountingStorage {
-    inner: MemStorage,
-    pub(crate) stats: Arc<ReadStats>,
-}
-
-impl CountingStorage {
-    pub(crate) fn new(inner: MemStorage) -> Self {
-        Self {
-            inner,
-            stats: Arc::default(),
-        }
-    }
-}
-
-impl Storage for CountingStorage {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
-        let inner = self.inner.open(path, mode)?;
-        Ok(Box::new(CountingFile {
-            inner,
-            stats: Arc::clone(&self.stats),
-        }))
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        self.inner.list(dir)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-
-    fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
-        self.inner.lock_dir(dir)
-    }
-}
-
-#[derive(Debug)]
-struct CountingFile {
-    inner: Box<dyn StorageFile>,
-    stats: Arc<ReadStats>,
-}
-
-impl StorageFile for CountingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.stats.largest.fetch_max(buf.len(), Ordering::SeqCst);
-        let n = self.inner.read_at(buf, offset)?;
-        self.stats.total.fetch_add(n as u64, Ordering::SeqCst);
-        Ok(n)
-    }
-
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        self.inner.write_at(buf, offset)
-    }
-
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn allocate(&self, len: u64) -> io::Result<()> {
-        self.inner.allocate(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.inner.sync_data()
-    }
-}
-
 /// The record limit of the logs below: far smaller than their segments.
 const SMALL_RECORD_LIMIT: u32 = 64 << 10;
 /// Their segment size.
 const BIG_SEGMENT: u64 = 8 << 20;
 
 /// An in-memory environment, and the same storage with its reads counted.
-fn counting_env() -> (Env, CountingStorage) {
+fn counting_env() -> (Env, HookedStorage) {
     let env = Env::mem();
-    let counting = CountingStorage::new(env.mem.clone().expect("in-memory storage"));
+    let counting = HookedStorage::new(Arc::new(env.mem.clone().expect("in-memory storage")));
     (env, counting)
 }
 
 /// A builder for logs with [`BIG_SEGMENT`]-byte preallocated segments and records of at most
 /// [`SMALL_RECORD_LIMIT`], on the counting storage.
-fn big_segments(env: &Env, counting: &CountingStorage) -> tidelog::LogBuilder {
+fn big_segments(env: &Env, counting: &HookedStorage) -> tidelog::LogBuilder {
     env.builder()
         .storage(Arc::new(counting.clone()))
         .segment_bytes(BIG_SEGMENT)
@@ -1895,9 +1783,9 @@ fn recovery_reads_a_large_segment_in_pieces_bounded_by_the_record_limit() -> Res
     }
     let active = log.segments().pop().expect("a segment");
     drop(log);
-    counting.stats.reset();
+    counting.reads().reset();
     let log = big_segments(&env, &counting).open()?;
-    let largest = counting.stats.largest();
+    let largest = counting.reads().largest();
     assert!(
         log.recovery_report().is_clean(),
         "{}",
@@ -1912,9 +1800,9 @@ fn recovery_reads_a_large_segment_in_pieces_bounded_by_the_record_limit() -> Res
     let end = active.bytes as usize;
     bytes[end..end + 9].copy_from_slice(&[0x5a; 9]);
     env.write_file(&active.path, &bytes);
-    counting.stats.reset();
+    counting.reads().reset();
     let log = big_segments(&env, &counting).open()?;
-    let largest = counting.stats.largest();
+    let largest = counting.reads().largest();
     let report = log.recovery_report().clone();
     assert_eq!(report.torn_bytes_cut, 9, "{report}");
     assert_holds(&log, 1, 200)?;
@@ -1938,9 +1826,9 @@ fn recovery_reads_a_large_segment_in_pieces_bounded_by_the_record_limit() -> Res
         victim.offset + frame_header_len() + 7,
         0x01,
     );
-    counting.stats.reset();
+    counting.reads().reset();
     let log = big_segments(&env, &counting).open()?;
-    let largest = counting.stats.largest();
+    let largest = counting.reads().largest();
     let report = log.recovery_report().clone();
     assert_eq!(report.last_lsn, Lsn::new(victim.lsn - 1), "{report}");
     assert_eq!(report.intact_frames_cut, 150 - victim.lsn, "{report}");
@@ -1958,7 +1846,7 @@ fn recovery_reads_a_large_segment_in_pieces_bounded_by_the_record_limit() -> Res
 /// segment files.
 fn many_damaged_places(
     env: &Env,
-    counting: &CountingStorage,
+    counting: &HookedStorage,
     durability: SyncPolicy,
 ) -> Result<(Vec<u64>, u64, u64)> {
     let log = env
@@ -1991,13 +1879,13 @@ fn many_damaged_places(
 fn skip_corrupt_reads_a_segment_with_many_damaged_places_once() -> Result<()> {
     let (env, counting) = counting_env();
     let (lost, last, files) = many_damaged_places(&env, &counting, SyncPolicy::EveryCommit)?;
-    counting.stats.reset();
+    counting.reads().reset();
     let log = env
         .builder()
         .storage(Arc::new(counting.clone()))
         .recovery_mode(SkipCorrupt)
         .open()?;
-    let total = counting.stats.total();
+    let total = counting.reads().total();
     let report = log.recovery_report().clone();
     assert_eq!(report.damage.len(), 100, "{report}");
     assert!(
@@ -2034,13 +1922,13 @@ fn skip_corrupt_cuts_an_unsynced_tail_with_many_damaged_places_reading_it_a_few_
     let (env, counting) = counting_env();
     let (lost, _, files) = many_damaged_places(&env, &counting, SyncPolicy::Manual)?;
     let first_in_last = lost[50];
-    counting.stats.reset();
+    counting.reads().reset();
     let log = env
         .builder()
         .storage(Arc::new(counting.clone()))
         .recovery_mode(SkipCorrupt)
         .open()?;
-    let total = counting.stats.total();
+    let total = counting.reads().total();
     let report = log.recovery_report().clone();
     assert_eq!(report.damage.len(), 51, "{report}");
     assert!(
