@@ -692,22 +692,22 @@ fn assert_met(sites: &BTreeSet<Site>, expected: &[(&str, &str)]) {
     }
 }
 
+/// Where the script writes bytes: what a failed write and a full disk meet.
+const WRITE_SITES: &[(&str, &str)] = &[
+    ("append", "segment"),
+    ("append", "temporary segment file"),
+    ("append", "free segment file"),
+    ("checkpoint", "checkpoint file"),
+    ("truncate_after", "temporary segment file"),
+    ("reset", "checkpoint file"),
+    ("reset", "temporary segment file"),
+    ("reset", "free segment file"),
+];
+
 #[test]
 fn every_failed_write_in_the_script() -> Result<()> {
     let sites = fail_each_call_of(Op::Write)?;
-    assert_met(
-        &sites,
-        &[
-            ("append", "segment"),
-            ("append", "temporary segment file"),
-            ("append", "free segment file"),
-            ("checkpoint", "checkpoint file"),
-            ("truncate_after", "temporary segment file"),
-            ("reset", "checkpoint file"),
-            ("reset", "temporary segment file"),
-            ("reset", "free segment file"),
-        ],
-    );
+    assert_met(&sites, WRITE_SITES);
     Ok(())
 }
 
@@ -841,19 +841,7 @@ fn a_full_disk_in_each_step_of_the_script() -> Result<()> {
         false,
     )?;
     eprintln!("full disk: {sites:#?}");
-    assert_met(
-        &sites,
-        &[
-            ("append", "segment"),
-            ("append", "temporary segment file"),
-            ("append", "free segment file"),
-            ("checkpoint", "checkpoint file"),
-            ("truncate_after", "temporary segment file"),
-            ("reset", "checkpoint file"),
-            ("reset", "temporary segment file"),
-            ("reset", "free segment file"),
-        ],
-    );
+    assert_met(&sites, WRITE_SITES);
     Ok(())
 }
 
