@@ -2,8 +2,9 @@
 //! [`SyncPolicy`]'s timer or byte count, and for [`DurableFuture`](crate::DurableFuture)s, which
 //! must not block their executor.
 //!
-//! Invariants: a request is taken when the syncer acts on it, so a rollback that lowers the
-//! durable LSN below a request never leaves it spinning; the syncer stops on a poisoned or closed
+//! Invariants: a request is taken when the syncer acts on it, and a byte count with nothing
+//! unsynced behind it is dropped, so a rollback that lowers the durable LSN below what woke the
+//! syncer never leaves it spinning; the syncer stops on a poisoned or closed
 //! log (every waiter has been told by then) and goes on after a rollback; a panic inside it
 //! poisons the log (the leader's step holds a [`PanicGuard`](crate::log::PanicGuard)).
 
@@ -94,6 +95,7 @@ impl Inner {
             _ => false,
         };
         while self.background.next_due(interval, bytes_due) {
+            let counted = self.unsynced_bytes.load(Ordering::Acquire);
             let Ok((last, generation)) = self
                 .state()
                 .map(|st| (st.last_lsn(), self.commit.generation()))
@@ -107,6 +109,15 @@ impl Inner {
                     // Poisoned or closed: every waiter has been told.
                     Err(_) => return,
                 }
+            } else {
+                // Nothing is unsynced: a rollback or reset took the bytes counted so far, which
+                // would otherwise keep the byte count due (and the syncer busy) until the next
+                // append. Bytes counted since the look are kept.
+                let _ =
+                    self.unsynced_bytes
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                            Some(b.saturating_sub(counted))
+                        });
             }
         }
     }

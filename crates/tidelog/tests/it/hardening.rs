@@ -14,7 +14,6 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +21,7 @@ use std::task::{Context, Waker};
 use std::thread;
 use std::time::Duration;
 
-use tidelog::io::{FaultPlan, FaultyStorage, MemStorage, Op, Storage};
+use tidelog::io::{FaultPlan, FaultyStorage, MemStorage, Op};
 use tidelog::{Durability, Error, Log, LogBuilder, Lsn, Result, SyncPolicy, WhenFull};
 
 use crate::common::{Env, SEGMENT_BYTES, assert_holds, payload, read_all};
@@ -175,23 +174,6 @@ fn syncs_racing_rollbacks_and_rolls_leave_the_log_healthy() -> Result<()> {
 // The interval syncer after a rollback below an LSN it was asked for
 // ---------------------------------------------------------------------------------------------
 
-/// Ids of the threads of this process named `tidelog-syncer`.
-#[cfg(target_os = "linux")]
-fn syncer_threads() -> std::collections::BTreeSet<String> {
-    let tasks = Path::new("/proc/self/task");
-    let names = tidelog::io::StdStorage::new()
-        .list(tasks)
-        .expect("list /proc/self/task");
-    names
-        .into_iter()
-        .filter_map(|n| n.into_string().ok())
-        .filter(|tid| {
-            std::fs::read_to_string(tasks.join(tid).join("comm"))
-                .is_ok_and(|comm| comm.trim_end() == "tidelog-syncer")
-        })
-        .collect()
-}
-
 /// CPU time (user + system) thread `tid` of this process used so far, in clock ticks.
 #[cfg(target_os = "linux")]
 fn cpu_ticks(tid: &str) -> u64 {
@@ -214,45 +196,27 @@ fn cpu_ticks(tid: &str) -> u64 {
     field(11) + field(12)
 }
 
+/// The syncer thread of the log on `storage`: a record is made durable through it first (a
+/// `durable` future asks the syncer), which shows its thread id.
 #[cfg(target_os = "linux")]
-#[test]
-fn the_interval_syncer_idles_after_a_rollback_below_an_lsn_it_was_asked_for() -> Result<()> {
-    let env = Env::mem();
-    // Open the log and find its syncer thread: the one that appeared with it. Other tests of this
-    // process may open logs at the same moment; then try again.
-    let mut found = None;
-    for _ in 0..50 {
-        let before = syncer_threads();
-        let log = env
-            .builder()
-            .sync_policy(SyncPolicy::Interval(Duration::from_millis(20)))
-            .open()?;
-        let new: Vec<String> = syncer_threads().difference(&before).cloned().collect();
-        if let [tid] = new.as_slice() {
-            found = Some((log, tid.clone()));
-            break;
-        }
-        drop(log);
-        thread::sleep(Duration::from_millis(10));
-    }
-    let (log, tid) = found.expect("the log's syncer thread was told apart from the others");
+fn syncer_of(log: &Log, storage: &HookedStorage) -> Result<String> {
+    let lsn = log.append(b"find the syncer", Durability::Buffered)?;
+    block_on(log.durable(lsn)?)?;
+    Ok(storage.syncer_tid().expect("the syncer thread synced"))
+}
 
-    for lsn in 1..=10 {
-        log.append(&tagged("first", lsn), Durability::Buffered)?;
-    }
-    // An async waiter asks the syncer for LSN 10, which is then rolled back.
-    block_on(log.durable(Lsn::new(10))?)?;
-    log.truncate_after(Lsn::new(5))?;
-
-    // Nothing is appended now, so the syncer has nothing to do but wait for its next period.
-    // This is the one check of this suite that measures time: a spinning syncer shows only in
-    // the CPU time it burns. The bound is loose (a third of the wall time; an idle syncer uses
-    // next to nothing, a spinning one close to all of it), so a loaded machine cannot fail it
-    // (at worst, by starving a spinning syncer, it hides the defect).
-    let ticks_before = cpu_ticks(&tid);
+/// Asserts that the syncer thread `tid` stays idle for a while.
+///
+/// This is the one check of this suite that measures time: a spinning syncer shows only in the
+/// CPU time it burns. The bound is loose (a third of the wall time; an idle syncer uses next to
+/// nothing, a spinning one close to all of it), so a loaded machine cannot fail it (at worst, by
+/// starving a spinning syncer, it hides the defect).
+#[cfg(target_os = "linux")]
+fn assert_idle(tid: &str) {
+    let ticks_before = cpu_ticks(tid);
     let started = std::time::Instant::now();
     thread::sleep(Duration::from_millis(300));
-    let ticks = cpu_ticks(&tid) - ticks_before;
+    let ticks = cpu_ticks(tid) - ticks_before;
     let wall = started.elapsed();
     // Linux reports thread CPU time in USER_HZ ticks, 100 per second.
     let cpu = Duration::from_millis(ticks * 10);
@@ -260,9 +224,64 @@ fn the_interval_syncer_idles_after_a_rollback_below_an_lsn_it_was_asked_for() ->
         cpu * 3 < wall,
         "the idle syncer used {cpu:?} of CPU in {wall:?}"
     );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_interval_syncer_idles_after_a_rollback_below_an_lsn_it_was_asked_for() -> Result<()> {
+    let storage = HookedStorage::new(Arc::new(MemStorage::new()));
+    let log = builder_on(&storage)
+        .sync_policy(SyncPolicy::Interval(Duration::from_millis(20)))
+        .open()?;
+    let tid = syncer_of(&log, &storage)?;
+
+    for lsn in 2..=10 {
+        log.append(&tagged("first", lsn), Durability::Buffered)?;
+    }
+    // An async waiter asks the syncer for LSN 10, which is then rolled back.
+    block_on(log.durable(Lsn::new(10))?)?;
+    log.truncate_after(Lsn::new(5))?;
+
+    // Nothing is appended now, so the syncer has nothing to do but wait for its next period.
+    assert_idle(&tid);
 
     // And it still syncs what comes next.
     let lsn = log.append(&tagged("second", 6), Durability::Buffered)?;
+    block_on(log.durable(lsn)?)?;
+    Ok(())
+}
+
+/// The byte-count syncer woken for bytes that a rollback then takes away: with nothing left to
+/// sync, it must not keep finding the count due.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_bytes_syncer_idles_after_a_rollback_takes_the_bytes_it_was_woken_for() -> Result<()> {
+    let storage = HookedStorage::new(Arc::new(MemStorage::new()));
+    let log = builder_on(&storage)
+        .sync_policy(SyncPolicy::Bytes(1000))
+        .open()?;
+    let tid = syncer_of(&log, &storage)?;
+    let log = Arc::new(log);
+    // A committer's fsync is held: its sync, and the syncer's behind it, cannot finish.
+    let held = storage.hold_syncs(1);
+    let committer = {
+        let log = Arc::clone(&log);
+        thread::spawn(move || log.append(&tagged("held", 2), Durability::Synced))
+    };
+    held.wait_entered();
+    // Enough bytes to wake the syncer, which then waits behind the held sync.
+    for lsn in 3..=20 {
+        log.append(&[b'x'; 100], Durability::Buffered)?;
+        assert_eq!(last(&log), Lsn::new(lsn));
+    }
+    // The rollback takes every record but the first, the ones the syncer was woken for too.
+    log.truncate_after(Lsn::FIRST)?;
+    held.release();
+    let committed = committer.join().expect("committer");
+    assert!(is_rolled_back(&committed, 2, 1), "{committed:?}");
+    assert_idle(&tid);
+    // And it still syncs what comes next.
+    let lsn = log.append(&vec![b'y'; 2000], Durability::Buffered)?;
     block_on(log.durable(lsn)?)?;
     Ok(())
 }

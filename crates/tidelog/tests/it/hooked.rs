@@ -31,6 +31,8 @@ struct Hooks {
     panic_on_syncer_sync: AtomicBool,
     /// What the files read.
     reads: ReadStats,
+    /// The thread id of the log's syncer thread (Linux), once it synced.
+    syncer_tid: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +64,16 @@ impl HookedStorage {
             entered: rx,
             released: false,
         }
+    }
+
+    /// The thread id of the syncer thread of the log on this storage, once it made an fsync
+    /// (on Linux; `None` elsewhere).
+    pub(crate) fn syncer_tid(&self) -> Option<String> {
+        self.hooks
+            .syncer_tid
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// What the files read so far.
@@ -96,6 +108,13 @@ impl Hooks {
 
     fn before_sync(&self) {
         self.syncs.fetch_add(1, Ordering::SeqCst);
+        if thread::current().name() == Some("tidelog-syncer")
+            && let Ok(link) = std::fs::read_link("/proc/thread-self")
+            && let Some(tid) = link.file_name().and_then(|t| t.to_str())
+            && let Ok(mut slot) = self.syncer_tid.lock()
+        {
+            *slot = Some(tid.to_owned());
+        }
         if thread::current().name() == Some("tidelog-syncer")
             && self.panic_on_syncer_sync.swap(false, Ordering::SeqCst)
         {
