@@ -923,3 +923,39 @@ fn errors_are_one_readable_chain_with_exit_code_2() {
     let run = tidelog(&["checkpoint", s(&dir), "5"]).expect(2);
     assert!(run.stderr.contains("tidelog: hint:"), "{}", run.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// permissions
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn info_shows_the_modes_and_verify_warns_when_others_can_read_the_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 20);
+    let run = tidelog(&["info", s(&dir)]).expect(0);
+    assert!(
+        run.stdout.contains("directory 0700, files 0600"),
+        "{}",
+        run.stdout
+    );
+    let run = tidelog(&["verify", s(&dir)]).expect(0);
+    assert!(!run.stdout.contains("warning:"), "{}", run.stdout);
+
+    // Made readable by others by hand: verify warns, and still passes.
+    for seg in segments(&dir) {
+        std::fs::set_permissions(&seg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let run = unchanged(&dir, || tidelog(&["verify", s(&dir)])).expect(0);
+    assert!(run.stdout.contains("warning:"), "{}", run.stdout);
+    assert!(run.stdout.contains("go-rwx"), "{}", run.stdout);
+    let v = tidelog(&["verify", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(
+        v["readable_by_others"].as_array().unwrap().len(),
+        segments(&dir).len()
+    );
+    let v = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(v["modes"]["dir"], "0700");
+    assert!(!v["readable_by_others"].as_array().unwrap().is_empty());
+}

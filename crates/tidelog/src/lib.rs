@@ -76,8 +76,9 @@ pub use crate::format::{FORMAT_VERSION, MAX_RECORD_BYTES_LIMIT};
 pub use crate::log::{Log, LogBuilder, SegmentEvent, SegmentInfo};
 pub use crate::metrics::{Metrics, Summary};
 pub use crate::options::{
-    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_WRITE_BUFFER_BYTES, Durability,
-    MIN_SEGMENT_BYTES, Options, ParseRecoveryModeError, RecoveryMode, SyncPolicy, WhenFull,
+    DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES,
+    DEFAULT_WRITE_BUFFER_BYTES, Durability, MIN_SEGMENT_BYTES, Options, ParseRecoveryModeError,
+    RecoveryMode, SyncPolicy, WhenFull,
 };
 pub use crate::read::{Iter, Record, Tail};
 pub use crate::recovery::{Damage, DamageAction, RecoveryReport};

@@ -166,7 +166,22 @@ pub struct Options {
     /// background thread starts, and every call that would write fails with
     /// [`Error::ReadOnly`]. Default `false`.
     pub read_only: bool,
+    /// Permission bits of the directories the log creates (the log directory and missing
+    /// parents, `quarantine/`), on Unix, less the process's umask. Must give the owner `rwx` and
+    /// nobody else write. Default [`DEFAULT_DIR_MODE`] (`0o700`): a log holds its writer's data.
+    pub dir_mode: u32,
+    /// Permission bits of the files the log creates (segments, temporary files, `CHECKPOINT`,
+    /// `RETENTION`, quarantine files), on Unix, less the process's umask. Must give the owner
+    /// `rw` and nobody else write. Default [`DEFAULT_FILE_MODE`] (`0o600`). Opening an existing
+    /// log never changes the modes its files have.
+    pub file_mode: u32,
 }
+
+/// Default [`Options::dir_mode`]: the owner only.
+pub const DEFAULT_DIR_MODE: u32 = 0o700;
+
+/// Default [`Options::file_mode`]: the owner only.
+pub const DEFAULT_FILE_MODE: u32 = 0o600;
 
 impl Default for Options {
     fn default() -> Self {
@@ -182,6 +197,8 @@ impl Default for Options {
             capacity_bytes: None,
             when_full: WhenFull::Fail,
             read_only: false,
+            dir_mode: DEFAULT_DIR_MODE,
+            file_mode: DEFAULT_FILE_MODE,
         }
     }
 }
@@ -246,6 +263,29 @@ impl Options {
             }
             _ => {}
         }
+        for (name, mode, owner) in [
+            ("dir_mode", self.dir_mode, 0o700),
+            ("file_mode", self.file_mode, 0o600),
+        ] {
+            if mode & !0o777 != 0 {
+                return invalid(
+                    name,
+                    format!("{mode:#o} has bits beyond the permissions (0o777)"),
+                );
+            }
+            if mode & owner != owner {
+                return invalid(
+                    name,
+                    format!("{mode:#o} does not give the owner {owner:#o}, which the log needs"),
+                );
+            }
+            if mode & 0o022 != 0 {
+                return invalid(
+                    name,
+                    format!("{mode:#o} lets others than the owner write the log"),
+                );
+            }
+        }
         debug_assert!(MIN_SEGMENT_BYTES > SEGMENT_HEADER_LEN as u64);
         Ok(())
     }
@@ -254,6 +294,30 @@ impl Options {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_must_give_the_owner_access_and_nobody_else_write() {
+        let with = |dir_mode, file_mode| Options {
+            dir_mode,
+            file_mode,
+            ..Options::default()
+        };
+        assert!(with(0o700, 0o600).validate().is_ok());
+        assert!(with(0o750, 0o640).validate().is_ok());
+        for (dir, file, name) in [
+            (0o1700, 0o600, "dir_mode"),
+            (0o500, 0o600, "dir_mode"),
+            (0o770, 0o600, "dir_mode"),
+            (0o700, 0o400, "file_mode"),
+            (0o700, 0o4600, "file_mode"),
+            (0o700, 0o602, "file_mode"),
+        ] {
+            assert!(
+                matches!(with(dir, file).validate(), Err(Error::InvalidOptions { name: n, .. }) if n == name),
+                "{dir:#o} {file:#o}"
+            );
+        }
+    }
 
     #[test]
     fn recovery_modes_read_back_what_they_print() {

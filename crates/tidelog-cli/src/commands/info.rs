@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use tidelog::{FORMAT_VERSION, Log, RecoveryMode};
 
-use super::{is_damage, open_read_only};
+use super::{Modes, is_damage, open_read_only};
 use crate::output::{Ctx, Style, Table, human_bytes, thousands};
 use crate::report;
 
@@ -34,6 +34,8 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e),
     };
     let facts = Facts::of(&log)?;
+    let modes = Modes::of(&args.dir);
+    let open_to_others = modes.readable_by_others(&args.dir);
     let r = log.recovery_report();
     let mut out = ctx.out();
     if ctx.json {
@@ -62,6 +64,18 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "records": facts.records,
             "bytes": facts.bytes,
             "segments": segments,
+            "modes": {
+                "dir": modes.dir.map(|m| format!("{m:04o}")),
+                "files": modes
+                    .entries
+                    .iter()
+                    .map(|(p, m)| (p.display().to_string(), format!("{m:04o}")))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            },
+            "readable_by_others": open_to_others
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>(),
             "damaged": damage,
             "recovery": report::report_json(r),
         }))?;
@@ -91,6 +105,14 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         (
             "checkpoint",
             format!("{} (the first LSN a read may ask for)", facts.checkpoint),
+        ),
+        (
+            "permissions",
+            if open_to_others.is_empty() {
+                modes.summary()
+            } else {
+                format!("{} (readable by other users)", modes.summary())
+            },
         ),
         (
             "size",

@@ -14,7 +14,7 @@ pub(crate) mod tail;
 pub(crate) mod truncate_after;
 pub(crate) mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -103,6 +103,81 @@ pub(crate) fn open_read_only(dir: &Path, mode: RecoveryMode) -> anyhow::Result<L
         .recovery_mode(mode)
         .open()
         .with_context(|| format!("cannot open the log in {} (read-only)", dir.display()))
+}
+
+/// The permission bits of a log directory and of the files in it (Unix; empty elsewhere).
+#[derive(Debug, Default)]
+pub(crate) struct Modes {
+    /// The directory's own bits.
+    pub(crate) dir: Option<u32>,
+    /// Each file's (and subdirectory's) bits, by path.
+    pub(crate) entries: Vec<(PathBuf, u32)>,
+}
+
+impl Modes {
+    /// Reads the modes of `dir` and everything in it (one level, and `quarantine/`).
+    pub(crate) fn of(dir: &Path) -> Modes {
+        use tidelog::io::Storage as _;
+        let storage = tidelog::io::StdStorage::new();
+        let mode = |p: &Path| storage.mode(p).ok().flatten().map(|m| m & 0o7777);
+        let mut entries = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            let mut names = storage.list(&d).unwrap_or_default();
+            names.sort();
+            for name in names {
+                let path = d.join(name);
+                if path.is_dir() {
+                    dirs.push(path.clone());
+                }
+                if let Some(m) = mode(&path) {
+                    entries.push((path, m));
+                }
+            }
+        }
+        Modes {
+            dir: mode(dir),
+            entries,
+        }
+    }
+
+    /// The paths other users can read (or, for directories, list), the directory first.
+    pub(crate) fn readable_by_others(&self, dir: &Path) -> Vec<(PathBuf, u32)> {
+        self.dir
+            .map(|m| (dir.to_path_buf(), m))
+            .into_iter()
+            .chain(self.entries.iter().cloned())
+            .filter(|(_, m)| m & 0o004 != 0)
+            .collect()
+    }
+
+    /// A summary such as `directory 0700, files 0600` (each distinct file mode with a count
+    /// when they differ).
+    pub(crate) fn summary(&self) -> String {
+        let mut counts: std::collections::BTreeMap<u32, usize> = Default::default();
+        for (_, m) in &self.entries {
+            *counts.entry(*m).or_default() += 1;
+        }
+        let files = match counts.len() {
+            0 => "no files".to_owned(),
+            1 => counts
+                .keys()
+                .map(|m| format!("files {m:04o}"))
+                .collect::<String>(),
+            _ => format!(
+                "files {}",
+                counts
+                    .iter()
+                    .map(|(m, n)| format!("{m:04o} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        match self.dir {
+            Some(d) => format!("directory {d:04o}, {files}"),
+            None => "unknown on this system".to_owned(),
+        }
+    }
 }
 
 /// Whether another process has the log in `dir` open for writing (it holds the directory's

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::json;
 use tidelog::{Lsn, RecoveryMode};
 
-use super::{is_damage, only_a_provisional_tail, open_read_only, writer_holds};
+use super::{Modes, is_damage, only_a_provisional_tail, open_read_only, writer_holds};
 use crate::output::{Ctx, EXIT_PROBLEM, Style, human_bytes, human_duration, thousands};
 use crate::report;
 
@@ -18,7 +18,8 @@ place instead of stopping at the first, then reads back every record and checks 
 the directory changes. Exit code 0: no damage; 1: damage found (including a torn tail, which
 the next open would cut); 2: the log could not be read at all. On a log another process has
 open for writing, the end of its last segment may be a write in progress: verify says the tail
-is provisional instead of calling it damage.
+is provisional instead of calling it damage. It warns (without failing) when other users can
+read the log's files or directory.
 
 Examples:
   tidelog verify ./wal
@@ -102,6 +103,7 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     // A writer holds the log: what looks torn at the end is what it is writing right now.
     let provisional = !r.is_clean() && writer_holds(&args.dir) && only_a_provisional_tail(r, &log);
     let ok = (r.is_clean() || provisional) && read_error.is_none();
+    let open_to_others = Modes::of(&args.dir).readable_by_others(&args.dir);
 
     if ctx.json {
         out.json(&json!({
@@ -112,6 +114,10 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "last_lsn": last.get(),
             "read_error": read_error,
             "provisional_tail": provisional,
+            "readable_by_others": open_to_others
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>(),
             "report": report::report_json(r),
         }))?;
     } else {
@@ -128,6 +134,17 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         ))?;
         if let Some(e) = &read_error {
             out.line(format_args!("{} {e}", out.paint(Style::Red, "read error:")))?;
+        }
+        if !open_to_others.is_empty() {
+            let (first, mode) = &open_to_others[0];
+            out.line(format_args!(
+                "{} {} of the log's files and directories can be read by other users ({} is \
+                 {mode:04o}); `chmod -R go-rwx {}` makes the log its owner's only",
+                out.paint(Style::Yellow, "warning:"),
+                open_to_others.len(),
+                first.display(),
+                args.dir.display()
+            ))?;
         }
         if ok && provisional {
             out.line(format_args!(

@@ -207,6 +207,24 @@ impl Storage for FaultyStorage {
         }))
     }
 
+    fn create(&self, path: &Path, how: OpenMode, mode: u32) -> io::Result<Box<dyn StorageFile>> {
+        self.state().check(Op::Open)?;
+        let inner = self.inner.create(path, how, mode)?;
+        Ok(Box::new(FaultyFile {
+            inner,
+            state: Arc::clone(&self.state),
+        }))
+    }
+
+    fn create_dir_all_with_mode(&self, dir: &Path, mode: u32) -> io::Result<()> {
+        self.state().check(Op::CreateDir)?;
+        self.inner.create_dir_all_with_mode(dir, mode)
+    }
+
+    fn mode(&self, path: &Path) -> io::Result<Option<u32>> {
+        self.inner.mode(path)
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         self.state().check(Op::List)?;
         self.inner.list(dir)

@@ -71,7 +71,16 @@ struct State {
     durable: BTreeMap<PathBuf, Node>,
     pending: Vec<DirOp>,
     locks: HashSet<PathBuf>,
+    /// Permission bits given at creation: of files by inode, of directories by path. What is
+    /// not here has the bits of a umask of 022 (`0o644`, `0o755`).
+    file_modes: HashMap<u64, u32>,
+    dir_modes: HashMap<PathBuf, u32>,
 }
+
+/// The bits a file created without a mode gets (a umask of 022).
+const PLAIN_FILE_MODE: u32 = 0o644;
+/// The bits a directory created without a mode gets (a umask of 022).
+const PLAIN_DIR_MODE: u32 = 0o755;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Node {
@@ -386,6 +395,51 @@ impl Storage for MemStorage {
         };
         drop(state);
         Ok(self.handle(inode, generation, mode != OpenMode::ReadOnly))
+    }
+
+    fn create(&self, path: &Path, how: OpenMode, mode: u32) -> io::Result<Box<dyn StorageFile>> {
+        let existed = self.state().live.contains_key(path);
+        let file = self.open(path, how)?;
+        let mut state = self.state();
+        if !existed && let Some(Node::File(inode)) = state.live.get(path).copied() {
+            state.file_modes.insert(inode, mode);
+        }
+        Ok(file)
+    }
+
+    fn create_dir_all_with_mode(&self, dir: &Path, mode: u32) -> io::Result<()> {
+        let missing: Vec<PathBuf> = {
+            let state = self.state();
+            dir.ancestors()
+                .filter(|p| !is_current_dir(p) && p.parent().is_some())
+                .filter(|p| !state.live.contains_key(*p))
+                .map(Path::to_path_buf)
+                .collect()
+        };
+        self.create_dir_all(dir)?;
+        let mut state = self.state();
+        for created in missing {
+            state.dir_modes.insert(created, mode);
+        }
+        Ok(())
+    }
+
+    fn mode(&self, path: &Path) -> io::Result<Option<u32>> {
+        let state = self.state();
+        match state.live.get(path) {
+            Some(Node::File(inode)) => Ok(Some(
+                state
+                    .file_modes
+                    .get(inode)
+                    .copied()
+                    .unwrap_or(PLAIN_FILE_MODE),
+            )),
+            Some(Node::Dir) => Ok(Some(
+                state.dir_modes.get(path).copied().unwrap_or(PLAIN_DIR_MODE),
+            )),
+            None if is_current_dir(path) || path.parent().is_none() => Ok(Some(PLAIN_DIR_MODE)),
+            None => Err(not_found(path)),
+        }
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {

@@ -15,8 +15,10 @@
 
 mod faulty;
 mod mem;
+mod modes;
 mod std_fs;
 
+pub(crate) use modes::WithModes;
 pub(crate) use std_fs::LOCK_FILE;
 
 use std::ffi::OsString;
@@ -54,6 +56,40 @@ pub trait Storage: Send + Sync + Debug + 'static {
     /// [`io::ErrorKind::NotFound`] for a missing file in the `ReadOnly`/`ReadWrite` modes,
     /// [`io::ErrorKind::AlreadyExists`] for an existing one in `CreateNew`, or any I/O error.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>>;
+
+    /// Like [`Storage::open`] in a creating mode ([`OpenMode::CreateNew`] or
+    /// [`OpenMode::Truncate`]), giving a file it creates the permission bits `mode` (on Unix,
+    /// less the process's umask). A file that exists keeps its bits. Every file tidelog creates
+    /// is created through this, so a storage can enforce or check the modes; the default
+    /// ignores `mode`, and a storage that wraps another should forward it.
+    ///
+    /// # Errors
+    /// As [`Storage::open`].
+    fn create(&self, path: &Path, how: OpenMode, mode: u32) -> io::Result<Box<dyn StorageFile>> {
+        let _ = mode;
+        self.open(path, how)
+    }
+
+    /// Like [`Storage::create_dir_all`], giving each directory it creates the permission bits
+    /// `mode` (on Unix, less the process's umask); existing ones keep theirs. The default ignores
+    /// `mode`; a storage that wraps another should forward it.
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn create_dir_all_with_mode(&self, dir: &Path, mode: u32) -> io::Result<()> {
+        let _ = mode;
+        self.create_dir_all(dir)
+    }
+
+    /// The permission bits of the file or directory at `path`, or `None` where the storage has
+    /// no such notion. The default says `None`.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::NotFound`] if nothing is there, or any I/O error.
+    fn mode(&self, path: &Path) -> io::Result<Option<u32>> {
+        let _ = path;
+        Ok(None)
+    }
 
     /// Lists the names of the entries of directory `dir` (files and subdirectories), in no
     /// particular order.

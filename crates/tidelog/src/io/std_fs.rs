@@ -63,6 +63,46 @@ impl Storage for StdStorage {
         Ok(Box::new(StdFile(options.open(path)?)))
     }
 
+    fn create(&self, path: &Path, how: OpenMode, mode: u32) -> io::Result<Box<dyn StorageFile>> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        match how {
+            OpenMode::CreateNew => options.create_new(true),
+            OpenMode::Truncate => options.create(true).truncate(true),
+            OpenMode::ReadOnly | OpenMode::ReadWrite => return self.open(path, how),
+        };
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        Ok(Box::new(StdFile(options.open(path)?)))
+    }
+
+    fn create_dir_all_with_mode(&self, dir: &Path, mode: u32) -> io::Result<()> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        builder.create(dir)
+    }
+
+    fn mode(&self, path: &Path) -> io::Result<Option<u32>> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        {
+            Ok(Some(
+                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+            ))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Ok(None)
+        }
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         std::fs::read_dir(dir)?
             .map(|entry| entry.map(|e| e.file_name()))
@@ -95,12 +135,12 @@ impl Storage for StdStorage {
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(LOCK_FILE))?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // Nobody else needs the lock file; it holds nothing.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(dir.join(LOCK_FILE))?;
         match file.try_lock() {
             Ok(()) => Ok(DirLock::new(Box::new(LockFile(file)))),
             Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(

@@ -11,7 +11,7 @@ use super::{AppendCounts, BufferPool, Inner, Log, State};
 use crate::commit::{Background, GroupCommit};
 use crate::error::{Error, IoContext, Result};
 use crate::format::SEGMENT_HEADER_LEN;
-use crate::io::{StdStorage, Storage};
+use crate::io::{StdStorage, Storage, WithModes};
 use crate::metrics::Stats;
 use crate::options::{Options, RecoveryMode, SyncPolicy, WhenFull};
 use crate::recovery;
@@ -92,6 +92,15 @@ impl LogBuilder {
         self
     }
 
+    /// Permission bits of the directories and files the log creates ([`Options::dir_mode`],
+    /// [`Options::file_mode`]; `0o700` and `0o600` by default), say `0o750` and `0o640` for a
+    /// group that must read the log.
+    pub fn modes(mut self, dir_mode: u32, file_mode: u32) -> Self {
+        self.options.dir_mode = dir_mode;
+        self.options.file_mode = file_mode;
+        self
+    }
+
     /// Open read-only, for inspection ([`Options::read_only`]).
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.options.read_only = read_only;
@@ -141,6 +150,9 @@ impl Log {
             storage,
         } = builder;
         options.validate()?;
+        // Every file and directory the log creates gets the log's modes.
+        let storage: Arc<dyn Storage> =
+            Arc::new(WithModes::new(storage, options.dir_mode, options.file_mode));
         if options.create_if_missing && !options.read_only {
             create_log_dir(&*storage, &dir)?;
         } else {

@@ -9,6 +9,7 @@ mod group_commit;
 mod hardening;
 mod hooked;
 mod metrics;
+mod modes;
 mod prealloc;
 mod reader;
 mod recovery;
