@@ -60,6 +60,7 @@ macro_rules! span {
 mod commit;
 mod error;
 mod format;
+pub mod inspect;
 pub mod io;
 mod log;
 mod metrics;

@@ -8,6 +8,7 @@ mod faults;
 mod group_commit;
 mod hardening;
 mod hooked;
+mod inspect;
 mod metrics;
 mod prealloc;
 mod reader;
