@@ -67,6 +67,7 @@ mod metrics;
 mod options;
 mod read;
 mod recovery;
+pub mod repair;
 mod segment;
 mod sync;
 mod types;

@@ -14,4 +14,5 @@ mod prealloc;
 mod reader;
 mod recovery;
 mod recycle;
+mod repair;
 mod seams;
