@@ -923,3 +923,26 @@ fn errors_are_one_readable_chain_with_exit_code_2() {
     let run = tidelog(&["checkpoint", s(&dir), "5"]).expect(2);
     assert!(run.stderr.contains("tidelog: hint:"), "{}", run.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Incident tooling: errors, dump --limit/--stats/--frames and files, recover --rebuild-checkpoint
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let tmp = tempdir();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    // A path under a file: listing it fails with ENOTDIR.
+    let under = file.join("log");
+    for cmd in ["info", "dump", "verify", "recover"] {
+        let run = tidelog(&[cmd, s(&under)]).expect(2);
+        assert!(run.stderr.contains("(os error"), "{cmd}: {}", run.stderr);
+        assert_eq!(
+            run.stderr.matches("(os error").count(),
+            1,
+            "{cmd}: {}",
+            run.stderr
+        );
+    }
+}
