@@ -946,3 +946,357 @@ fn an_os_error_is_printed_once() {
         );
     }
 }
+
+/// A log of `n` records appended in batches of 1, 2 and 3 records, in turn.
+fn make_batched_log(dir: &Path, n: u64) -> Vec<usize> {
+    let log = Log::builder(dir)
+        .segment_bytes(SEGMENT_BYTES)
+        .open()
+        .unwrap();
+    let mut sizes = Vec::new();
+    let mut lsn = 1;
+    while lsn <= n {
+        let size = (sizes.len() % 3 + 1).min((n - lsn + 1) as usize);
+        let batch: Vec<Vec<u8>> = (lsn..lsn + size as u64).map(payload).collect();
+        log.append_batch(&batch, Durability::Synced).unwrap();
+        sizes.push(size);
+        lsn += size as u64;
+    }
+    log.close().unwrap();
+    sizes
+}
+
+fn cut_files(dir: &Path) -> Vec<PathBuf> {
+    let mut cuts: Vec<PathBuf> = std::fs::read_dir(dir.join("quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(".cut"))
+        .collect();
+    cuts.sort();
+    cuts
+}
+
+#[test]
+fn dump_limit_prints_at_most_n_records() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 50);
+    let run = unchanged(&dir, || tidelog(&["dump", s(&dir), "--limit", "7"])).expect(0);
+    assert_eq!(run.stdout.lines().count(), 7, "{}", run.stdout);
+    let lines = tidelog(&["dump", "--json", s(&dir), "--from", "45", "--limit", "3"])
+        .expect(0)
+        .json_lines();
+    let lsns: Vec<u64> = lines.iter().map(|l| l["lsn"].as_u64().unwrap()).collect();
+    assert_eq!(lsns, [45, 46, 47]);
+    let run = tidelog(&["dump", s(&dir), "--limit", "0"]).expect(0);
+    assert_eq!(run.stdout, "");
+    // More than there is: all of it.
+    let run = tidelog(&["dump", s(&dir), "--limit", "1000"]).expect(0);
+    assert_eq!(run.stdout.lines().count(), 50);
+    tidelog(&["dump", s(&dir), "--limit", "-1"]).expect(2);
+}
+
+#[test]
+fn dump_payload_names_the_payload_encoding() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 5);
+    let hex: String = payload(3).iter().map(|b| format!("{b:02x}")).collect();
+    for flag in ["--payload", "--format"] {
+        let r = tidelog(&[
+            "dump",
+            "--json",
+            s(&dir),
+            "--from",
+            "3",
+            "--to",
+            "3",
+            flag,
+            "hex",
+        ])
+        .expect(0)
+        .json();
+        assert_eq!(r["hex"], hex, "{flag}");
+    }
+    let run = tidelog(&["dump", "--help"]).expect(0);
+    assert!(run.stdout.contains("--payload <PAYLOAD>"), "{}", run.stdout);
+    tidelog(&["dump", s(&dir), "--payload", "rot13"]).expect(2);
+}
+
+#[test]
+fn dump_stats_counts_records_bytes_and_batches_per_segment() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("log");
+    let sizes = make_batched_log(&dir, RECORDS);
+    let segs = segments(&dir);
+    assert!(segs.len() >= 3, "{} segments", segs.len());
+    let run = unchanged(&dir, || tidelog(&["dump", s(&dir), "--stats"])).expect(0);
+    for text in ["records/batch", "payload", "total (", "1 / 2.0 / 3"] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+    for seg in &segs {
+        let name = seg.file_name().unwrap().to_str().unwrap();
+        assert!(run.stdout.contains(name), "{name} in\n{}", run.stdout);
+    }
+
+    let lines = unchanged(&dir, || tidelog(&["dump", "--json", s(&dir), "--stats"]))
+        .expect(0)
+        .json_lines();
+    assert_eq!(lines.len(), segs.len() + 1);
+    let mut next = 1;
+    for (line, seg) in lines.iter().zip(&segs) {
+        assert_eq!(line["type"], "segment");
+        assert_eq!(line["file"], s(seg));
+        assert_eq!(line["first_lsn"], next, "{line}");
+        next = line["last_lsn"].as_u64().unwrap() + 1;
+        assert_eq!(line["file_bytes"], std::fs::metadata(seg).unwrap().len());
+        assert_eq!(line["damaged_bytes"], 0);
+        // A batch never spans two segments.
+        let records = line["records"].as_u64().unwrap();
+        let batches = line["batches"].as_u64().unwrap();
+        let mean = line["batch_size"]["mean"].as_f64().unwrap();
+        assert!(
+            (mean * batches as f64 - records as f64).abs() < 1e-6,
+            "{line}"
+        );
+    }
+    let total = lines.last().unwrap();
+    assert_eq!(total["type"], "total");
+    assert_eq!(total["records"], RECORDS);
+    assert_eq!(total["batches"], sizes.len());
+    assert_eq!(total["batch_size"]["min"], 1);
+    assert_eq!(total["batch_size"]["max"], 3);
+    let bytes: u64 = (1..=RECORDS).map(|l| payload(l).len() as u64).sum();
+    assert_eq!(total["payload_bytes"], bytes);
+
+    // One file, and an LSN range.
+    let one = tidelog(&["dump", "--json", s(&segs[1]), "--stats"])
+        .expect(0)
+        .json_lines();
+    assert_eq!(one[0]["records"], lines[1]["records"]);
+    let ranged = tidelog(&[
+        "dump",
+        "--json",
+        s(&dir),
+        "--stats",
+        "--from",
+        "10",
+        "--to",
+        "19",
+    ])
+    .expect(0)
+    .json_lines();
+    assert_eq!(ranged.last().unwrap()["records"], 10);
+}
+
+#[test]
+fn dump_frames_of_a_healthy_log_are_its_records_with_valid_checksums() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let segs = segments(&dir);
+    let lines = unchanged(&dir, || tidelog(&["dump", "--json", s(&dir), "--frames"]))
+        .expect(0)
+        .json_lines();
+    let files: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "file").collect();
+    assert_eq!(files.len(), segs.len());
+    for (file, seg) in files.iter().zip(&segs) {
+        assert_eq!(file["file"], s(seg));
+        assert_eq!(file["kind"], "segment");
+        assert_eq!(file["checked_against"], s(seg));
+        assert_eq!(file["header"]["log_id"].as_str().unwrap().len(), 32);
+    }
+    let frames: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "frame").collect();
+    assert_eq!(frames.len(), RECORDS as usize);
+    let mut previous_offset = 0;
+    for (frame, lsn) in frames.iter().zip(1..) {
+        assert_eq!(frame["lsn"], lsn);
+        assert_eq!(frame["checksum"], "valid");
+        assert_eq!(frame["crc_stored"], frame["crc_computed"]);
+        assert_eq!(frame["batch"], "single");
+        assert_eq!(frame["flags"], 3);
+        assert_eq!(frame["size"], payload(lsn).len());
+        assert_eq!(frame["bytes"], payload(lsn).len() + 24);
+        assert_eq!(frame["text"], String::from_utf8(payload(lsn)).unwrap());
+        // Each record was synced before the next was written.
+        assert_eq!(frame["durable_hint"], lsn - 1);
+        let offset = frame["offset"].as_u64().unwrap();
+        assert!(offset >= 64 && (offset > previous_offset || offset == 64));
+        previous_offset = offset;
+    }
+    let summaries: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["type"] == "summary").collect();
+    assert_eq!(summaries.len(), segs.len());
+    let valid: u64 = summaries.iter().map(|l| l["valid"].as_u64().unwrap()).sum();
+    assert_eq!(valid, RECORDS);
+
+    let run = tidelog(&["dump", s(&dir), "--frames", "--from", "100", "--to", "101"]).expect(0);
+    assert!(
+        run.stdout
+            .contains("checksums checked against its own header"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("crc"), "{}", run.stdout);
+    let rows: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" single "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", run.stdout);
+    assert!(rows.iter().all(|r| r.contains(" ok ")), "{}", run.stdout);
+
+    // --limit counts lines of frames.
+    let lines = tidelog(&["dump", "--json", s(&dir), "--frames", "--limit", "5"])
+        .expect(0)
+        .json_lines();
+    assert_eq!(lines.iter().filter(|l| l["type"] == "frame").count(), 5);
+    assert_eq!(lines.iter().filter(|l| l["type"] == "summary").count(), 0);
+}
+
+#[test]
+fn dump_frames_show_damage_where_the_log_does_not_open() {
+    let (_tmp, dir) = flipped_log();
+    let lines = unchanged(&dir, || tidelog(&["dump", "--json", s(&dir), "--frames"]))
+        .expect(0)
+        .json_lines();
+    let bad: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "frame" && l["checksum"] != "valid")
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0]["lsn"], RECORDS / 3);
+    assert_eq!(bad[0]["checksum"], "mismatch");
+    assert_ne!(bad[0]["crc_stored"], bad[0]["crc_computed"]);
+    let valid = lines
+        .iter()
+        .filter(|l| l["type"] == "frame" && l["checksum"] == "valid")
+        .count();
+    assert_eq!(valid as u64, RECORDS - 1);
+    let run = tidelog(&["dump", s(&dir), "--frames"]).expect(0);
+    assert!(run.stdout.contains("MISMATCH (computed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("1 checksum mismatches"),
+        "{}",
+        run.stdout
+    );
+    // The records view stops at the damage, as the default recovery mode does.
+    tidelog(&["dump", s(&dir)]).expect(2);
+}
+
+#[test]
+fn dump_reads_one_segment_file_and_a_quarantined_cut_file() {
+    let (tmp, dir) = flipped_log();
+    let damaged = RECORDS / 3;
+    tidelog(&["recover", s(&dir), "--mode", "point-in-time", "--apply"]).expect(0);
+    let cuts = cut_files(&dir);
+    assert_eq!(cuts.len(), 1, "{cuts:?}");
+    let cut = &cuts[0];
+    let name = cut.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut parts = name.split('.');
+    let segment_name = format!("{}.seg", parts.next().unwrap());
+    parts.next();
+    let cut_offset: u64 = parts.next().unwrap().parse().unwrap();
+    let segment = dir.join(&segment_name);
+
+    let lines = unchanged(&dir, || tidelog(&["dump", "--json", s(cut)]))
+        .expect(0)
+        .json_lines();
+    assert_eq!(lines[0]["type"], "file");
+    assert_eq!(lines[0]["kind"], "cut");
+    assert_eq!(lines[0]["segment"], segment_name.as_str());
+    assert_eq!(lines[0]["cut_offset"], cut_offset);
+    assert_eq!(lines[0]["checked_against"], s(&segment));
+    let frames: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "frame").collect();
+    assert_eq!(frames[0]["lsn"], damaged);
+    assert_eq!(frames[0]["offset"], cut_offset);
+    assert_eq!(frames[0]["checksum"], "mismatch");
+    assert!(
+        frames.len() > 1,
+        "intact frames after the damage were cut too"
+    );
+    for (frame, lsn) in frames.iter().zip(damaged..).skip(1) {
+        assert_eq!(frame["lsn"], lsn);
+        assert_eq!(frame["checksum"], "valid");
+        assert_eq!(frame["text"], String::from_utf8(payload(lsn)).unwrap());
+    }
+    let run = unchanged(&dir, || tidelog(&["dump", s(cut)])).expect(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "bytes cut from segment {segment_name} at offset {cut_offset}"
+        )),
+        "{}",
+        run.stdout
+    );
+
+    // A segment moved whole to quarantine reads with its own header.
+    let moved = dir.join("quarantine").join(format!(
+        "{:020}.seg",
+        frames.last().unwrap()["lsn"].as_u64().unwrap() + 1
+    ));
+    assert!(moved.exists(), "{}", moved.display());
+    let lines = tidelog(&["dump", "--json", s(&moved)])
+        .expect(0)
+        .json_lines();
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["type"] == "frame")
+            .all(|l| l["checksum"] == "valid")
+    );
+
+    // The segment gone: frames from their structure, unverified; --header-from a copy of it.
+    let copy = tmp.path().join(&segment_name);
+    std::fs::copy(&segment, &copy).unwrap();
+    std::fs::remove_file(&segment).unwrap();
+    let run = unchanged(&dir, || tidelog(&["dump", s(cut)])).expect(0);
+    assert!(
+        run.stdout.contains("checksums NOT checked"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("unverified"), "{}", run.stdout);
+    let lines = tidelog(&["dump", "--json", s(cut)]).expect(0).json_lines();
+    assert!(lines[0]["unverified_reason"].is_string());
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["type"] == "frame")
+            .all(|l| l["checksum"] == "unverified")
+    );
+    let lines = tidelog(&["dump", "--json", s(cut), "--header-from", s(&copy)])
+        .expect(0)
+        .json_lines();
+    assert_eq!(lines[0]["checked_against"], s(&copy));
+    let checks: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "frame")
+        .map(|l| l["checksum"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks[0], "mismatch");
+    assert!(checks[1..].iter().all(|c| *c == "valid"), "{checks:?}");
+}
+
+#[test]
+fn dump_refuses_what_it_cannot_read_with_exit_code_2() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 20);
+    let run = tidelog(&["dump", s(&dir.join("CHECKPOINT"))]).expect(2);
+    assert!(run.stderr.contains("not a segment file"), "{}", run.stderr);
+    let run = tidelog(&["dump", s(&dir), "--header-from", s(&segments(&dir)[0])]).expect(2);
+    assert!(run.stderr.contains("--header-from"), "{}", run.stderr);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = tidelog(&["dump", s(&empty), "--frames"]).expect(2);
+    assert!(
+        run.stderr.contains("holds no segment files"),
+        "{}",
+        run.stderr
+    );
+    for args in [
+        vec!["--stats", "--frames"],
+        vec!["--stats", "--limit", "3"],
+        vec!["--frames", "--mode", "skip-corrupt"],
+    ] {
+        let mut all = vec!["dump", s(&dir)];
+        all.extend(args);
+        tidelog(&all).expect(2);
+    }
+}
