@@ -1300,3 +1300,203 @@ fn dump_refuses_what_it_cannot_read_with_exit_code_2() {
         tidelog(&all).expect(2);
     }
 }
+
+/// A log of `RECORDS` records checkpointed at 150, so its first segment starts after LSN 1.
+fn checkpointed_log() -> (tempfile::TempDir, PathBuf, u64) {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    tidelog(&["checkpoint", s(&dir), "150"]).expect(0);
+    let first: u64 = segments(&dir)[0]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first > 1 && first <= 150, "{first}");
+    (tmp, dir, first)
+}
+
+#[test]
+fn recover_rebuild_checkpoint_is_a_dry_run_until_applied() {
+    let (_tmp, dir, first) = checkpointed_log();
+    let checkpoint = dir.join("CHECKPOINT");
+    let damaged = b"\x00\x01 not a checkpoint".to_vec();
+    std::fs::write(&checkpoint, &damaged).unwrap();
+
+    // Every command that opens the log points at the rebuild.
+    let run = tidelog(&["info", s(&dir)]).expect(2);
+    assert!(
+        run.stderr.contains("--rebuild-checkpoint"),
+        "{}",
+        run.stderr
+    );
+    let run = unchanged(&dir, || tidelog(&["recover", s(&dir)])).expect(1);
+    assert!(
+        run.stdout.contains("--rebuild-checkpoint"),
+        "{}",
+        run.stdout
+    );
+    let r = tidelog(&["recover", "--json", s(&dir)]).expect(1).json();
+    assert_eq!(r["checkpoint_at_fault"], true);
+    for mode in ["point-in-time", "skip-corrupt"] {
+        tidelog(&["recover", s(&dir), "--mode", mode, "--apply"]).expect(2);
+    }
+
+    let run = unchanged(&dir, || {
+        tidelog(&["recover", s(&dir), "--rebuild-checkpoint"])
+    })
+    .expect(1);
+    assert!(run.stdout.contains("damaged"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("checkpoint LSN {first}")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("dry run"), "{}", run.stdout);
+    let plan = unchanged(&dir, || {
+        tidelog(&["recover", "--json", s(&dir), "--rebuild-checkpoint"])
+    })
+    .expect(1)
+    .json();
+    assert_eq!(plan["rebuild_checkpoint"], true);
+    assert_eq!(plan["apply"], false);
+    assert_eq!(plan["needed"], true);
+    assert_eq!(plan["written"], false);
+    assert_eq!(plan["current"]["state"], "damaged");
+    assert_eq!(plan["lsn"], first);
+    assert_eq!(plan["segments"], segments(&dir).len());
+    assert_eq!(plan["log_id"].as_str().unwrap().len(), 32);
+    assert!(plan["refusal"].is_null());
+
+    let done = tidelog(&[
+        "recover",
+        "--json",
+        s(&dir),
+        "--rebuild-checkpoint",
+        "--apply",
+    ])
+    .expect(0)
+    .json();
+    assert_eq!(done["written"], true);
+    let copy = dir.join("quarantine").join("CHECKPOINT");
+    assert_eq!(done["quarantined"], s(&copy));
+    assert_eq!(std::fs::read(&copy).unwrap(), damaged);
+
+    tidelog(&["verify", s(&dir)]).expect(0);
+    let info = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(info["checkpoint_lsn"], first);
+    assert_eq!(info["log_id"], plan["log_id"]);
+    assert_eq!(info["last_lsn"], RECORDS);
+    let records = tidelog(&["dump", "--json", s(&dir)]).expect(0).json_lines();
+    assert_eq!(records[0]["lsn"], first);
+    assert_eq!(records.len() as u64, RECORDS - first + 1);
+
+    let run = unchanged(&dir, || {
+        tidelog(&["recover", s(&dir), "--rebuild-checkpoint"])
+    })
+    .expect(0);
+    assert!(run.stdout.contains("nothing to do"), "{}", run.stdout);
+    let run = unchanged(&dir, || {
+        tidelog(&["recover", s(&dir), "--rebuild-checkpoint", "--apply"])
+    })
+    .expect(0);
+    assert!(run.stdout.contains("nothing to do"), "{}", run.stdout);
+}
+
+#[test]
+fn recover_rebuild_checkpoint_restores_a_lost_one() {
+    let (_tmp, dir, first) = checkpointed_log();
+    std::fs::remove_file(dir.join("CHECKPOINT")).unwrap();
+    let r = unchanged(&dir, || tidelog(&["recover", "--json", s(&dir)]))
+        .expect(1)
+        .json();
+    assert_eq!(r["checkpoint_at_fault"], true, "{r}");
+    let plan = tidelog(&["recover", "--json", s(&dir), "--rebuild-checkpoint"])
+        .expect(1)
+        .json();
+    assert_eq!(plan["current"]["state"], "missing");
+    let run = tidelog(&["recover", s(&dir), "--rebuild-checkpoint", "--apply"]).expect(0);
+    assert!(run.stdout.contains("rebuilt:"), "{}", run.stdout);
+    assert!(
+        !dir.join("quarantine").exists(),
+        "nothing replaced, nothing kept"
+    );
+    let info = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(info["checkpoint_lsn"], first);
+}
+
+#[test]
+fn recover_rebuild_checkpoint_refuses_what_it_cannot_do_with_exit_code_2() {
+    let (_tmp, dir, _) = checkpointed_log();
+    std::fs::write(dir.join("CHECKPOINT"), b"junk").unwrap();
+    // A writer: opening fails while the checkpoint is damaged, so hold the lock by hand.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("LOCK"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let run = unchanged(&dir, || {
+        tidelog(&["recover", s(&dir), "--rebuild-checkpoint", "--apply"])
+    })
+    .expect(2);
+    assert!(run.stderr.contains("locked"), "{}", run.stderr);
+    assert!(run.stderr.contains("tidelog: hint:"), "{}", run.stderr);
+    drop(lock);
+
+    // Usage: the mode belongs to recovery, not to the rebuild.
+    tidelog(&[
+        "recover",
+        s(&dir),
+        "--rebuild-checkpoint",
+        "--mode",
+        "strict",
+    ])
+    .expect(2);
+
+    // No segment to rebuild from.
+    let tmp = tempdir();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("CHECKPOINT"), b"junk").unwrap();
+    let run = unchanged(&empty, || {
+        tidelog(&["recover", s(&empty), "--rebuild-checkpoint"])
+    })
+    .expect(2);
+    assert!(run.stderr.contains("no segment"), "{}", run.stderr);
+    let plan = tidelog(&["recover", "--json", s(&empty), "--rebuild-checkpoint"]);
+    let plan = plan.expect(2).json();
+    assert!(plan["refusal"].is_string());
+    let missing = tmp.path().join("missing");
+    let run = tidelog(&["recover", s(&missing), "--rebuild-checkpoint"]).expect(2);
+    assert_eq!(run.stderr.matches("(os error").count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn help_shows_the_incident_options_with_examples() {
+    let run = tidelog(&["dump", "--help"]).expect(0);
+    for text in [
+        "--limit <N>",
+        "--stats",
+        "--frames",
+        "--header-from <SEGMENT>",
+        "tidelog dump ./wal --stats",
+        "tidelog dump ./wal --frames",
+        "tidelog dump ./wal/quarantine/",
+        "--limit 20",
+        "--payload hex",
+    ] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+    let run = tidelog(&["recover", "--help"]).expect(0);
+    for text in [
+        "--rebuild-checkpoint",
+        "tidelog recover ./wal --rebuild-checkpoint",
+        "tidelog recover ./wal --rebuild-checkpoint --apply",
+    ] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+}
