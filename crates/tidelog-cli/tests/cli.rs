@@ -1280,6 +1280,20 @@ fn dump_refuses_what_it_cannot_read_with_exit_code_2() {
     let dir = make_log(&tmp.path().join("log"), 20);
     let run = tidelog(&["dump", s(&dir.join("CHECKPOINT"))]).expect(2);
     assert!(run.stderr.contains("not a segment file"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("CHECKPOINT").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    let gone = dir.join("00000000000000000099.seg");
+    let run = tidelog(&["dump", s(&gone)]).expect(2);
+    assert!(
+        run.stderr.contains(&format!("cannot open {}", s(&gone))),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("(os error").count(), 1, "{}", run.stderr);
     let run = tidelog(&["dump", s(&dir), "--header-from", s(&segments(&dir)[0])]).expect(2);
     assert!(run.stderr.contains("--header-from"), "{}", run.stderr);
     let empty = tmp.path().join("empty");

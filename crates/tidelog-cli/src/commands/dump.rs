@@ -89,7 +89,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let one_file = args.path.is_file();
+    // A file, or a name of one that is not there (for an error that says so).
+    let one_file =
+        args.path.is_file() || (!args.path.exists() && FileKind::of(&args.path) != FileKind::Other);
     if args.header_from.is_some() && !one_file {
         anyhow::bail!(
             "--header-from needs PATH to name one segment or .cut file, and {} is not a file",
@@ -141,9 +143,9 @@ fn files(path: &Path, one_file: bool) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Opens one file for the frames and stats views (the library's errors name the file).
 fn open(path: &Path, header_from: Option<&Path>) -> anyhow::Result<Frames> {
-    Frames::open_with(&StdStorage::new(), path, header_from)
-        .with_context(|| format!("cannot read {}", path.display()))
+    Ok(Frames::open_with(&StdStorage::new(), path, header_from)?)
 }
 
 /// Whether `lsn` is in the range asked for.
@@ -215,7 +217,7 @@ fn frames(args: &Args, ctx: &Ctx, files: &[PathBuf]) -> anyhow::Result<ExitCode>
                 break;
             }
             let Some(entry) = frames.next() else { break };
-            let entry = entry.with_context(|| format!("cannot read {}", path.display()))?;
+            let entry = entry?;
             if let Entry::Frame(f) = &entry
                 && !wanted(args, f.lsn)
             {
@@ -224,11 +226,7 @@ fn frames(args: &Args, ctx: &Ctx, files: &[PathBuf]) -> anyhow::Result<ExitCode>
             tally.add(&entry);
             left -= 1;
             let payload = match &entry {
-                Entry::Frame(f) => Some(
-                    frames
-                        .payload(f)
-                        .with_context(|| format!("cannot read {}", path.display()))?,
-                ),
+                Entry::Frame(f) => Some(frames.payload(f)?),
                 _ => None,
             };
             if ctx.json {
@@ -638,7 +636,7 @@ fn stats(args: &Args, ctx: &Ctx, files: &[PathBuf]) -> anyhow::Result<ExitCode> 
             ..Stats::default()
         };
         for entry in frames.by_ref() {
-            let entry = entry.with_context(|| format!("cannot read {}", path.display()))?;
+            let entry = entry?;
             if let Entry::Frame(f) = &entry
                 && !wanted(args, f.lsn)
             {
