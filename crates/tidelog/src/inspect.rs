@@ -27,6 +27,11 @@
 //! created again); then no frame verifies, and every well-formed frame shows a
 //! [mismatch](Checksum::Mismatch).
 //!
+//! After a frame whose checksum does not match, reading goes on where that frame ends if a
+//! frame or zeros stand there (a flipped payload byte; the frames a recycled file kept from its
+//! earlier life, written under another header), and otherwise looks for the next frame at
+//! every byte offset after the frame's start (a damaged length).
+//!
 //! Offsets are offsets in the segment: for a cut file, the cut offset plus the position in the
 //! cut file, so they match what recovery reported.
 //!
@@ -548,12 +553,19 @@ impl Frames {
             let end = at + frame.frame_len();
             let checksum = frame.checksum();
             self.pending.push_back(Entry::Frame(frame));
-            if checksum != Checksum::Mismatch {
+            // After a mismatch, the length is trusted only if a frame (valid or not) or zeros
+            // follow where it ends: a flipped payload byte, or frames written under another
+            // header (a recycled file's earlier life) each read as one frame.
+            if checksum != Checksum::Mismatch
+                || end >= self.file_len
+                || self.zeros_at(end)?
+                || self.frame_at(end)?.is_some()
+            {
                 self.pos = end;
                 return Ok(());
             }
-            // The length may be what is damaged: look for the next frame from just after this
-            // one's start, and call what lies between its end and that frame damage.
+            // Otherwise the length may be what is damaged: look for the next frame from just
+            // after this one's start, and call what lies between its end and that frame damage.
             let next = self.resync(at + 1)?;
             if next > end {
                 self.pending.push_back(Entry::Damage {
@@ -869,6 +881,48 @@ mod tests {
         );
         let lsns: Vec<u64> = frames_of(&all).iter().map(|f| f.lsn.get()).collect();
         assert_eq!(lsns, [1, 2, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_damaged_length_is_read_past_and_frames_of_another_header_each_show() {
+        let storage = MemStorage::new();
+        let h = header(1, 7);
+        let (mut bytes, offsets) = segment(&h, 6);
+        // LSN 2's length field says 3 bytes more: its end falls inside LSN 3's frame.
+        let at = offsets[1] as usize + 4;
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        bytes[at..at + 4].copy_from_slice(&(len + 3).to_le_bytes());
+        // Frames of an earlier life of the file (another salt) after the data.
+        let (old, _) = segment(&header(7, 99), 4);
+        bytes.extend_from_slice(&old[SEGMENT_HEADER_LEN..]);
+        let path = Path::new("/log").join(segment_file_name(Lsn::FIRST));
+        put(&storage, &path, &bytes);
+        let (_, all) = entries(&storage, &path, None);
+        let got: Vec<(u64, Checksum)> = frames_of(&all)
+            .iter()
+            .map(|f| (f.lsn.get(), f.checksum()))
+            .collect();
+        use Checksum::{Mismatch, Valid};
+        assert_eq!(
+            got,
+            [
+                (1, Valid),
+                (2, Mismatch),
+                (3, Valid),
+                (4, Valid),
+                (5, Valid),
+                (6, Valid),
+                (7, Mismatch),
+                (8, Mismatch),
+                (9, Mismatch),
+                (10, Mismatch)
+            ],
+            "{all:?}"
+        );
+        assert!(
+            !all.iter().any(|e| matches!(e, Entry::Damage { .. })),
+            "{all:?}"
+        );
     }
 
     #[test]
