@@ -35,7 +35,9 @@ shown from their structure and their checksums are marked unverified. With --jso
 a {\"type\": \"summary\"} object.
 
 Stats (--stats): per segment file, read the same way: records, their first and last LSN,
-batches and records per batch (min/mean/max), payload and file bytes, damaged bytes.
+batches and records per batch (min/mean/max), payload and file bytes, damaged bytes. A
+recycled segment file keeps frames of its earlier life after its current data; they do not
+verify, and are counted apart as left over, not as damage (as recovery treats them).
 
 Nothing in the directory changes, and no lock is taken: a process may be writing the log.
 
@@ -154,6 +156,13 @@ fn wanted(args: &Args, lsn: Lsn) -> bool {
 }
 
 /// Counts of what a file held.
+///
+/// A recycled segment file still holds frames of its earlier life after its current data (up
+/// to `prev_extent`, `docs/format.md` 2.3). They were written under another header, so they
+/// read as checksum mismatches; recovery takes the first of them, outside a batch and with no
+/// valid frame after it, as the end of the data. The tally does the same: bad bytes after the
+/// last valid frame, starting below that extent and outside a batch, are left over from the
+/// earlier life, not damage.
 #[derive(Debug, Default)]
 struct Tally {
     valid: u64,
@@ -161,27 +170,72 @@ struct Tally {
     unverified: u64,
     zero_bytes: u64,
     damaged_bytes: u64,
+    /// Frames and bytes a recycled file kept from its earlier life (known at the end).
+    leftover_frames: u64,
+    leftover_bytes: u64,
+    /// Where the earlier life of a recycled file ends, in the segment (0 for a new file).
+    prev_extent: u64,
+    /// Whether the last valid frame left a batch open.
+    in_batch: bool,
+    /// Bad frames and bytes since the last valid frame, and where they began, undecided
+    /// until a valid frame follows (damage) or the file ends (perhaps an earlier life).
+    pending_frames: u64,
+    pending_bytes: u64,
+    pending_from: Option<(u64, bool)>,
 }
 
 impl Tally {
+    fn of(frames: &Frames) -> Tally {
+        Tally {
+            prev_extent: frames.header().map_or(0, |h| h.prev_extent_bytes),
+            ..Tally::default()
+        }
+    }
+
     fn add(&mut self, entry: &Entry) {
         match entry {
             Entry::Frame(f) => match f.checksum() {
-                Checksum::Valid => self.valid += 1,
-                Checksum::Mismatch => {
-                    self.mismatched += 1;
-                    self.damaged_bytes += f.frame_len();
+                Checksum::Valid => {
+                    self.settle(false);
+                    self.valid += 1;
+                    self.in_batch = !f.is_batch_end();
                 }
+                Checksum::Mismatch => self.bad(f.offset, 1, f.frame_len()),
                 Checksum::Unverified => self.unverified += 1,
             },
             Entry::Zeros { len, .. } => self.zero_bytes += len,
-            Entry::Damage { len, .. } => self.damaged_bytes += len,
+            Entry::Damage { offset, len, .. } => self.bad(*offset, 0, *len),
             _ => {}
         }
     }
 
+    fn bad(&mut self, offset: u64, frames: u64, bytes: u64) {
+        self.pending_from.get_or_insert((offset, self.in_batch));
+        self.pending_frames += frames;
+        self.pending_bytes += bytes;
+    }
+
+    /// Decides what the bad bytes since the last valid frame were: damage, or (at the end of
+    /// the file) what a recycled file kept from its earlier life.
+    fn settle(&mut self, at_end: bool) {
+        let leftover = at_end
+            && self
+                .pending_from
+                .is_some_and(|(from, in_batch)| from < self.prev_extent && !in_batch);
+        if leftover {
+            self.leftover_frames += self.pending_frames;
+            self.leftover_bytes += self.pending_bytes;
+        } else {
+            self.mismatched += self.pending_frames;
+            self.damaged_bytes += self.pending_bytes;
+        }
+        self.pending_frames = 0;
+        self.pending_bytes = 0;
+        self.pending_from = None;
+    }
+
     fn frames(&self) -> u64 {
-        self.valid + self.mismatched + self.unverified
+        self.valid + self.mismatched + self.unverified + self.leftover_frames
     }
 }
 
@@ -209,7 +263,7 @@ fn frames(args: &Args, ctx: &Ctx, files: &[PathBuf]) -> anyhow::Result<ExitCode>
             }
             view.heading(&mut out, &frames)?;
         }
-        let mut tally = Tally::default();
+        let mut tally = Tally::of(&frames);
         let mut complete = true;
         loop {
             if left == 0 {
@@ -236,6 +290,7 @@ fn frames(args: &Args, ctx: &Ctx, files: &[PathBuf]) -> anyhow::Result<ExitCode>
             }
         }
         if complete {
+            tally.settle(true);
             view.summary(&mut out, ctx.json, &tally)?;
         }
     }
@@ -306,6 +361,13 @@ impl FrameView {
             _ => String::new(),
         };
         out.line(format_args!("  {checked}"))?;
+        if let Some(h) = frames.header().filter(|h| h.prev_extent_bytes > 0) {
+            out.line(format_args!(
+                "  a recycled file: its earlier life reaches offset {}; frames of that life after \
+                 the current data do not verify (another header) and are not damage",
+                h.prev_extent_bytes
+            ))?;
+        }
         out.line(format_args!(
             "  {:>w$}  {:>8}  {:>8}  {:<6}  flags  {:>8}  crc         check     payload",
             "offset",
@@ -416,6 +478,8 @@ impl FrameView {
                 "unverified": t.unverified,
                 "zero_bytes": t.zero_bytes,
                 "damaged_bytes": t.damaged_bytes,
+                "leftover_frames": t.leftover_frames,
+                "leftover_bytes": t.leftover_bytes,
             }));
         }
         let mut parts = vec![format!("{} valid", thousands(t.valid))];
@@ -424,6 +488,12 @@ impl FrameView {
         }
         if t.unverified > 0 {
             parts.push(format!("{} unverified", thousands(t.unverified)));
+        }
+        if t.leftover_frames > 0 {
+            parts.push(format!(
+                "{} left from the file's earlier life",
+                thousands(t.leftover_frames)
+            ));
         }
         out.line(format_args!(
             "  {} frames ({}); {} damaged; {} of zeros",
@@ -557,6 +627,8 @@ impl Stats {
         self.tally.unverified += other.tally.unverified;
         self.tally.zero_bytes += other.tally.zero_bytes;
         self.tally.damaged_bytes += other.tally.damaged_bytes;
+        self.tally.leftover_frames += other.tally.leftover_frames;
+        self.tally.leftover_bytes += other.tally.leftover_bytes;
     }
 
     /// Records per complete batch, on average.
@@ -586,6 +658,7 @@ impl Stats {
             "file_bytes": self.file_bytes,
             "zero_bytes": self.tally.zero_bytes,
             "damaged_bytes": self.tally.damaged_bytes,
+            "leftover_bytes": self.tally.leftover_bytes,
             "mismatched_frames": self.tally.mismatched,
             "unverified_frames": self.tally.unverified,
         })
@@ -633,6 +706,7 @@ fn stats(args: &Args, ctx: &Ctx, files: &[PathBuf]) -> anyhow::Result<ExitCode> 
         let mut frames = open(path, args.header_from.as_deref())?;
         let mut stats = Stats {
             file_bytes: frames.file_len(),
+            tally: Tally::of(&frames),
             ..Stats::default()
         };
         for entry in frames.by_ref() {
@@ -644,6 +718,7 @@ fn stats(args: &Args, ctx: &Ctx, files: &[PathBuf]) -> anyhow::Result<ExitCode> 
             }
             stats.add(&entry);
         }
+        stats.tally.settle(true);
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
@@ -664,6 +739,14 @@ fn stats(args: &Args, ctx: &Ctx, files: &[PathBuf]) -> anyhow::Result<ExitCode> 
         }
         for line in table.lines() {
             out.line(line)?;
+        }
+        if total.tally.leftover_bytes > 0 {
+            out.line(format_args!(
+                "{} {} in recycled files are left from their earlier life (frames of another \
+                 header after the current data): not damage",
+                out.paint(Style::Yellow, "note:"),
+                human_bytes(total.tally.leftover_bytes)
+            ))?;
         }
         if total.tally.unverified > 0 {
             out.line(format_args!(
