@@ -49,7 +49,8 @@ Examples:
   tidelog dump ./wal --stats                  # records, bytes and batch sizes per segment
   tidelog dump ./wal --frames --from 990      # frames with offsets, flags and checksums
   tidelog dump ./wal/00000000000000000001.seg # one segment file
-  tidelog dump ./wal/quarantine/00000000000000000042.seg.8192.cut   # what recovery cut")]
+  tidelog dump ./wal/quarantine/00000000000000000042.seg.8192.cut   # what recovery cut
+  tidelog dump ./wal/quarantine/00000000000000000042.seg.8192.cut --header-from ./copy.seg")]
 pub(crate) struct Args {
     /// The log directory, or one segment file or quarantined .cut file (shown frame by frame).
     #[arg(value_name = "PATH")]
