@@ -26,6 +26,9 @@ Examples:
   tidelog verify ./wal || echo damaged  # exit code 1 when damage was found
   tidelog recover ./wal                 # dry run: what would recovery change?
   tidelog tail -f ./wal                 # follow a log another process writes
+  tidelog dump ./wal --stats            # records, bytes and batch sizes per segment
+  tidelog dump ./wal --frames           # frames with offsets, flags and checksums
+  tidelog recover ./wal --rebuild-checkpoint   # a damaged CHECKPOINT rebuilt (dry run)
   tidelog fsync-probe ./wal             # what does an fsync cost on this disk?";
 
 /// Inspect, verify, recover, follow and benchmark tidelog write-ahead logs.
@@ -45,11 +48,12 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Show a log's segments, watermarks, checkpoint, id and format version (read-only).
     Info(info::Args),
-    /// Print the records of a log, one line each (read-only).
+    /// Print the records of a log, or the frames of its files or of one file (read-only).
     Dump(dump::Args),
     /// Check every record of a log and report all damage (read-only); exit 1 on damage.
     Verify(verify::Args),
-    /// Show what recovery would do to a damaged log (dry run), or do it with --apply.
+    /// Show what recovery would do to a damaged log (dry run), or do it with --apply; or
+    /// rebuild a damaged CHECKPOINT file.
     Recover(recover::Args),
     /// Print the last records of a log; with -f, keep printing new ones (read-only).
     Tail(tail::Args),

@@ -176,30 +176,59 @@ pub(crate) fn exit_with_error(err: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut stderr = io::stderr().lock();
-    let _ = writeln!(stderr, "tidelog: error: {err:#}");
+    let _ = writeln!(stderr, "tidelog: error: {}", chain(err));
     if let Some(hint) = hint(err) {
         let _ = writeln!(stderr, "tidelog: hint: {hint}");
     }
     ExitCode::from(EXIT_ERROR)
 }
 
+/// An error and its causes on one line, `what failed: why: …`. A cause whose text the line
+/// already ends with is left out: a library error that prints its source (as `Error::Io` does,
+/// to read well on its own) would otherwise show the operating system's message twice.
+pub(crate) fn chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Advice for errors people can do something about.
-fn hint(err: &anyhow::Error) -> Option<&'static str> {
+fn hint(err: &anyhow::Error) -> Option<String> {
     let log_error = err
         .chain()
         .find_map(|e| e.downcast_ref::<tidelog::Error>())?;
-    match log_error {
-        tidelog::Error::Corrupt { .. } | tidelog::Error::MissingRecords { .. } => Some(
+    let hint = match log_error {
+        tidelog::Error::Corrupt { path, .. }
+            if path.file_name() == Some(std::ffi::OsStr::new("CHECKPOINT")) =>
+        {
+            let dir = path.parent().unwrap_or(path).display();
+            return Some(format!(
+                "the checkpoint file is damaged, which stops recovery in every mode: `tidelog \
+                 recover {dir} --rebuild-checkpoint` shows how it would be rebuilt from the \
+                 segments (a dry run; --apply does it)"
+            ));
+        }
+        tidelog::Error::Corrupt { .. } | tidelog::Error::MissingRecords { .. } => {
             "the log is damaged: `tidelog verify DIR` lists the damage, and `tidelog recover DIR \
-             --mode point-in-time` (or skip-corrupt) shows what a tolerant recovery would do",
-        ),
-        tidelog::Error::Locked { .. } => Some(
+             --mode point-in-time` (or skip-corrupt) shows what a tolerant recovery would do"
+        }
+        tidelog::Error::Locked { .. } => {
             "another process has the log open for writing; read-only commands (info, dump, \
-             verify, tail) still work",
-        ),
-        tidelog::Error::NotFound { .. } => Some("check the directory: it holds no tidelog log"),
-        _ => None,
-    }
+             verify, tail) still work"
+        }
+        tidelog::Error::NotFound { .. } => "check the directory: it holds no tidelog log",
+        _ => return None,
+    };
+    Some(hint.to_owned())
 }
 
 /// A text table: a header row and rows of cells, columns aligned.
@@ -341,6 +370,26 @@ mod tests {
         assert_eq!(percentile(&d, 0.99), Duration::from_millis(99));
         assert_eq!(percentile(&d, 1.0), Duration::from_millis(100));
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let os = io::Error::from_raw_os_error(20);
+        let text = os.to_string();
+        let err = anyhow::Error::new(tidelog::Error::Io {
+            op: "list",
+            path: "/etc/passwd".into(),
+            source: os,
+        })
+        .context("cannot open the log in /etc/passwd (read-only)");
+        assert_eq!(
+            chain(&err),
+            format!(
+                "cannot open the log in /etc/passwd (read-only): cannot list /etc/passwd: {text}"
+            )
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(chain(&plain), "outer: inner");
     }
 
     #[test]

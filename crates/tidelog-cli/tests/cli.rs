@@ -925,6 +925,648 @@ fn errors_are_one_readable_chain_with_exit_code_2() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Incident tooling: errors, dump --limit/--stats/--frames and files, recover --rebuild-checkpoint
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let tmp = tempdir();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    // A path under a file: listing it fails with ENOTDIR.
+    let under = file.join("log");
+    for cmd in ["info", "dump", "verify", "recover"] {
+        let run = tidelog(&[cmd, s(&under)]).expect(2);
+        assert!(run.stderr.contains("(os error"), "{cmd}: {}", run.stderr);
+        assert_eq!(
+            run.stderr.matches("(os error").count(),
+            1,
+            "{cmd}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A log of `n` records appended in batches of 1, 2 and 3 records, in turn.
+fn make_batched_log(dir: &Path, n: u64) -> Vec<usize> {
+    let log = Log::builder(dir)
+        .segment_bytes(SEGMENT_BYTES)
+        .open()
+        .unwrap();
+    let mut sizes = Vec::new();
+    let mut lsn = 1;
+    while lsn <= n {
+        let size = (sizes.len() % 3 + 1).min((n - lsn + 1) as usize);
+        let batch: Vec<Vec<u8>> = (lsn..lsn + size as u64).map(payload).collect();
+        log.append_batch(&batch, Durability::Synced).unwrap();
+        sizes.push(size);
+        lsn += size as u64;
+    }
+    log.close().unwrap();
+    sizes
+}
+
+fn cut_files(dir: &Path) -> Vec<PathBuf> {
+    let mut cuts: Vec<PathBuf> = std::fs::read_dir(dir.join("quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(".cut"))
+        .collect();
+    cuts.sort();
+    cuts
+}
+
+#[test]
+fn dump_limit_prints_at_most_n_records() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 50);
+    let run = unchanged(&dir, || tidelog(&["dump", s(&dir), "--limit", "7"])).expect(0);
+    assert_eq!(run.stdout.lines().count(), 7, "{}", run.stdout);
+    let lines = tidelog(&["dump", "--json", s(&dir), "--from", "45", "--limit", "3"])
+        .expect(0)
+        .json_lines();
+    let lsns: Vec<u64> = lines.iter().map(|l| l["lsn"].as_u64().unwrap()).collect();
+    assert_eq!(lsns, [45, 46, 47]);
+    let run = tidelog(&["dump", s(&dir), "--limit", "0"]).expect(0);
+    assert_eq!(run.stdout, "");
+    // More than there is: all of it.
+    let run = tidelog(&["dump", s(&dir), "--limit", "1000"]).expect(0);
+    assert_eq!(run.stdout.lines().count(), 50);
+    tidelog(&["dump", s(&dir), "--limit", "-1"]).expect(2);
+}
+
+#[test]
+fn dump_payload_names_the_payload_encoding() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 5);
+    let hex: String = payload(3).iter().map(|b| format!("{b:02x}")).collect();
+    for flag in ["--payload", "--format"] {
+        let r = tidelog(&[
+            "dump",
+            "--json",
+            s(&dir),
+            "--from",
+            "3",
+            "--to",
+            "3",
+            flag,
+            "hex",
+        ])
+        .expect(0)
+        .json();
+        assert_eq!(r["hex"], hex, "{flag}");
+    }
+    let run = tidelog(&["dump", "--help"]).expect(0);
+    assert!(run.stdout.contains("--payload <PAYLOAD>"), "{}", run.stdout);
+    tidelog(&["dump", s(&dir), "--payload", "rot13"]).expect(2);
+}
+
+#[test]
+fn dump_stats_counts_records_bytes_and_batches_per_segment() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("log");
+    let sizes = make_batched_log(&dir, RECORDS);
+    let segs = segments(&dir);
+    assert!(segs.len() >= 3, "{} segments", segs.len());
+    let run = unchanged(&dir, || tidelog(&["dump", s(&dir), "--stats"])).expect(0);
+    for text in ["records/batch", "payload", "total (", "1 / 2.0 / 3"] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+    for seg in &segs {
+        let name = seg.file_name().unwrap().to_str().unwrap();
+        assert!(run.stdout.contains(name), "{name} in\n{}", run.stdout);
+    }
+
+    let lines = unchanged(&dir, || tidelog(&["dump", "--json", s(&dir), "--stats"]))
+        .expect(0)
+        .json_lines();
+    assert_eq!(lines.len(), segs.len() + 1);
+    let mut next = 1;
+    for (line, seg) in lines.iter().zip(&segs) {
+        assert_eq!(line["type"], "segment");
+        assert_eq!(line["file"], s(seg));
+        assert_eq!(line["first_lsn"], next, "{line}");
+        next = line["last_lsn"].as_u64().unwrap() + 1;
+        assert_eq!(line["file_bytes"], std::fs::metadata(seg).unwrap().len());
+        assert_eq!(line["damaged_bytes"], 0);
+        // A batch never spans two segments.
+        let records = line["records"].as_u64().unwrap();
+        let batches = line["batches"].as_u64().unwrap();
+        let mean = line["batch_size"]["mean"].as_f64().unwrap();
+        assert!(
+            (mean * batches as f64 - records as f64).abs() < 1e-6,
+            "{line}"
+        );
+    }
+    let total = lines.last().unwrap();
+    assert_eq!(total["type"], "total");
+    assert_eq!(total["records"], RECORDS);
+    assert_eq!(total["batches"], sizes.len());
+    assert_eq!(total["batch_size"]["min"], 1);
+    assert_eq!(total["batch_size"]["max"], 3);
+    let bytes: u64 = (1..=RECORDS).map(|l| payload(l).len() as u64).sum();
+    assert_eq!(total["payload_bytes"], bytes);
+
+    // One file, and an LSN range.
+    let one = tidelog(&["dump", "--json", s(&segs[1]), "--stats"])
+        .expect(0)
+        .json_lines();
+    assert_eq!(one[0]["records"], lines[1]["records"]);
+    let ranged = tidelog(&[
+        "dump",
+        "--json",
+        s(&dir),
+        "--stats",
+        "--from",
+        "10",
+        "--to",
+        "19",
+    ])
+    .expect(0)
+    .json_lines();
+    assert_eq!(ranged.last().unwrap()["records"], 10);
+}
+
+#[test]
+fn dump_frames_of_a_healthy_log_are_its_records_with_valid_checksums() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let segs = segments(&dir);
+    let lines = unchanged(&dir, || tidelog(&["dump", "--json", s(&dir), "--frames"]))
+        .expect(0)
+        .json_lines();
+    let files: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "file").collect();
+    assert_eq!(files.len(), segs.len());
+    for (file, seg) in files.iter().zip(&segs) {
+        assert_eq!(file["file"], s(seg));
+        assert_eq!(file["kind"], "segment");
+        assert_eq!(file["checked_against"], s(seg));
+        assert_eq!(file["header"]["log_id"].as_str().unwrap().len(), 32);
+    }
+    let frames: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "frame").collect();
+    assert_eq!(frames.len(), RECORDS as usize);
+    let mut previous_offset = 0;
+    for (frame, lsn) in frames.iter().zip(1..) {
+        assert_eq!(frame["lsn"], lsn);
+        assert_eq!(frame["checksum"], "valid");
+        assert_eq!(frame["crc_stored"], frame["crc_computed"]);
+        assert_eq!(frame["batch"], "single");
+        assert_eq!(frame["flags"], 3);
+        assert_eq!(frame["size"], payload(lsn).len());
+        assert_eq!(frame["bytes"], payload(lsn).len() + 24);
+        assert_eq!(frame["text"], String::from_utf8(payload(lsn)).unwrap());
+        // Each record was synced before the next was written.
+        assert_eq!(frame["durable_hint"], lsn - 1);
+        let offset = frame["offset"].as_u64().unwrap();
+        assert!(offset >= 64 && (offset > previous_offset || offset == 64));
+        previous_offset = offset;
+    }
+    let summaries: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["type"] == "summary").collect();
+    assert_eq!(summaries.len(), segs.len());
+    let valid: u64 = summaries.iter().map(|l| l["valid"].as_u64().unwrap()).sum();
+    assert_eq!(valid, RECORDS);
+
+    let run = tidelog(&["dump", s(&dir), "--frames", "--from", "100", "--to", "101"]).expect(0);
+    assert!(
+        run.stdout
+            .contains("checksums checked against its own header"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("crc"), "{}", run.stdout);
+    let rows: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" single "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", run.stdout);
+    assert!(rows.iter().all(|r| r.contains(" ok ")), "{}", run.stdout);
+
+    // --limit counts lines of frames.
+    let lines = tidelog(&["dump", "--json", s(&dir), "--frames", "--limit", "5"])
+        .expect(0)
+        .json_lines();
+    assert_eq!(lines.iter().filter(|l| l["type"] == "frame").count(), 5);
+    assert_eq!(lines.iter().filter(|l| l["type"] == "summary").count(), 0);
+}
+
+#[test]
+fn dump_frames_show_damage_where_the_log_does_not_open() {
+    let (_tmp, dir) = flipped_log();
+    let lines = unchanged(&dir, || tidelog(&["dump", "--json", s(&dir), "--frames"]))
+        .expect(0)
+        .json_lines();
+    let bad: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "frame" && l["checksum"] != "valid")
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0]["lsn"], RECORDS / 3);
+    assert_eq!(bad[0]["checksum"], "mismatch");
+    assert_ne!(bad[0]["crc_stored"], bad[0]["crc_computed"]);
+    let valid = lines
+        .iter()
+        .filter(|l| l["type"] == "frame" && l["checksum"] == "valid")
+        .count();
+    assert_eq!(valid as u64, RECORDS - 1);
+    let run = tidelog(&["dump", s(&dir), "--frames"]).expect(0);
+    assert!(run.stdout.contains("MISMATCH (computed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("1 checksum mismatches"),
+        "{}",
+        run.stdout
+    );
+    // The records view stops at the damage, as the default recovery mode does.
+    tidelog(&["dump", s(&dir)]).expect(2);
+}
+
+#[test]
+fn dump_reads_one_segment_file_and_a_quarantined_cut_file() {
+    let (tmp, dir) = flipped_log();
+    let damaged = RECORDS / 3;
+    tidelog(&["recover", s(&dir), "--mode", "point-in-time", "--apply"]).expect(0);
+    let cuts = cut_files(&dir);
+    assert_eq!(cuts.len(), 1, "{cuts:?}");
+    let cut = &cuts[0];
+    let name = cut.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut parts = name.split('.');
+    let segment_name = format!("{}.seg", parts.next().unwrap());
+    parts.next();
+    let cut_offset: u64 = parts.next().unwrap().parse().unwrap();
+    let segment = dir.join(&segment_name);
+
+    let lines = unchanged(&dir, || tidelog(&["dump", "--json", s(cut)]))
+        .expect(0)
+        .json_lines();
+    assert_eq!(lines[0]["type"], "file");
+    assert_eq!(lines[0]["kind"], "cut");
+    assert_eq!(lines[0]["segment"], segment_name.as_str());
+    assert_eq!(lines[0]["cut_offset"], cut_offset);
+    assert_eq!(lines[0]["checked_against"], s(&segment));
+    let frames: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "frame").collect();
+    assert_eq!(frames[0]["lsn"], damaged);
+    assert_eq!(frames[0]["offset"], cut_offset);
+    assert_eq!(frames[0]["checksum"], "mismatch");
+    assert!(
+        frames.len() > 1,
+        "intact frames after the damage were cut too"
+    );
+    for (frame, lsn) in frames.iter().zip(damaged..).skip(1) {
+        assert_eq!(frame["lsn"], lsn);
+        assert_eq!(frame["checksum"], "valid");
+        assert_eq!(frame["text"], String::from_utf8(payload(lsn)).unwrap());
+    }
+    let run = unchanged(&dir, || tidelog(&["dump", s(cut)])).expect(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "bytes cut from segment {segment_name} at offset {cut_offset}"
+        )),
+        "{}",
+        run.stdout
+    );
+
+    // A segment moved whole to quarantine reads with its own header.
+    let moved = dir.join("quarantine").join(format!(
+        "{:020}.seg",
+        frames.last().unwrap()["lsn"].as_u64().unwrap() + 1
+    ));
+    assert!(moved.exists(), "{}", moved.display());
+    let lines = tidelog(&["dump", "--json", s(&moved)])
+        .expect(0)
+        .json_lines();
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["type"] == "frame")
+            .all(|l| l["checksum"] == "valid")
+    );
+
+    // The segment gone: frames from their structure, unverified; --header-from a copy of it.
+    let copy = tmp.path().join(&segment_name);
+    std::fs::copy(&segment, &copy).unwrap();
+    std::fs::remove_file(&segment).unwrap();
+    let run = unchanged(&dir, || tidelog(&["dump", s(cut)])).expect(0);
+    assert!(
+        run.stdout.contains("checksums NOT checked"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("unverified"), "{}", run.stdout);
+    let lines = tidelog(&["dump", "--json", s(cut)]).expect(0).json_lines();
+    assert!(lines[0]["unverified_reason"].is_string());
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["type"] == "frame")
+            .all(|l| l["checksum"] == "unverified")
+    );
+    let lines = unchanged(&dir, || {
+        tidelog(&["dump", "--json", s(cut), "--header-from", s(&copy)])
+    })
+    .expect(0)
+    .json_lines();
+    assert_eq!(lines[0]["checked_against"], s(&copy));
+    let checks: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "frame")
+        .map(|l| l["checksum"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks[0], "mismatch");
+    assert!(checks[1..].iter().all(|c| *c == "valid"), "{checks:?}");
+}
+
+#[test]
+fn dump_refuses_what_it_cannot_read_with_exit_code_2() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 20);
+    let run = tidelog(&["dump", s(&dir.join("CHECKPOINT"))]).expect(2);
+    assert!(run.stderr.contains("not a segment file"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("CHECKPOINT").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    let gone = dir.join("00000000000000000099.seg");
+    let run = tidelog(&["dump", s(&gone)]).expect(2);
+    assert!(
+        run.stderr.contains(&format!("cannot open {}", s(&gone))),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("(os error").count(), 1, "{}", run.stderr);
+    let run = tidelog(&["dump", s(&dir), "--header-from", s(&segments(&dir)[0])]).expect(2);
+    assert!(run.stderr.contains("--header-from"), "{}", run.stderr);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = tidelog(&["dump", s(&empty), "--frames"]).expect(2);
+    assert!(
+        run.stderr.contains("holds no segment files"),
+        "{}",
+        run.stderr
+    );
+    for args in [
+        vec!["--stats", "--frames"],
+        vec!["--stats", "--limit", "3"],
+        vec!["--frames", "--mode", "skip-corrupt"],
+    ] {
+        let mut all = vec!["dump", s(&dir)];
+        all.extend(args);
+        tidelog(&all).expect(2);
+    }
+}
+
+/// A log of `RECORDS` records checkpointed at 150, so its first segment starts after LSN 1.
+fn checkpointed_log() -> (tempfile::TempDir, PathBuf, u64) {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    tidelog(&["checkpoint", s(&dir), "150"]).expect(0);
+    let first: u64 = segments(&dir)[0]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first > 1 && first <= 150, "{first}");
+    (tmp, dir, first)
+}
+
+#[test]
+fn recover_rebuild_checkpoint_is_a_dry_run_until_applied() {
+    let (_tmp, dir, first) = checkpointed_log();
+    let checkpoint = dir.join("CHECKPOINT");
+    let damaged = b"\x00\x01 not a checkpoint".to_vec();
+    std::fs::write(&checkpoint, &damaged).unwrap();
+
+    // Every command that opens the log points at the rebuild.
+    let run = tidelog(&["info", s(&dir)]).expect(2);
+    assert!(
+        run.stderr.contains("--rebuild-checkpoint"),
+        "{}",
+        run.stderr
+    );
+    let run = unchanged(&dir, || tidelog(&["recover", s(&dir)])).expect(1);
+    assert!(
+        run.stdout.contains("--rebuild-checkpoint"),
+        "{}",
+        run.stdout
+    );
+    let r = tidelog(&["recover", "--json", s(&dir)]).expect(1).json();
+    assert_eq!(r["checkpoint_at_fault"], true);
+    for mode in ["point-in-time", "skip-corrupt"] {
+        tidelog(&["recover", s(&dir), "--mode", mode, "--apply"]).expect(2);
+    }
+
+    let run = unchanged(&dir, || {
+        tidelog(&["recover", s(&dir), "--rebuild-checkpoint"])
+    })
+    .expect(1);
+    assert!(run.stdout.contains("damaged"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("checkpoint LSN {first}")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("dry run"), "{}", run.stdout);
+    let plan = unchanged(&dir, || {
+        tidelog(&["recover", "--json", s(&dir), "--rebuild-checkpoint"])
+    })
+    .expect(1)
+    .json();
+    assert_eq!(plan["rebuild_checkpoint"], true);
+    assert_eq!(plan["apply"], false);
+    assert_eq!(plan["needed"], true);
+    assert_eq!(plan["written"], false);
+    assert_eq!(plan["current"]["state"], "damaged");
+    assert_eq!(plan["lsn"], first);
+    assert_eq!(plan["segments"], segments(&dir).len());
+    assert_eq!(plan["log_id"].as_str().unwrap().len(), 32);
+    assert!(plan["refusal"].is_null());
+
+    let done = tidelog(&[
+        "recover",
+        "--json",
+        s(&dir),
+        "--rebuild-checkpoint",
+        "--apply",
+    ])
+    .expect(0)
+    .json();
+    assert_eq!(done["written"], true);
+    let copy = dir.join("quarantine").join("CHECKPOINT");
+    assert_eq!(done["quarantined"], s(&copy));
+    assert_eq!(std::fs::read(&copy).unwrap(), damaged);
+
+    tidelog(&["verify", s(&dir)]).expect(0);
+    let info = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(info["checkpoint_lsn"], first);
+    assert_eq!(info["log_id"], plan["log_id"]);
+    assert_eq!(info["last_lsn"], RECORDS);
+    let records = tidelog(&["dump", "--json", s(&dir)]).expect(0).json_lines();
+    assert_eq!(records[0]["lsn"], first);
+    assert_eq!(records.len() as u64, RECORDS - first + 1);
+
+    let run = unchanged(&dir, || {
+        tidelog(&["recover", s(&dir), "--rebuild-checkpoint"])
+    })
+    .expect(0);
+    assert!(run.stdout.contains("nothing to do"), "{}", run.stdout);
+    let run = unchanged(&dir, || {
+        tidelog(&["recover", s(&dir), "--rebuild-checkpoint", "--apply"])
+    })
+    .expect(0);
+    assert!(run.stdout.contains("nothing to do"), "{}", run.stdout);
+}
+
+#[test]
+fn recover_rebuild_checkpoint_restores_a_lost_one() {
+    let (_tmp, dir, first) = checkpointed_log();
+    std::fs::remove_file(dir.join("CHECKPOINT")).unwrap();
+    let r = unchanged(&dir, || tidelog(&["recover", "--json", s(&dir)]))
+        .expect(1)
+        .json();
+    assert_eq!(r["checkpoint_at_fault"], true, "{r}");
+    let plan = tidelog(&["recover", "--json", s(&dir), "--rebuild-checkpoint"])
+        .expect(1)
+        .json();
+    assert_eq!(plan["current"]["state"], "missing");
+    let run = tidelog(&["recover", s(&dir), "--rebuild-checkpoint", "--apply"]).expect(0);
+    assert!(run.stdout.contains("rebuilt:"), "{}", run.stdout);
+    assert!(
+        !dir.join("quarantine").exists(),
+        "nothing replaced, nothing kept"
+    );
+    let info = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(info["checkpoint_lsn"], first);
+}
+
+#[test]
+fn recover_rebuild_checkpoint_refuses_what_it_cannot_do_with_exit_code_2() {
+    let (_tmp, dir, _) = checkpointed_log();
+    std::fs::write(dir.join("CHECKPOINT"), b"junk").unwrap();
+    // A writer: opening fails while the checkpoint is damaged, so hold the lock by hand.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("LOCK"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let run = unchanged(&dir, || {
+        tidelog(&["recover", s(&dir), "--rebuild-checkpoint", "--apply"])
+    })
+    .expect(2);
+    assert!(run.stderr.contains("locked"), "{}", run.stderr);
+    assert!(run.stderr.contains("tidelog: hint:"), "{}", run.stderr);
+    drop(lock);
+
+    // Usage: the mode belongs to recovery, not to the rebuild.
+    tidelog(&[
+        "recover",
+        s(&dir),
+        "--rebuild-checkpoint",
+        "--mode",
+        "strict",
+    ])
+    .expect(2);
+
+    // No segment to rebuild from.
+    let tmp = tempdir();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("CHECKPOINT"), b"junk").unwrap();
+    let run = unchanged(&empty, || {
+        tidelog(&["recover", s(&empty), "--rebuild-checkpoint"])
+    })
+    .expect(2);
+    assert!(run.stderr.contains("no segment"), "{}", run.stderr);
+    let plan = tidelog(&["recover", "--json", s(&empty), "--rebuild-checkpoint"]);
+    let plan = plan.expect(2).json();
+    assert!(plan["refusal"].is_string());
+    let missing = tmp.path().join("missing");
+    let run = tidelog(&["recover", s(&missing), "--rebuild-checkpoint"]).expect(2);
+    assert_eq!(run.stderr.matches("(os error").count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn help_shows_the_incident_options_with_examples() {
+    let run = tidelog(&["dump", "--help"]).expect(0);
+    for text in [
+        "--limit <N>",
+        "--stats",
+        "--frames",
+        "--header-from <SEGMENT>",
+        ".cut --header-from ./copy.seg",
+        "tidelog dump ./wal --stats",
+        "tidelog dump ./wal --frames",
+        "tidelog dump ./wal/quarantine/",
+        "--limit 20",
+        "--payload hex",
+    ] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+    let run = tidelog(&["recover", "--help"]).expect(0);
+    for text in [
+        "--rebuild-checkpoint",
+        "tidelog recover ./wal --rebuild-checkpoint",
+        "tidelog recover ./wal --rebuild-checkpoint --apply",
+    ] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+}
+
+#[test]
+fn dump_counts_what_a_recycled_segment_kept_from_its_earlier_life_apart_from_damage() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("log");
+    let log = Log::builder(&dir)
+        .segment_bytes(SEGMENT_BYTES)
+        .recycle_segments(true)
+        .preallocate(false)
+        .open()
+        .unwrap();
+    for lsn in 1..=200 {
+        log.append(&payload(lsn), Durability::Synced).unwrap();
+    }
+    log.checkpoint(Lsn::new(190)).unwrap();
+    for lsn in 201..=300 {
+        log.append(&payload(lsn), Durability::Synced).unwrap();
+    }
+    assert!(
+        log.metrics().segments_recycled > 0,
+        "a segment was recycled"
+    );
+    log.close().unwrap();
+    tidelog(&["verify", s(&dir)]).expect(0);
+
+    let lines = unchanged(&dir, || tidelog(&["dump", "--json", s(&dir), "--stats"]))
+        .expect(0)
+        .json_lines();
+    let total = lines.last().unwrap();
+    assert_eq!(total["damaged_bytes"], 0, "{total}");
+    assert!(total["leftover_bytes"].as_u64().unwrap() > 0, "{total}");
+    assert_eq!(total["last_lsn"], 300);
+    let run = tidelog(&["dump", s(&dir), "--stats"]).expect(0);
+    assert!(run.stdout.contains("earlier life"), "{}", run.stdout);
+
+    let lines = tidelog(&["dump", "--json", s(&dir), "--frames"])
+        .expect(0)
+        .json_lines();
+    let recycled: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "file" && l["header"]["prev_extent_bytes"].as_u64() > Some(0))
+        .collect();
+    assert!(!recycled.is_empty());
+    for summary in lines.iter().filter(|l| l["type"] == "summary") {
+        assert_eq!(summary["damaged_bytes"], 0, "{summary}");
+        assert_eq!(summary["mismatched"], 0, "{summary}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // permissions
 // ---------------------------------------------------------------------------------------------
 

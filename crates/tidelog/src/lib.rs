@@ -60,12 +60,14 @@ macro_rules! span {
 mod commit;
 mod error;
 mod format;
+pub mod inspect;
 pub mod io;
 mod log;
 mod metrics;
 mod options;
 mod read;
 mod recovery;
+pub mod repair;
 mod segment;
 mod sync;
 mod types;
@@ -110,3 +112,7 @@ pub(crate) fn random_u128() -> u128 {
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct CrateReadmeDoctests;

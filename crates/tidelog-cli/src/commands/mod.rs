@@ -237,7 +237,12 @@ pub(crate) fn open_for_writing(dir: &Path, create: bool) -> anyhow::Result<Log> 
 
 /// Where a record sits in the batch it was appended in.
 pub(crate) fn batch_position(record: &Record) -> &'static str {
-    match (record.is_batch_start(), record.is_batch_end()) {
+    batch_flags(record.is_batch_start(), record.is_batch_end())
+}
+
+/// The place in its batch of a record with these batch flags.
+pub(crate) fn batch_flags(start: bool, end: bool) -> &'static str {
+    match (start, end) {
         (true, true) => "single",
         (true, false) => "start",
         (false, false) => "middle",
@@ -258,7 +263,7 @@ pub(crate) enum PayloadFormat {
 }
 
 impl PayloadFormat {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             PayloadFormat::Text => "text",
             PayloadFormat::Hex => "hex",

@@ -46,8 +46,8 @@ pub(crate) struct Args {
     pub(crate) lines: u64,
 
     /// How payloads are printed.
-    #[arg(long, value_enum, default_value_t)]
-    pub(crate) format: PayloadFormat,
+    #[arg(long, value_enum, default_value_t, alias = "format")]
+    pub(crate) payload: PayloadFormat,
 }
 
 pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -57,7 +57,7 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         log: None,
         next: args.from,
         lines: args.lines,
-        format: args.format,
+        payload: args.payload,
         json: ctx.json,
         width: 0,
     };
@@ -90,7 +90,7 @@ struct Tailing {
     /// The next LSN to print; `None` until the first poll decides it.
     next: Option<Lsn>,
     lines: u64,
-    format: PayloadFormat,
+    payload: PayloadFormat,
     json: bool,
     width: usize,
 }
@@ -135,7 +135,7 @@ impl Tailing {
             self.width = last.get().to_string().len();
         }
         let printer = RecordPrinter {
-            format: self.format,
+            format: self.payload,
             json: self.json,
             lsn_width: self.width,
         };
