@@ -302,22 +302,6 @@ fn log_is_send_and_sync_and_appends_from_threads() -> Result<()> {
     Ok(())
 }
 
-/// Every file under the log directory with its bytes, to show a read-only open changes nothing.
-fn snapshot(env: &Env) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for name in env.list(&env.dir) {
-        let path = env.dir.join(&name);
-        if env.storage.list(&path).is_ok() {
-            for inner in env.list(&path) {
-                files.push((format!("{name}/{inner}"), env.read_file(&path.join(&inner))));
-            }
-        } else {
-            files.push((name, env.read_file(&path)));
-        }
-    }
-    files
-}
-
 #[test]
 fn read_only_open_is_a_dry_run_that_changes_nothing() -> Result<()> {
     for env in Env::both() {
@@ -330,11 +314,11 @@ fn read_only_open_is_a_dry_run_that_changes_nothing() -> Result<()> {
         bytes.extend_from_slice(&[0xab; 11]);
         env.write_file(&last, &bytes);
         env.write_file(&env.dir.join("CHECKPOINT.tmp"), b"half");
-        let before = snapshot(&env);
+        let before = env.snapshot();
 
         let ro = env.builder().read_only(true).open()?;
         assert_eq!(
-            snapshot(&env),
+            env.snapshot(),
             before,
             "{}: a read-only open changed a byte",
             env.name()
@@ -362,7 +346,7 @@ fn read_only_open_is_a_dry_run_that_changes_nothing() -> Result<()> {
         assert_eq!(again.last_lsn(), Lsn::new(300));
         drop((ro, again, writer));
         assert_ne!(
-            snapshot(&env),
+            env.snapshot(),
             before,
             "{}: the writer's recovery did change it",
             env.name()

@@ -91,6 +91,26 @@ impl Env {
         names
     }
 
+    /// Every file under the log directory (one level of folders down) with its bytes, to show
+    /// that something changed nothing.
+    pub(crate) fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        for name in self.list(&self.dir) {
+            let path = self.dir.join(&name);
+            if self.storage.list(&path).is_ok() {
+                for inner in self.list(&path) {
+                    files.push((
+                        format!("{name}/{inner}"),
+                        self.read_file(&path.join(&inner)),
+                    ));
+                }
+            } else {
+                files.push((name, self.read_file(&path)));
+            }
+        }
+        files
+    }
+
     pub(crate) fn read_file(&self, path: &Path) -> Vec<u8> {
         let file = self
             .storage

@@ -188,6 +188,22 @@ impl Storage for HookedStorage {
         }))
     }
 
+    fn create(&self, path: &Path, how: OpenMode, mode: u32) -> io::Result<Box<dyn StorageFile>> {
+        let inner = self.inner.create(path, how, mode)?;
+        Ok(Box::new(HookedFile {
+            inner,
+            hooks: Arc::clone(&self.hooks),
+        }))
+    }
+
+    fn create_dir_all_with_mode(&self, dir: &Path, mode: u32) -> io::Result<()> {
+        self.inner.create_dir_all_with_mode(dir, mode)
+    }
+
+    fn mode(&self, path: &Path) -> io::Result<Option<u32>> {
+        self.inner.mode(path)
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
         self.inner.list(dir)
     }

@@ -47,22 +47,6 @@ fn plan_of(env: &Env) -> Result<CheckpointRebuild> {
     CheckpointRebuild::plan_with(Arc::clone(&env.storage), &env.dir)
 }
 
-/// Every file under the log directory with its bytes.
-fn snapshot(env: &Env) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for name in env.list(&env.dir) {
-        let path = env.dir.join(&name);
-        if env.storage.list(&path).is_ok() {
-            for inner in env.list(&path) {
-                files.push((format!("{name}/{inner}"), env.read_file(&path.join(&inner))));
-            }
-        } else {
-            files.push((name, env.read_file(&path)));
-        }
-    }
-    files
-}
-
 #[test]
 fn a_damaged_checkpoint_stops_every_mode_and_a_rebuild_opens_the_log() -> Result<()> {
     for env in Env::both() {
@@ -87,9 +71,9 @@ fn a_damaged_checkpoint_stops_every_mode_and_a_rebuild_opens_the_log() -> Result
             );
         }
 
-        let before = snapshot(&env);
+        let before = env.snapshot();
         let plan = plan_of(&env)?;
-        assert_eq!(snapshot(&env), before, "{ctx}: planning changes nothing");
+        assert_eq!(env.snapshot(), before, "{ctx}: planning changes nothing");
         assert!(matches!(
             plan.current(),
             CheckpointState::Damaged(CorruptionKind::TruncatedHeader { .. })
@@ -159,9 +143,9 @@ fn an_intact_checkpoint_that_agrees_is_kept() -> Result<()> {
             "{ctx}"
         );
         assert!(!plan.is_needed(), "{ctx}");
-        let before = snapshot(&env);
+        let before = env.snapshot();
         assert_eq!(plan.apply()?, None, "{ctx}");
-        assert_eq!(snapshot(&env), before, "{ctx}: nothing changed");
+        assert_eq!(env.snapshot(), before, "{ctx}: nothing changed");
     }
     Ok(())
 }
@@ -213,10 +197,10 @@ fn a_foreign_segment_is_outvoted_and_a_tie_is_refused() -> Result<()> {
     let refusal = plan.refusal().expect("a tie is refused");
     assert!(refusal.contains(&format!("{id:032x}")), "{refusal}");
     assert!(refusal.contains(&format!("{other_id:032x}")), "{refusal}");
-    let before = snapshot(&env);
+    let before = env.snapshot();
     let err = plan.apply().expect_err("refused");
     assert!(err.to_string().contains("disagree"), "{err}");
-    assert_eq!(snapshot(&env), before, "a refused rebuild changes nothing");
+    assert_eq!(env.snapshot(), before, "a refused rebuild changes nothing");
     Ok(())
 }
 
