@@ -10,6 +10,7 @@ mod hardening;
 mod hooked;
 mod inspect;
 mod metrics;
+mod model;
 mod modes;
 mod prealloc;
 mod reader;
