@@ -14,3 +14,4 @@ mod reader;
 mod recovery;
 mod recycle;
 mod seams;
+mod stress;
