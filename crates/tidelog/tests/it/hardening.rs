@@ -47,7 +47,7 @@ fn free_bytes(log: &Log) -> u64 {
 }
 
 /// Runs a future to completion on a single-threaded runtime of its own.
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a current-thread runtime")

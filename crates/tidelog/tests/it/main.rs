@@ -18,3 +18,4 @@ mod recovery;
 mod recycle;
 mod repair;
 mod seams;
+mod stress;
