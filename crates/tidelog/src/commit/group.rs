@@ -89,16 +89,26 @@ struct Progress {
     /// The latest rollbacks, oldest first: the generation each started and the LSN the log was
     /// truncated after.
     rollbacks: VecDeque<(u64, Lsn)>,
+    /// Of the rollbacks no longer kept: the newest one's generation and the lowest point of
+    /// them all.
+    forgotten: Option<(u64, Lsn)>,
 }
 
 impl Progress {
     /// The lowest LSN the log was rolled back to since generation `since`, if any rollback
     /// happened since then.
     fn rolled_back_since(&self, since: u64) -> Option<Lsn> {
+        // A forgotten rollback may be newer than `since` only if the newest forgotten one is:
+        // then the lowest forgotten point counts (a caller that old is told the lowest).
+        let forgotten = self
+            .forgotten
+            .filter(|&(newest, _)| newest > since)
+            .map(|(_, to)| to);
         self.rollbacks
             .iter()
             .filter(|&&(generation, _)| generation > since)
             .map(|&(_, to)| to)
+            .chain(forgotten)
             .min()
     }
 }
@@ -275,29 +285,22 @@ impl GroupCommit {
         }
     }
 
-    /// A rollback to `to`: every watermark becomes `to` and a new generation starts. The caller
-    /// has made `to` durable, made sure no write is in flight, and holds the log's state lock.
-    /// Waiters for LSNs past `to` wake and get [`Error::RolledBack`].
-    pub(crate) fn roll_back(&self, to: Lsn) -> Result<()> {
+    /// Starts a rollback to `to`: a new generation begins, so from now on every waiter for an
+    /// LSN past `to` (woken here) gets [`Error::RolledBack`], every reader made before it stops
+    /// trusting what it reads past `to`, and no sync or roll of an older generation raises the
+    /// durable LSN. The caller holds the log's state lock, has made sure no write is in flight,
+    /// and calls this *before* it changes any file, then [`GroupCommit::finish_rollback`].
+    pub(crate) fn begin_rollback(&self, to: Lsn) -> Result<()> {
         let mut p = self.lock()?;
         let generation = self.generation() + 1;
         self.generation.store(generation, Ordering::Release);
         p.rollbacks.push_back((generation, to));
-        if p.rollbacks.len() > ROLLBACKS_KEPT {
-            // Forget the oldest exactly, but keep its point in the next one's: a caller older
-            // than every remembered rollback is told the lowest point.
-            if let Some((_, oldest)) = p.rollbacks.pop_front()
-                && let Some(next) = p.rollbacks.front_mut()
-            {
-                next.1 = next.1.min(oldest);
-            }
+        if p.rollbacks.len() > ROLLBACKS_KEPT
+            && let Some((oldest, point)) = p.rollbacks.pop_front()
+        {
+            let lowest = p.forgotten.map_or(point, |(_, low)| low.min(point));
+            p.forgotten = Some((oldest, lowest));
         }
-        p.written = to;
-        p.done.clear();
-        p.durable = to;
-        self.written.store(to.get(), Ordering::Release);
-        self.durable.store(to.get(), Ordering::Release);
-        self.handed.store(to.get(), Ordering::Release);
         let mut i = 0;
         while i < p.wakers.len() {
             if p.wakers[i].0 > to {
@@ -308,6 +311,28 @@ impl GroupCommit {
         }
         self.changed.notify_all();
         Ok(())
+    }
+
+    /// Ends a rollback to `to` once its files are changed and `to` is durable: every watermark
+    /// becomes `to`.
+    pub(crate) fn finish_rollback(&self, to: Lsn) -> Result<()> {
+        let mut p = self.lock()?;
+        p.written = to;
+        p.done.clear();
+        p.durable = to;
+        self.written.store(to.get(), Ordering::Release);
+        self.durable.store(to.get(), Ordering::Release);
+        self.handed.store(to.get(), Ordering::Release);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// A whole rollback to `to` at once ([`GroupCommit::begin_rollback`], then
+    /// [`GroupCommit::finish_rollback`]).
+    #[cfg(test)]
+    pub(crate) fn roll_back(&self, to: Lsn) -> Result<()> {
+        self.begin_rollback(to)?;
+        self.finish_rollback(to)
     }
 
     /// Poisons the state with the first failure and wakes every waiter.

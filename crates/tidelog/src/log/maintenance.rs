@@ -131,6 +131,11 @@ impl Log {
                 None => return Err(Error::RecordLost { lsn }),
             }
         };
+        // Everything running beside the rollback learns of it before any file changes: a
+        // reader that meets a cut or removed file then knows why.
+        inner.commit.begin_rollback(lsn)?;
+        // Under the state lock, so no event of what follows the rollback comes before it.
+        inner.emit(SegmentEvent::RolledBack { to: lsn });
         let later: Vec<Segment> = st.segments.drain(k + 1..).collect();
         let storage = &*inner.storage;
         for seg in later.iter().rev() {
@@ -170,11 +175,9 @@ impl Log {
         st.buf_offset = cut;
         st.buf_first = target;
         st.next_lsn = target;
-        // The new generation starts under the state lock, with the LSNs it describes.
-        inner.commit.roll_back(lsn)?;
+        inner.commit.finish_rollback(lsn)?;
         drop(st);
         inner.room_freed();
-        inner.emit(SegmentEvent::RolledBack { to: lsn });
         Ok(())
     }
 
@@ -231,10 +234,11 @@ impl Log {
             .take_while(|s| releasable(s, next, floor))
             .count();
         let old: Vec<Segment> = st.segments.drain(..k).collect();
+        // Under the state lock, so no event of what follows the reset comes before it.
+        inner.emit(SegmentEvent::Reset { next });
         drop(st);
         inner.room_freed();
         inner.commit.advance_durable(next.prev(), generation)?;
-        inner.emit(SegmentEvent::Reset { next });
         inner.retire(old).inspect_err(|e| inner.poison_with(e))
     }
 }

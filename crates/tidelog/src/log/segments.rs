@@ -100,14 +100,9 @@ impl Inner {
             return Err(self.poison("sync", &roll.sealed.path, e));
         }
         self.stats.sealed(started.elapsed());
-        if let Err(e) = self.create_segment(&roll.next) {
-            self.poison_with(&e);
-            return Err(e);
-        }
-        self.commit.notify();
-        // Not if a rollback since the plan removed records of the sealed segment.
-        self.commit
-            .advance_durable(roll.sealed_last, roll.generation)?;
+        // Announced now, between its sync and the next segment's creation: the next roll (whose
+        // segment this creation makes) and any rollback or reset (which wait for it) all come
+        // after, so events reach subscribers in the order things happened.
         self.emit(SegmentEvent::Sealed(SegmentInfo {
             path: roll.sealed.path.clone(),
             first_lsn: roll.sealed.first_lsn(),
@@ -115,7 +110,14 @@ impl Inner {
             bytes: roll.sealed_end,
             active: false,
         }));
-        Ok(())
+        if let Err(e) = self.create_segment(&roll.next) {
+            self.poison_with(&e);
+            return Err(e);
+        }
+        self.commit.notify();
+        // Not if a rollback since the plan removed records of the sealed segment.
+        self.commit
+            .advance_durable(roll.sealed_last, roll.generation)
     }
 
     /// Drops segments from the log: their files are removed now, or as soon as the last

@@ -315,6 +315,14 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
     // then), and appends are about to trust them.
     if !rec.dry_run {
         storage.sync_dir(dir).at("sync directory", dir)?;
+        // The log is about to call every record it recovered durable, but the last segment's
+        // may never have been synced (the writer's fsync failed, or it was killed before its
+        // sync: the page cache still holds them): they are made durable first. Earlier segments
+        // were synced before their successor was created.
+        if let Some(last) = kept.last() {
+            let path = &last.file.path;
+            last.file.io()?.sync_data().at("sync", path)?;
+        }
     }
     if needs_segment {
         // The log needs a segment to take appends; a read-only one only a placeholder.
