@@ -5,6 +5,7 @@ mod checkpoint;
 mod common;
 mod crash;
 mod faults;
+mod fixtures;
 mod group_commit;
 mod hardening;
 mod hooked;
