@@ -9,6 +9,8 @@ mod group_commit;
 mod hardening;
 mod hooked;
 mod inspect;
+#[cfg(unix)]
+mod kills;
 mod metrics;
 mod modes;
 mod prealloc;
