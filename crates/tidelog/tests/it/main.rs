@@ -10,6 +10,8 @@ mod group_commit;
 mod hardening;
 mod hooked;
 mod inspect;
+#[cfg(unix)]
+mod kills;
 mod metrics;
 mod model;
 mod modes;
