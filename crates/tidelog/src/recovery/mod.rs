@@ -455,10 +455,15 @@ impl Recovery<'_> {
         // neither counted as cut nor copied to the quarantine.
         let data_end = scan::data_end(io, stop.cut, len, self.chunk).at("read", path)?;
         let cut_bytes = data_end.saturating_sub(stop.cut);
+        let name = format!("{}.{}.cut", file_name(path), stop.cut);
         if self.dry_run {
-            // Nothing is written: the report says what a real recovery would cut.
+            // Nothing is written: the report says what a real recovery would cut, and where
+            // the cut bytes would go.
+            if cut_bytes > 0 {
+                let would = self.dir.join(QUARANTINE_DIR).join(&name);
+                self.report.quarantined.push(would);
+            }
         } else if cut_bytes > 0 {
-            let name = format!("{}.{}.cut", file_name(path), stop.cut);
             let qdir = self.quarantine_dir()?;
             let target = self.unique_in(&qdir, &name)?;
             let out = self
