@@ -86,6 +86,16 @@ pub use crate::read::{Iter, Record, Tail};
 pub use crate::recovery::{Damage, DamageAction, RecoveryReport};
 pub use crate::types::Lsn;
 
+/// The next value of the splitmix64 generator whose state is `state`: small and well mixed,
+/// for choices that must follow from a seed (crash outcomes, fixtures), never for salts.
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn now_ms() -> u64 {
     if let Some(ms) = __fixtures::fixed_now_ms() {
@@ -156,12 +166,10 @@ pub mod __fixtures {
     pub(crate) fn seeded_u64() -> Option<u64> {
         SEEDED
             .try_with(|s| {
-                let state = s.get()?.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut state = s.get()?;
+                let value = crate::splitmix64(&mut state);
                 s.set(Some(state));
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                Some(z ^ (z >> 31))
+                Some(value)
             })
             .ok()
             .flatten()
