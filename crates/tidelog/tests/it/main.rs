@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod faults;
 mod fixtures;
+mod fuzz_bodies;
 mod group_commit;
 mod hardening;
 mod hooked;

@@ -1,7 +1,12 @@
-//! Model-based property tests: random sequences of operations, crashes, injected faults and
-//! reopens, run against the log and against a plain `Vec` model, on the in-memory storage (many
-//! cases, with crashes) and on the real file system (fewer cases, faults and reopens). proptest
-//! shrinks a failing sequence to a minimal one.
+//! Model-based tests: sequences of operations, crashes, injected faults and reopens, run against
+//! the log and against a plain `Vec` model, on the in-memory storage (many cases, with crashes)
+//! and on the real file system (fewer cases, faults and reopens).
+//!
+//! Two drivers share the runner: the proptests at the bottom, which generate sequences and
+//! shrink a failing one to a minimal one, and the `log_ops` fuzz target, which decodes a
+//! sequence from the fuzzer's bytes ([`Config::from_bytes`], [`Op::from_bytes`]). The fuzz crate
+//! compiles this file as it is; only the proptests, and the real file system bed they use, are
+//! left out of it (`cfg(test)`).
 //!
 //! After every reopen the recovered log must be what the contract allows: a gap-free prefix of
 //! what was appended, from the checkpoint, holding every acknowledged record, exact payloads, whole
@@ -9,46 +14,113 @@
 //! may not have done is allowed either way; the model then takes the recovered log as its new
 //! truth.
 
-use std::path::Path;
 use std::sync::Arc;
 
+use arbitrary::Unstructured;
+#[cfg(test)]
 use proptest::prelude::*;
 use tidelog::io::{CrashMode, FaultPlan, FaultyStorage, MemStorage};
 use tidelog::{Durability, Log, Lsn, Result};
 
-/// One step of a generated sequence.
+/// One step of a sequence.
 #[derive(Debug, Clone)]
-enum Op {
+pub(crate) enum Op {
     /// A record of about this many bytes.
     Append(usize, bool),
     /// A batch of this many records.
     Batch(usize, bool),
+    /// A record as large as a segment's room, so the segment rolls before it (unless it is
+    /// empty) and again at the next append.
+    Roll(bool),
     Sync,
     /// Checkpoint at `last - n`.
     Checkpoint(u64),
     /// Truncate after `last - n`.
     TruncateAfter(u64),
     Reset,
-    /// The next `n`-th mutating storage call fails (the log is poisoned; a reopen follows).
+    /// Every mutating storage call after the next `n` fails (the log is poisoned; a reopen
+    /// follows).
     Fault(u64),
+    /// The disk fills up after `n` more bytes written.
+    DiskFull(u64),
     /// The power goes (in-memory storage only; a plain reopen on the real one).
     Crash(u8, u64),
     Reopen,
 }
 
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        8 => (1usize..300, any::<bool>()).prop_map(|(n, s)| Op::Append(n, s)),
-        2 => (1usize..20_000, any::<bool>()).prop_map(|(n, s)| Op::Append(n + 60_000, s)),
-        3 => (2usize..6, any::<bool>()).prop_map(|(n, s)| Op::Batch(n, s)),
-        2 => Just(Op::Sync),
-        1 => (0u64..30).prop_map(Op::Checkpoint),
-        1 => (0u64..30).prop_map(Op::TruncateAfter),
-        1 => Just(Op::Reset),
-        1 => (1u64..40).prop_map(Op::Fault),
-        1 => (0u8..3, any::<u64>()).prop_map(|(m, seed)| Op::Crash(m, seed)),
-        1 => Just(Op::Reopen),
-    ]
+impl Op {
+    /// One operation decoded from fuzzer bytes, with the weights and ranges of the proptest
+    /// strategy.
+    pub(crate) fn from_bytes(u: &mut Unstructured<'_>) -> arbitrary::Result<Op> {
+        Ok(match u.int_in_range(0u8..=22)? {
+            0..=7 => Op::Append(u.int_in_range(1..=299)?, u.arbitrary()?),
+            8..=9 => Op::Append(60_000 + u.int_in_range(1..=19_999)?, u.arbitrary()?),
+            10..=12 => Op::Batch(u.int_in_range(2..=5)?, u.arbitrary()?),
+            13 => Op::Roll(u.arbitrary()?),
+            14..=15 => Op::Sync,
+            16 => Op::Checkpoint(u.int_in_range(0..=29)?),
+            17 => Op::TruncateAfter(u.int_in_range(0..=29)?),
+            18 => Op::Reset,
+            19 => Op::Fault(u.int_in_range(1..=39)?),
+            20 => Op::DiskFull(u.int_in_range(0..=20_000)?),
+            21 => Op::Crash(u.int_in_range(0..=2)?, u.arbitrary()?),
+            _ => Op::Reopen,
+        })
+    }
+
+    /// A sequence of at most `max` operations decoded from fuzzer bytes, up to their end.
+    pub(crate) fn sequence_from_bytes(u: &mut Unstructured<'_>, max: usize) -> Vec<Op> {
+        let mut ops = Vec::new();
+        while ops.len() < max && !u.is_empty() {
+            match Op::from_bytes(u) {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        ops
+    }
+}
+
+/// How the log under test is configured, and what its storage does besides failing.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) segment_bytes: u64,
+    pub(crate) recycle: bool,
+    pub(crate) preallocate: bool,
+    /// Every write stores, and every read returns, at most this many bytes.
+    pub(crate) short_io: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            segment_bytes: 4096,
+            recycle: true,
+            preallocate: true,
+            short_io: None,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration decoded from fuzzer bytes.
+    pub(crate) fn from_bytes(u: &mut Unstructured<'_>) -> arbitrary::Result<Config> {
+        let flags: u8 = u.arbitrary()?;
+        Ok(Config {
+            segment_bytes: [4096, 4096, 8192, 65_536][usize::from(flags & 3)],
+            recycle: flags & 4 != 0,
+            preallocate: flags & 8 != 0,
+            short_io: (flags & 0x30 == 0x30).then_some(usize::from(flags >> 6) * 100 + 7),
+        })
+    }
+
+    /// The plan the storage runs with when no fault is armed.
+    fn plan(&self) -> FaultPlan {
+        match self.short_io {
+            Some(n) => FaultPlan::new().short_writes(n).short_reads(n),
+            None => FaultPlan::new(),
+        }
+    }
 }
 
 /// What the test knows of the log.
@@ -98,29 +170,35 @@ impl Model {
 }
 
 /// Where a sequence runs: the storage the log sees, and the faults and crashes under it.
-struct Bed {
+pub(crate) struct Bed {
     dir: std::path::PathBuf,
+    config: Config,
     faulty: FaultyStorage,
     mem: Option<MemStorage>,
+    #[cfg(test)]
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Bed {
-    fn mem() -> Bed {
+    pub(crate) fn mem(config: Config) -> Bed {
         let mem = MemStorage::new();
         Bed {
             dir: "/log".into(),
-            faulty: FaultyStorage::new(Arc::new(mem.clone()), FaultPlan::new()),
+            faulty: FaultyStorage::new(Arc::new(mem.clone()), config.plan()),
+            config,
             mem: Some(mem),
+            #[cfg(test)]
             _tmp: None,
         }
     }
 
-    fn std() -> Bed {
+    #[cfg(test)]
+    fn std(config: Config) -> Bed {
         let tmp = tempfile::tempdir().expect("temporary directory");
         Bed {
             dir: tmp.path().join("log"),
-            faulty: FaultyStorage::new(Arc::new(tidelog::io::StdStorage::new()), FaultPlan::new()),
+            faulty: FaultyStorage::new(Arc::new(tidelog::io::StdStorage::new()), config.plan()),
+            config,
             mem: None,
             _tmp: Some(tmp),
         }
@@ -129,14 +207,27 @@ impl Bed {
     fn open(&self) -> Result<Log> {
         Log::builder(&self.dir)
             .storage(Arc::new(self.faulty.clone()))
-            .segment_bytes(4096)
-            .recycle_segments(true)
+            .segment_bytes(self.config.segment_bytes)
+            .recycle_segments(self.config.recycle)
+            .preallocate(self.config.preallocate)
             .open()
     }
 }
 
+/// Fails the run with a message unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
 /// Runs `ops` on `bed`, checking the log against the model at every reopen and at the end.
-fn run(bed: &Bed, ops: &[Op]) -> std::result::Result<(), TestCaseError> {
+///
+/// # Errors
+/// What the log did that the contract does not allow.
+pub(crate) fn run(bed: &Bed, ops: &[Op]) -> std::result::Result<(), String> {
     let mut m = Model::default();
     let mut log = Some(bed.open().map_err(fail("first open"))?);
     for (no, op) in ops.iter().enumerate() {
@@ -144,13 +235,20 @@ fn run(bed: &Bed, ops: &[Op]) -> std::result::Result<(), TestCaseError> {
         let Some(live) = log.as_ref() else {
             unreachable!("a log is open between operations")
         };
-        if let Op::Fault(n) = op {
+        match op {
             // Every mutating storage call after the next `n` fails, as on a dying machine; the
             // log notices at some later operation.
-            bed.faulty.set_plan(FaultPlan::new().fail_after(*n));
-            continue;
+            Op::Fault(n) => {
+                bed.faulty.set_plan(bed.config.plan().fail_after(*n));
+                continue;
+            }
+            Op::DiskFull(n) => {
+                bed.faulty.set_plan(bed.config.plan().disk_full_after(*n));
+                continue;
+            }
+            _ => {}
         }
-        let outcome = step(live, op, no, &mut m);
+        let outcome = step(live, op, no, &bed.config, &mut m);
         let reopen = match (op, outcome) {
             (Op::Crash(mode, seed), Ok(())) => {
                 drop(log.take());
@@ -167,7 +265,7 @@ fn run(bed: &Bed, ops: &[Op]) -> std::result::Result<(), TestCaseError> {
             (_, Ok(())) => false,
             // An injected fault: the log is poisoned; what the operation did is uncertain.
             (_, Err(e)) => {
-                prop_assert!(
+                ensure!(
                     bed.faulty.injected() > 0,
                     "{context}: an error without a fault: {e}"
                 );
@@ -176,7 +274,7 @@ fn run(bed: &Bed, ops: &[Op]) -> std::result::Result<(), TestCaseError> {
         };
         if reopen {
             drop(log.take());
-            bed.faulty.set_plan(FaultPlan::new());
+            bed.faulty.set_plan(bed.config.plan());
             let reopened = bed.open().map_err(fail(&context))?;
             check(&reopened, &mut m, &context)?;
             log = Some(reopened);
@@ -189,7 +287,7 @@ fn run(bed: &Bed, ops: &[Op]) -> std::result::Result<(), TestCaseError> {
         unreachable!("a log is open at the end")
     };
     // A fault armed but not met yet would fail the close's sync: the machine stays up.
-    bed.faulty.set_plan(FaultPlan::new());
+    bed.faulty.set_plan(bed.config.plan());
     if live.close().is_err() {
         // The log met an armed fault at the very end: it is poisoned, and what it did is
         // uncertain as after any fault.
@@ -199,12 +297,12 @@ fn run(bed: &Bed, ops: &[Op]) -> std::result::Result<(), TestCaseError> {
     Ok(())
 }
 
-fn fail(context: &str) -> impl Fn(tidelog::Error) -> TestCaseError + '_ {
-    move |e| TestCaseError::fail(format!("{context}: {e}"))
+fn fail(context: &str) -> impl Fn(tidelog::Error) -> String + '_ {
+    move |e| format!("{context}: {e}")
 }
 
 /// Runs one operation, updating the model as the contract says its success means.
-fn step(log: &Log, op: &Op, no: usize, m: &mut Model) -> Result<()> {
+fn step(log: &Log, op: &Op, no: usize, config: &Config, m: &mut Model) -> Result<()> {
     let durability = |synced: bool| {
         if synced {
             Durability::Synced
@@ -212,15 +310,19 @@ fn step(log: &Log, op: &Op, no: usize, m: &mut Model) -> Result<()> {
             Durability::Buffered
         }
     };
-    match *op {
-        Op::Append(size, synced) => {
-            let rec = m.push(&[size], no);
-            let lsn = log.append(&rec[0], durability(synced))?;
-            assert_eq!(lsn.get(), m.last());
-            if synced {
-                m.acked = lsn.get();
-            }
+    let append = |m: &mut Model, size: usize, synced: bool| -> Result<()> {
+        let rec = m.push(&[size], no);
+        let lsn = log.append(&rec[0], durability(synced))?;
+        assert_eq!(lsn.get(), m.last());
+        if synced {
+            m.acked = lsn.get();
         }
+        Ok(())
+    };
+    match *op {
+        Op::Append(size, synced) => append(m, size, synced)?,
+        // A segment's room: its size less its header and one frame header.
+        Op::Roll(synced) => append(m, config.segment_bytes as usize - 64 - 24, synced)?,
         Op::Batch(n, synced) => {
             let recs = m.push(&vec![40; n], no);
             let (_, last) = log.append_batch(&recs, durability(synced))?;
@@ -247,8 +349,11 @@ fn step(log: &Log, op: &Op, no: usize, m: &mut Model) -> Result<()> {
                 .max(m.checkpoint.saturating_sub(1));
             m.maybe_truncated = Some(lsn);
             log.truncate_after(Lsn::new(lsn))?;
-            m.truncate(lsn);
-            m.acked = lsn;
+            // At or past the last record it is a no-op, which makes nothing durable.
+            if lsn < m.last() {
+                m.truncate(lsn);
+                m.acked = lsn;
+            }
         }
         Op::Reset => {
             m.maybe_checkpoint = Some(m.last() + 1);
@@ -256,17 +361,17 @@ fn step(log: &Log, op: &Op, no: usize, m: &mut Model) -> Result<()> {
             m.checkpoint = m.last() + 1;
             m.acked = m.last();
         }
-        Op::Fault(_) | Op::Crash(..) | Op::Reopen => {}
+        Op::Fault(_) | Op::DiskFull(_) | Op::Crash(..) | Op::Reopen => {}
     }
     Ok(())
 }
 
 /// Checks a reopened log against the model, then makes the model what the log holds.
-fn check(log: &Log, m: &mut Model, context: &str) -> std::result::Result<(), TestCaseError> {
+fn check(log: &Log, m: &mut Model, context: &str) -> std::result::Result<(), String> {
     let cp = log.checkpoint_lsn().get();
     let last = log.last_lsn().get();
     let allowed = [Some(m.checkpoint.max(1)), m.maybe_checkpoint];
-    prop_assert!(
+    ensure!(
         allowed.contains(&Some(cp)),
         "{context}: checkpoint {cp}, model {} / {:?}",
         m.checkpoint,
@@ -277,12 +382,12 @@ fn check(log: &Log, m: &mut Model, context: &str) -> std::result::Result<(), Tes
         required = required.min(lsn);
     }
     if cp <= required {
-        prop_assert!(
+        ensure!(
             last >= required,
             "{context}: acknowledged LSN {required} lost (last {last})"
         );
     }
-    prop_assert!(
+    ensure!(
         last <= m.last(),
         "{context}: LSN {last} invented (the model has {})",
         m.last()
@@ -294,14 +399,12 @@ fn check(log: &Log, m: &mut Model, context: &str) -> std::result::Result<(), Tes
         .collect::<Result<_>>()
         .map_err(fail(context))?;
     let lsns: Vec<u64> = records.iter().map(|r| r.0).collect();
-    prop_assert_eq!(
-        lsns,
-        (cp..=last).collect::<Vec<_>>(),
-        "{}: not a prefix",
-        context
+    ensure!(
+        lsns == (cp..=last).collect::<Vec<_>>(),
+        "{context}: not a prefix: {lsns:?}, checkpoint {cp}, last {last}"
     );
     for (lsn, data) in &records {
-        prop_assert!(
+        ensure!(
             data == &m.payloads[*lsn as usize - 1],
             "{context}: payload of LSN {lsn}"
         );
@@ -310,7 +413,7 @@ fn check(log: &Log, m: &mut Model, context: &str) -> std::result::Result<(), Tes
         if m.maybe_truncated == Some(last) {
             break; // an interrupted rollback completed and cut a batch there on purpose
         }
-        prop_assert!(
+        ensure!(
             !(first <= last && last < end),
             "{context}: batch {first}..={end} cut at {last}"
         );
@@ -324,10 +427,43 @@ fn check(log: &Log, m: &mut Model, context: &str) -> std::result::Result<(), Tes
     Ok(())
 }
 
-fn run_on(bed: &Bed, ops: &[Op]) -> std::result::Result<(), TestCaseError> {
-    run(bed, ops)
+/// The body of the `log_ops` fuzz target: a configuration and at most 64 operations decoded
+/// from `data`, run on the in-memory storage; panics with what broke the contract.
+pub(crate) fn run_bytes(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(config) = Config::from_bytes(&mut u) else {
+        return;
+    };
+    let ops = Op::sequence_from_bytes(&mut u, 64);
+    if let Err(e) = run(&Bed::mem(config.clone()), &ops) {
+        panic!("{e}\nconfig: {config:?}\noperations: {ops:#?}");
+    }
 }
 
+#[cfg(test)]
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (1usize..300, any::<bool>()).prop_map(|(n, s)| Op::Append(n, s)),
+        2 => (1usize..20_000, any::<bool>()).prop_map(|(n, s)| Op::Append(n + 60_000, s)),
+        3 => (2usize..6, any::<bool>()).prop_map(|(n, s)| Op::Batch(n, s)),
+        1 => any::<bool>().prop_map(Op::Roll),
+        2 => Just(Op::Sync),
+        1 => (0u64..30).prop_map(Op::Checkpoint),
+        1 => (0u64..30).prop_map(Op::TruncateAfter),
+        1 => Just(Op::Reset),
+        1 => (1u64..40).prop_map(Op::Fault),
+        1 => (0u64..20_000).prop_map(Op::DiskFull),
+        1 => (0u8..3, any::<u64>()).prop_map(|(m, seed)| Op::Crash(m, seed)),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+#[cfg(test)]
+fn run_on(bed: &Bed, ops: &[Op]) -> std::result::Result<(), TestCaseError> {
+    run(bed, ops).map_err(TestCaseError::fail)
+}
+
+#[cfg(test)]
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 96,
@@ -339,10 +475,11 @@ proptest! {
     fn random_operations_crashes_and_faults_keep_the_contract_in_memory(
         ops in prop::collection::vec(op(), 1..60)
     ) {
-        run_on(&Bed::mem(), &ops)?;
+        run_on(&Bed::mem(Config::default()), &ops)?;
     }
 }
 
+#[cfg(test)]
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 12,
@@ -354,8 +491,8 @@ proptest! {
     fn random_operations_and_faults_keep_the_contract_on_disk(
         ops in prop::collection::vec(op(), 1..40)
     ) {
-        let bed = Bed::std();
-        prop_assert!(bed.dir.parent().is_some_and(Path::exists));
+        let bed = Bed::std(Config::default());
+        prop_assert!(bed.dir.parent().is_some_and(std::path::Path::exists));
         run_on(&bed, &ops)?;
     }
 }
