@@ -150,6 +150,19 @@ impl Inner {
             if let Some(capacity) = self.options.capacity_bytes {
                 st = self.wait_for_room(st, capacity, total)?;
             }
+            // The batch's last LSN, and the next one after it, must exist (a log recovered
+            // from segments named near the end of the LSN space has few left).
+            let fits = st
+                .next_lsn
+                .get()
+                .checked_add(records.len() as u64 - 1)
+                .is_some_and(|last| last < u64::MAX);
+            if !fits {
+                return Err(Error::InvalidLsn {
+                    lsn: st.next_lsn,
+                    reason: "the log has no LSNs left for this batch",
+                });
+            }
             let active = st.active();
             if !active.is_empty() && active.end + total > self.options.segment_bytes {
                 sealed_region = st.take_buffer(&self.commit, &self.buffers);

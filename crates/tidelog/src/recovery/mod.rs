@@ -163,7 +163,10 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
                 // A new log: its identity is written first, in the checkpoint file, so a
                 // foreign segment dropped in later can never pass for one of its own.
                 let id = crate::random_u128();
-                write_checkpoint(storage, dir, id, Lsn::FIRST)?;
+                // A dry run changes nothing: it reports with the identity it would write.
+                if !rec.dry_run {
+                    write_checkpoint(storage, dir, id, Lsn::FIRST)?;
+                }
                 id
             }
         },

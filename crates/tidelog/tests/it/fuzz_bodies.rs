@@ -1281,7 +1281,6 @@ mod tests {
     /// `18446744073709551614.seg`; every mode opens it clean, and the first append panics with
     /// an overflow (debug) or takes LSN `u64::MAX` twice (release).
     #[test]
-    #[ignore = "fails today: Known::AppendAtLsnMax (overflow in append_records)"]
     fn regression_an_append_at_the_end_of_the_lsn_space_fails_cleanly() {
         regression("log_dir", "regression-append-at-lsn-max");
     }
@@ -1299,7 +1298,6 @@ mod tests {
     /// header checksum fails, and no `CHECKPOINT`: a read-only open in `Strict` writes a
     /// `CHECKPOINT` with a new random log id.
     #[test]
-    #[ignore = "fails today: Known::ReadOnlyOpenWritesCheckpoint"]
     fn regression_a_read_only_open_without_a_checkpoint_writes_nothing() {
         regression("log_dir", "regression-read-only-open-writes-checkpoint");
     }
