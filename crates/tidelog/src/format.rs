@@ -102,7 +102,8 @@ pub(crate) fn parse_segment_name(name: &OsStr) -> Option<Lsn> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok().map(Lsn::new)
+    // LSN 0 is never a record's: a file named for it is no segment of tidelog's.
+    digits.parse().ok().filter(|&n| n != 0).map(Lsn::new)
 }
 
 /// The fixed header of a segment file.
@@ -543,6 +544,11 @@ mod tests {
         assert_eq!(
             parse_segment_name(OsStr::new("00000000000000001024.seg.tmp")),
             None
+        );
+        assert_eq!(
+            parse_segment_name(OsStr::new("00000000000000000000.seg")),
+            None,
+            "LSN 0 is never a record's"
         );
         assert_eq!(
             parse_segment_name(OsStr::new("99999999999999999999.seg")),

@@ -187,6 +187,8 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
     let mut kept: Vec<Segment> = Vec::new();
     let mut runs: Vec<(Lsn, Lsn)> = Vec::new();
     let mut expected: Option<Lsn> = None;
+    // Whether the last segment kept holds damage that recovery skipped.
+    let mut last_skipped = false;
     let mut i = 0;
     while i < segments.len() {
         let is_last = i + 1 == segments.len();
@@ -227,11 +229,13 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
             }
         };
         // Where this segment must start: right after the previous one, or at or below the
-        // checkpoint for the first.
+        // checkpoint for the first. LSNs below the checkpoint are dropped, not missing: a
+        // segment the retention floor kept may end anywhere below it.
         let first = header.first_lsn;
         let wanted = match expected {
             None if first > cp => Some(cp),
-            Some(e) if first != e => Some(e),
+            Some(e) if first < e => Some(e),
+            Some(e) if first > e.max(cp) => Some(e.max(cp)),
             _ => None,
         };
         if let Some(e) = wanted {
@@ -271,6 +275,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         let scan = scan::scan(seg_file, len, is_last, rec.mode, rec.chunk)?;
         rec.report.records_recovered += scan.records;
         runs.extend(scan.runs);
+        last_skipped = !scan.skipped.is_empty();
         rec.report.damage.extend(scan.skipped);
         let mut segment = scan.segment;
         if let Some(stop) = scan.stop {
@@ -283,12 +288,15 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
                     break;
                 }
                 // Nothing intact follows in this segment: readers skip the rest of it.
-                Verdict::Skip => rec.damage(
-                    path,
-                    stop.offset,
-                    stop.kind,
-                    DamageAction::Skipped { to: len },
-                ),
+                Verdict::Skip => {
+                    last_skipped = true;
+                    rec.damage(
+                        path,
+                        stop.offset,
+                        stop.kind,
+                        DamageAction::Skipped { to: len },
+                    );
+                }
                 // A scan never stops at the end of the data.
                 Verdict::Refuse | Verdict::EndOfData => return Err(corrupt(path, &stop)),
             }
@@ -313,6 +321,19 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         }
     }
     let next_lsn = kept.last().map_or(cp, |s| s.last_lsn.next().max(cp));
+    // Damage skipped in the last segment stays where it is, and what proved it (a later
+    // segment, an intact frame after it) may be gone once this recovery is done: appends after
+    // it would make the next recovery take it for the unsynced tail and cut them. Appends go to
+    // a segment of their own, behind which the damaged one is never the last again. A damaged
+    // segment that holds no record would share that segment's name: it goes to quarantine.
+    if last_skipped && !needs_segment {
+        needs_segment = true;
+        if let Some(seg) = kept.pop_if(|s| s.is_empty()) {
+            let moved = [(seg.first_lsn(), seg.file.path.clone())];
+            drop(seg);
+            rec.quarantine_all(&moved)?;
+        }
+    }
     // Always on a writable open, not only when recovery changed the directory: the entries it
     // found may be those of an operation whose directory fsync failed (the log was poisoned
     // then), and appends are about to trust them.
@@ -341,7 +362,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         kept.push(Segment::new(file));
     }
 
-    rec.report.lost = lost_ranges(&runs, cp);
+    rec.report.lost = lost_ranges(&runs, cp, next_lsn);
     rec.report.created = created;
     rec.report.checkpoint_lsn = cp;
     rec.report.last_lsn = next_lsn.prev();
@@ -365,12 +386,13 @@ fn corrupt(path: &Path, stop: &Stop) -> Error {
     }
 }
 
-/// LSN ranges at or above the checkpoint that no run of intact records covers (only
-/// `SkipCorrupt` leaves any).
-fn lost_ranges(runs: &[(Lsn, Lsn)], checkpoint: Lsn) -> Vec<RangeInclusive<Lsn>> {
+/// LSN ranges from the checkpoint up to `next_lsn` (exclusive) that no run of intact records
+/// covers (only `SkipCorrupt` leaves any), a trailing one included.
+fn lost_ranges(runs: &[(Lsn, Lsn)], checkpoint: Lsn, next_lsn: Lsn) -> Vec<RangeInclusive<Lsn>> {
     let mut lost = Vec::new();
     let mut covered_to = checkpoint.prev();
-    for &(first, last) in runs {
+    let ends = runs.iter().copied().chain([(next_lsn, next_lsn)]);
+    for (first, last) in ends {
         if first > covered_to.next() {
             lost.push(covered_to.next()..=first.prev());
         }

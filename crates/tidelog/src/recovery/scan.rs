@@ -91,9 +91,21 @@ pub(super) fn scan(
     let segment = Segment::new(file);
     let file = Arc::clone(&segment.file);
     let seed = file.seed;
-    let old_extent = file.header.prev_extent_bytes();
     let skip = mode == RecoveryMode::SkipCorrupt;
     let mut chunks = Chunks::new(file.io()?, len, chunk);
+    // A recycled file's earlier contents end at its `prev_extent`: anything but zeros after
+    // that is no earlier life's, and the file's data cannot end before it (an end there would
+    // move once appends passed the extent).
+    let old_extent = match file.header.prev_extent_bytes() {
+        extent if extent > 0 && len > extent && is_last => {
+            if data_end(chunks.file, extent, len, chunk).at("read", &file.path)? > extent {
+                0
+            } else {
+                extent
+            }
+        }
+        extent => extent,
+    };
     let mut pass = Pass {
         expected: segment.first_lsn(),
         segment,
@@ -133,7 +145,8 @@ pub(super) fn scan(
         let offset = at;
         let base = offset + 1;
         let cut = pass.batch.map_or(offset, |(start, _)| start);
-        let facts = |later| DamageFacts {
+        let in_old_extent = cut < old_extent;
+        let facts = |later, old_extent| DamageFacts {
             place: Place::Frames,
             last_segment: is_last,
             misplaced: matches!(
@@ -142,7 +155,7 @@ pub(super) fn scan(
             ),
             later,
             in_batch: pass.batch.is_some(),
-            old_extent: cut < old_extent,
+            old_extent,
         };
         // Every intact frame after the damage, read to the end of the file.
         let after = |chunks: &mut Chunks<'_>, from| {
@@ -171,8 +184,10 @@ pub(super) fn scan(
                 None => (None, Later::Nothing, 0),
                 // Going on past the damage if it is proven, the pass meets the frames that
                 // could prove it: it learns on the way whether one does.
-                Some((next, _)) if judge(facts(Later::Durable), mode) == Verdict::Skip => {
-                    let unproven = judge(facts(Later::Intact), mode);
+                Some((next, _))
+                    if judge(facts(Later::Durable, in_old_extent), mode) == Verdict::Skip =>
+                {
+                    let unproven = judge(facts(Later::Intact, in_old_extent), mode);
                     if unproven != Verdict::Skip {
                         on_probation = Some((from, unproven));
                     }
@@ -181,7 +196,13 @@ pub(super) fn scan(
                 Some(_) => after(&mut chunks, from)?,
             },
         };
-        match (judge(facts(later), mode), next) {
+        let mut verdict = judge(facts(later, in_old_extent), mode);
+        // The end of a recycled file's data has no frame of the current life after it, whatever
+        // its LSN: an append at the end could make one follow on.
+        if verdict == Verdict::EndOfData && chunks.any_intact(seed, base).at("read", path)? {
+            verdict = judge(facts(later, false), mode);
+        }
+        match (verdict, next) {
             (Verdict::Skip, Some(resume)) => {
                 if let Some((from, verdict)) = on_probation {
                     probation.push_back(Probation {
@@ -417,6 +438,22 @@ impl<'a> Chunks<'a> {
         min_lsn: Lsn,
         from: u64,
     ) -> io::Result<Option<(u64, FrameHeader)>> {
+        self.next_intact_where(seed, from, |at, lsn| plausible(base, min_lsn, at, lsn))
+    }
+
+    /// Whether any intact frame under `seed`, whatever its LSN, starts at or after `from`.
+    fn any_intact(&mut self, seed: u32, from: u64) -> io::Result<bool> {
+        Ok(self.next_intact_where(seed, from, |_, _| true)?.is_some())
+    }
+
+    /// The first intact frame under `seed` that starts at or after `from` and whose offset and
+    /// LSN `accept` takes.
+    fn next_intact_where(
+        &mut self,
+        seed: u32,
+        from: u64,
+        accept: impl Fn(u64, Lsn) -> bool,
+    ) -> io::Result<Option<(u64, FrameHeader)>> {
         let len = self.len;
         let mut at = from;
         while len.saturating_sub(at) >= FRAME_HEADER_LEN as u64 {
@@ -432,9 +469,8 @@ impl<'a> Chunks<'a> {
                 continue;
             };
             let candidate = at + i as u64;
-            let header = FrameHeader::parse(&bytes[i..]).filter(|h| {
-                plausible(base, min_lsn, candidate, h.lsn) && h.frame_len() <= len - candidate
-            });
+            let header = FrameHeader::parse(&bytes[i..])
+                .filter(|h| accept(candidate, h.lsn) && h.frame_len() <= len - candidate);
             if let Some(header) = header
                 && self.checksum(seed, candidate, &header)? == header.crc
             {

@@ -216,7 +216,11 @@ fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) ->
                 Some(_) => Later::Intact,
             },
             in_batch: pass.batch.is_some(),
-            old_extent: cut < file.header.prev_extent_bytes(),
+            // The end of a recycled file's earlier contents: nothing but zeros after its extent,
+            // and no frame of the current life after the damage, whatever its LSN.
+            old_extent: cut < file.header.prev_extent_bytes()
+                && zeros_from(io, file.header.prev_extent_bytes(), len)
+                && !any_intact_whole(io, file.seed, len, offset),
         };
         match (judge(facts, mode), after) {
             (Verdict::EndOfData, _) => break None,
@@ -246,6 +250,33 @@ fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) ->
 
 /// The intact frames after damage at `from`, found as they were before: the rest of the
 /// file read at once, every byte offset tried.
+/// Whether every byte of `file` from `from` to `len` is zero.
+fn zeros_from(file: &dyn StorageFile, from: u64, len: u64) -> bool {
+    if from >= len {
+        return true;
+    }
+    let mut rest = vec![0u8; (len - from) as usize];
+    let got = file.read_full_at(&mut rest, from).unwrap();
+    rest[..got].iter().all(|&b| b == 0)
+}
+
+/// Whether an intact frame under `seed`, whatever its LSN, starts after `from`.
+fn any_intact_whole(file: &dyn StorageFile, seed: u32, len: u64, from: u64) -> bool {
+    let start = from + 1;
+    if start >= len {
+        return false;
+    }
+    let mut rest = vec![0u8; (len - start) as usize];
+    let got = file.read_full_at(&mut rest, start).unwrap();
+    rest.truncate(got);
+    (0..rest.len()).any(|i| {
+        FrameHeader::parse(&rest[i..]).is_some_and(|header| {
+            rest.get(i..i + header.frame_len() as usize)
+                .is_some_and(|frame| FrameHeader::checksum(seed, frame) == header.crc)
+        })
+    })
+}
+
 fn intact_after_whole(
     file: &dyn StorageFile,
     seed: u32,

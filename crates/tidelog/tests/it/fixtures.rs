@@ -737,6 +737,9 @@ struct Outcome {
     quarantined: Vec<&'static str>,
     /// Segments removed as wholly below the checkpoint.
     removed: Vec<&'static str>,
+    /// A segment created for appends (by a writable open that skipped damage in the last
+    /// segment): a header of its own (a new salt), no frame.
+    created: Option<&'static str>,
 }
 
 /// A recovery that finds nothing to do.
@@ -751,6 +754,7 @@ fn clean(records: &[RangeInclusive<u64>], last: u64, checkpoint: u64, recovered:
 }
 
 const S1: &str = "00000000000000000001.seg";
+const S13: &str = "00000000000000000013.seg";
 const S128: &str = "00000000000000000128.seg";
 
 fn frame_checksum(stored: u32, computed: u32) -> CorruptionKind {
@@ -865,6 +869,7 @@ fn expected(case: &str) -> [Expect; 4] {
                 Opens(Outcome {
                     damage: vec![(S1, 359, kind, DamageAction::Skipped { to: 439 })],
                     lost: vec![6..=6],
+                    created: Some(S13),
                     ..clean(&[1..=5, 7..=12], 12, 1, 11)
                 }),
             ]
@@ -894,6 +899,7 @@ fn expected(case: &str) -> [Expect; 4] {
                 Opens(Outcome {
                     damage: vec![(S1, 220, kind, DamageAction::Skipped { to: 286 })],
                     lost: vec![4..=4],
+                    created: Some(S13),
                     ..clean(&[1..=3, 5..=12], 12, 1, 11)
                 }),
             ]
@@ -1063,15 +1069,27 @@ fn check(case: &str, mode: RecoveryMode, read_only: bool, expect: &Expect) -> Re
             log.recovery_report()
         ),
     };
+    let mut found = snapshot(&dir);
     let want = match opened_with {
-        Some(outcome) if !read_only => after_recovery(&before, outcome),
+        Some(outcome) if !read_only => {
+            if let Some(name) = outcome.created {
+                let header = found
+                    .remove(name)
+                    .unwrap_or_else(|| panic!("{ctx}: {name} not created"));
+                // A header, then the zeros of the space preallocated for the segment.
+                assert!(
+                    header.starts_with(b"TDLGSEG\0")
+                        && header.len() >= 64
+                        && header[64..].iter().all(|&b| b == 0),
+                    "{ctx}: {name} holds {} bytes, not a new segment",
+                    header.len()
+                );
+            }
+            after_recovery(&before, outcome)
+        }
         _ => before,
     };
-    assert_same_tree(
-        &snapshot(&dir),
-        &want,
-        &format!("{ctx}: the directory after"),
-    );
+    assert_same_tree(&found, &want, &format!("{ctx}: the directory after"));
     Ok(())
 }
 
