@@ -325,14 +325,17 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
     // segment, an intact frame after it) may be gone once this recovery is done: appends after
     // it would make the next recovery take it for the unsynced tail and cut them. Appends go to
     // a segment of their own, behind which the damaged one is never the last again. A damaged
-    // segment that holds no record would share that segment's name: it goes to quarantine.
+    // segment that holds no record would share that segment's name: it goes to quarantine. A
+    // dry run, which appends nothing, keeps reading from it and only reports the move.
     if last_skipped && !needs_segment {
-        needs_segment = true;
-        if let Some(seg) = kept.pop_if(|s| s.is_empty()) {
+        if let Some(seg) = kept.last().filter(|s| s.is_empty()) {
             let moved = [(seg.first_lsn(), seg.file.path.clone())];
-            drop(seg);
+            if !rec.dry_run {
+                kept.pop();
+            }
             rec.quarantine_all(&moved)?;
         }
+        needs_segment = !rec.dry_run;
     }
     // Always on a writable open, not only when recovery changed the directory: the entries it
     // found may be those of an operation whose directory fsync failed (the log was poisoned

@@ -1175,6 +1175,18 @@ mod tests {
         );
     }
 
+    /// A read-only `SkipCorrupt` open of a log whose last segment held nothing but skipped
+    /// damage planned the segment a writable open would create for appends, without creating
+    /// it, and a read over the log's lost LSNs tried to open it: an `Io` error ("segment file
+    /// not created yet") from a dry run.
+    #[test]
+    fn regression_a_skip_corrupt_dry_run_reads_only_files_that_exist() {
+        regression(
+            "log_dir",
+            "regression-skip-corrupt-dry-run-reads-a-segment-it-never-created",
+        );
+    }
+
     /// A lost range at the end of the log, as the fuzzer found it: empty segments named 0, 1 and
     /// 2 and a `CHECKPOINT` at 1. `SkipCorrupt` accepts the gap before segment 2; `read(1)`
     /// gives `RecordLost`, but `RecoveryReport::lost` is empty.
