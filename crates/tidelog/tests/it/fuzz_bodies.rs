@@ -42,7 +42,7 @@ use arbitrary::Unstructured;
 use tidelog::inspect::{Entry, FileKind, Frames, HeaderSource};
 use tidelog::io::{MemStorage, OpenMode, Storage};
 use tidelog::repair::CheckpointRebuild;
-use tidelog::{CorruptionKind, DamageAction, Durability, Error, Log, Lsn, RecoveryMode};
+use tidelog::{Durability, Error, Log, Lsn, RecoveryMode};
 
 use crate::hooked::HookedStorage;
 use crate::model;
@@ -541,7 +541,6 @@ fn check_dir(files: &[(String, Vec<u8>)], limit: u32) {
             ro.as_ref().map(|r| lsns(&r.records))
         );
 
-        let report = log.recovery_report().clone();
         // The recovered log takes an append and reopens with it.
         let expected = log.last_lsn().next();
         let appended = log.append(b"appended after recovery", Durability::Synced);
