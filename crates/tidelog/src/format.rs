@@ -12,8 +12,10 @@ use crate::error::CorruptionKind;
 use crate::io::StorageFile;
 use crate::types::Lsn;
 
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes. It reads this one and every earlier one (1).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+const OLDEST_READ_VERSION: u32 = 1;
 
 /// Largest record the format allows: 1 GiB.
 pub const MAX_RECORD_BYTES_LIMIT: u32 = 1 << 30;
@@ -21,10 +23,58 @@ pub const MAX_RECORD_BYTES_LIMIT: u32 = 1 << 30;
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"TDLGSEG\0";
 pub(crate) const CHECKPOINT_MAGIC: [u8; 8] = *b"TDLGCKP\0";
 pub(crate) const RETENTION_MAGIC: [u8; 8] = *b"TDLGRTN\0";
-/// Length of the fixed header at the start of every segment file.
-pub(crate) const SEGMENT_HEADER_LEN: usize = 64;
-/// Length of the header in front of every record's payload.
-pub(crate) const FRAME_HEADER_LEN: usize = 24;
+/// Length of the header of the segment files this build creates.
+pub(crate) const SEGMENT_HEADER_LEN: usize = Layout::CURRENT.segment_header_len();
+/// The longest segment header of any version this build reads.
+pub(crate) const MAX_SEGMENT_HEADER_LEN: usize = Layout::V2.segment_header_len();
+
+/// The layout of a segment's header and frames: the one of the format version its header
+/// names. A log may hold segments of both (segments written before an upgrade keep theirs, and
+/// appends to such a segment use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Layout {
+    /// Version 1: a 64-byte segment header, 24-byte frame headers.
+    V1,
+    /// Version 2: a 128-byte segment header, 32-byte frame headers carrying the batch's time.
+    V2,
+}
+
+impl Layout {
+    /// The layout of the segments this build creates.
+    pub(crate) const CURRENT: Self = Self::V2;
+
+    /// The layout of format version `version`, if this build reads it.
+    pub(crate) fn of(version: u32) -> Option<Self> {
+        match version {
+            1 => Some(Self::V1),
+            2 => Some(Self::V2),
+            _ => None,
+        }
+    }
+
+    pub(crate) const fn version(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+
+    /// Where a segment's first frame starts.
+    pub(crate) const fn segment_header_len(self) -> usize {
+        match self {
+            Self::V1 => 64,
+            Self::V2 => 128,
+        }
+    }
+
+    /// The length of a frame header, in front of its payload.
+    pub(crate) const fn frame_header_len(self) -> usize {
+        match self {
+            Self::V1 => 24,
+            Self::V2 => 32,
+        }
+    }
+}
 /// `durable_lag` value meaning "unknown": the log was durable up to no known LSN.
 const LAG_UNKNOWN: u32 = u32::MAX;
 pub(crate) const CHECKPOINT_LEN: usize = 52;
@@ -64,7 +114,7 @@ fn u128_at(bytes: &[u8], at: usize) -> u128 {
 }
 
 fn check_version(found: u32) -> Result<(), CorruptionKind> {
-    if found == FORMAT_VERSION {
+    if (OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&found) {
         Ok(())
     } else {
         Err(CorruptionKind::UnsupportedVersion {
@@ -109,48 +159,103 @@ pub(crate) fn parse_segment_name(name: &OsStr) -> Option<Lsn> {
 /// The fixed header of a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
+    /// The layout of this header and of the segment's frames.
+    pub(crate) layout: Layout,
     pub(crate) log_id: u128,
     pub(crate) first_lsn: Lsn,
     /// Random per segment file; part of the frame checksum seed.
     pub(crate) salt: u64,
     pub(crate) created_ms: u64,
-    /// For a recycled file, how far its earlier contents reach, in units of
-    /// [`EXTENT_UNIT`] bytes rounded up (0 for a new file): recovery reads damage before that
-    /// point, with no intact frame after it, as the end of the current data.
+    /// Version 1 only: for a recycled file, how far its earlier contents reach, in units of
+    /// [`EXTENT_UNIT`] bytes rounded up (0 for a new file).
     pub(crate) prev_extent: u32,
+    /// Version 2 only: for a recycled file, the frame checksum seed of its earlier life (0 for
+    /// a new file), by which recovery knows the earlier frames for what they are.
+    pub(crate) prev_seed: u32,
+    /// Version 2 only: for a recycled file, where its earlier data ended (0 for a new file).
+    pub(crate) prev_end: u64,
+    /// Version 2 only: the log's timeline generation when the file was created.
+    pub(crate) generation: u64,
 }
 
 /// The unit of [`SegmentHeader::prev_extent`]: 256 bytes, so a `u32` covers a 1 TiB segment.
 pub(crate) const EXTENT_UNIT: u64 = 256;
 
 impl SegmentHeader {
+    /// The header of a new segment file of the current layout.
+    pub(crate) fn new(log_id: u128, first_lsn: Lsn, salt: u64, created_ms: u64) -> Self {
+        Self {
+            layout: Layout::CURRENT,
+            log_id,
+            first_lsn,
+            salt,
+            created_ms,
+            prev_extent: 0,
+            prev_seed: 0,
+            prev_end: 0,
+            generation: 0,
+        }
+    }
+
+    /// The length of this header: where the segment's first frame starts.
+    pub(crate) fn len(&self) -> u64 {
+        self.layout.segment_header_len() as u64
+    }
+
     /// Where a recycled file's earlier contents end, in bytes (0 for a new file).
     pub(crate) fn prev_extent_bytes(&self) -> u64 {
-        u64::from(self.prev_extent) * EXTENT_UNIT
+        match self.layout {
+            Layout::V1 => u64::from(self.prev_extent) * EXTENT_UNIT,
+            Layout::V2 => self.prev_end,
+        }
     }
 
-    /// The `prev_extent` that covers `len` bytes of earlier contents.
-    pub(crate) fn extent_of(len: u64) -> u32 {
-        u32::try_from(len.div_ceil(EXTENT_UNIT)).unwrap_or(u32::MAX)
+    /// A header of `layout` for tests, for a file whose earlier contents reach `prev_bytes`.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        layout: Layout,
+        log_id: u128,
+        first: Lsn,
+        salt: u64,
+        prev_bytes: u64,
+    ) -> Self {
+        let mut h = Self::new(log_id, first, salt, 0);
+        h.layout = layout;
+        match layout {
+            Layout::V1 => {
+                h.prev_extent = u32::try_from(prev_bytes.div_ceil(EXTENT_UNIT)).unwrap_or(u32::MAX);
+            }
+            Layout::V2 => h.prev_end = prev_bytes,
+        }
+        h
     }
 
-    pub(crate) fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
-        let mut b = [0u8; SEGMENT_HEADER_LEN];
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let len = self.layout.segment_header_len();
+        let mut b = vec![0u8; len];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        b[12..16].copy_from_slice(&(SEGMENT_HEADER_LEN as u32).to_le_bytes());
+        b[8..12].copy_from_slice(&self.layout.version().to_le_bytes());
+        b[12..16].copy_from_slice(&(len as u32).to_le_bytes());
         b[16..32].copy_from_slice(&self.log_id.to_le_bytes());
         b[32..40].copy_from_slice(&self.first_lsn.get().to_le_bytes());
         b[40..48].copy_from_slice(&self.salt.to_le_bytes());
         b[48..56].copy_from_slice(&self.created_ms.to_le_bytes());
-        b[56..60].copy_from_slice(&self.prev_extent.to_le_bytes());
-        let crc = crc32c::crc32c(&b[..60]);
-        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        match self.layout {
+            Layout::V1 => b[56..60].copy_from_slice(&self.prev_extent.to_le_bytes()),
+            Layout::V2 => {
+                b[56..60].copy_from_slice(&self.prev_seed.to_le_bytes());
+                b[64..72].copy_from_slice(&self.generation.to_le_bytes());
+                b[72..80].copy_from_slice(&self.prev_end.to_le_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&b[..len - 4]);
+        b[len - 4..].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
     pub(crate) fn decode(b: &[u8]) -> Result<Self, CorruptionKind> {
-        if b.len() < SEGMENT_HEADER_LEN {
+        const V1_LEN: usize = Layout::V1.segment_header_len();
+        if b.len() < V1_LEN {
             return Err(CorruptionKind::TruncatedHeader {
                 len: b.len() as u64,
             });
@@ -158,31 +263,67 @@ impl SegmentHeader {
         if b[0..8] != SEGMENT_MAGIC {
             return Err(CorruptionKind::BadMagic);
         }
-        if crc32c::crc32c(&b[..60]) != u32_at(b, 60) {
-            // A header of another layout (another version with another length) cannot pass
-            // this checksum; a flipped bit in a header of this layout is damage.
-            if u32_at(b, 12) != SEGMENT_HEADER_LEN as u32 && u32_at(b, 8) != FORMAT_VERSION {
-                check_version(u32_at(b, 8))?;
+        let (version, header_len) = (u32_at(b, 8), u32_at(b, 12));
+        // The checksum ends the header, whose length the header names.
+        let named = usize::try_from(header_len).unwrap_or(usize::MAX);
+        let checks = (V1_LEN..=b.len()).contains(&named)
+            && crc32c::crc32c(&b[..named - 4]) == u32_at(b, named - 4);
+        let layout = Layout::of(version).filter(|l| l.segment_header_len() == named);
+        let Some(layout) = layout else {
+            // A header of another version: refused as such if its checksum holds, or if
+            // neither its version nor its length is one this build knows (another layout,
+            // whose checksum cannot be found). One of these two fields flipped in a header
+            // of a known layout is damage.
+            let known_len = [Layout::V1, Layout::V2]
+                .iter()
+                .any(|l| l.segment_header_len() == named);
+            if checks || (Layout::of(version).is_none() && !known_len) {
+                check_version(version)?;
             }
             return Err(CorruptionKind::HeaderChecksum);
+        };
+        if b.len() < named {
+            return Err(CorruptionKind::TruncatedHeader {
+                len: b.len() as u64,
+            });
         }
-        check_version(u32_at(b, 8))?;
-        Ok(Self {
+        if !checks {
+            return Err(CorruptionKind::HeaderChecksum);
+        }
+        let mut header = Self {
+            layout,
             log_id: u128_at(b, 16),
             first_lsn: Lsn::new(u64_at(b, 32)),
             salt: u64_at(b, 40),
             created_ms: u64_at(b, 48),
-            prev_extent: u32_at(b, 56),
-        })
+            prev_extent: 0,
+            prev_seed: 0,
+            prev_end: 0,
+            generation: 0,
+        };
+        match layout {
+            Layout::V1 => header.prev_extent = u32_at(b, 56),
+            Layout::V2 => {
+                header.prev_seed = u32_at(b, 56);
+                header.generation = u64_at(b, 64);
+                header.prev_end = u64_at(b, 72);
+            }
+        }
+        Ok(header)
     }
 
     /// The checksum seed of every frame in this segment.
     pub(crate) fn seed(&self) -> u32 {
-        let mut s = [0u8; 24];
-        s[..16].copy_from_slice(&self.log_id.to_le_bytes());
-        s[16..].copy_from_slice(&self.salt.to_le_bytes());
-        crc32c::crc32c(&s)
+        seed_of(self.log_id, self.salt)
     }
+}
+
+/// The frame checksum seed of a segment file of log `log_id` with salt `salt`.
+pub(crate) fn seed_of(log_id: u128, salt: u64) -> u32 {
+    let mut s = [0u8; 24];
+    s[..16].copy_from_slice(&log_id.to_le_bytes());
+    s[16..].copy_from_slice(&salt.to_le_bytes());
+    crc32c::crc32c(&s)
 }
 
 /// The persisted checkpoint: records below `lsn` were dropped.
@@ -245,32 +386,84 @@ impl CheckpointFile {
     }
 }
 
-/// Appends one record frame to `buf`. `durable_hint` is the LSN up to which the log was durable when
-/// the frame was encoded (recovery uses it to tell an unsynced tail from damage to durable
-/// records). The caller has checked `payload.len()` against the maximum record size, which is
-/// below `u32::MAX`.
+/// What a frame says besides its payload, for encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameMeta {
+    pub(crate) lsn: Lsn,
+    /// The LSN up to which the log was durable when the frame was encoded (recovery uses it
+    /// to tell an unsynced tail from damage to durable records).
+    pub(crate) durable_hint: Lsn,
+    pub(crate) flags: u8,
+    /// The wall-clock time of the batch's append, in milliseconds since the Unix epoch
+    /// (version 2; version 1 frames have no field for it).
+    pub(crate) timestamp_ms: u64,
+}
+
+/// Appends one record frame of `layout` to `buf`. The caller has checked `payload.len()`
+/// against the maximum record size, which is below `u32::MAX`.
 pub(crate) fn encode_frame(
     buf: &mut Vec<u8>,
+    layout: Layout,
     seed: u32,
-    lsn: Lsn,
-    durable_hint: Lsn,
+    meta: FrameMeta,
     payload: &[u8],
-    flags: u8,
 ) {
-    buf.reserve(FRAME_HEADER_LEN + payload.len());
-    buf.extend_from_slice(&frame_header(seed, lsn, durable_hint, payload, flags));
+    let header = frame_header(layout, seed, meta, payload);
+    buf.reserve(header.len() + payload.len());
+    buf.extend_from_slice(&header);
     buf.extend_from_slice(payload);
 }
 
-/// The header of the frame holding `payload`, checksum included, so the payload can be written
-/// from where it is, without a copy.
-pub(crate) fn frame_header(
+/// An encoded frame header: the first `len` bytes of `bytes`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncodedHeader {
+    bytes: [u8; MAX_FRAME_HEADER_LEN],
+    len: usize,
+}
+
+impl std::ops::Deref for EncodedHeader {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Encodes a record frame of `layout` with time 0, for tests.
+#[cfg(test)]
+pub(crate) fn encode_test_frame(
+    buf: &mut Vec<u8>,
+    layout: Layout,
     seed: u32,
-    lsn: Lsn,
-    durable_hint: Lsn,
+    (lsn, durable_hint): (Lsn, Lsn),
     payload: &[u8],
     flags: u8,
-) -> [u8; FRAME_HEADER_LEN] {
+) {
+    let meta = FrameMeta {
+        lsn,
+        durable_hint,
+        flags,
+        timestamp_ms: 0,
+    };
+    encode_frame(buf, layout, seed, meta, payload);
+}
+
+/// The longest frame header of any version.
+pub(crate) const MAX_FRAME_HEADER_LEN: usize = Layout::V2.frame_header_len();
+
+/// The header of the frame of `layout` holding `payload`, checksum included, so the payload
+/// can be written from where it is, without a copy.
+pub(crate) fn frame_header(
+    layout: Layout,
+    seed: u32,
+    meta: FrameMeta,
+    payload: &[u8],
+) -> EncodedHeader {
+    let FrameMeta {
+        lsn,
+        durable_hint,
+        flags,
+        timestamp_ms,
+    } = meta;
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let lag = lsn
         .get()
@@ -278,15 +471,19 @@ pub(crate) fn frame_header(
         .and_then(|lag| u32::try_from(lag).ok())
         .filter(|&lag| lag != LAG_UNKNOWN)
         .unwrap_or(LAG_UNKNOWN);
-    let mut h = [0u8; FRAME_HEADER_LEN];
+    let n = layout.frame_header_len();
+    let mut h = [0u8; MAX_FRAME_HEADER_LEN];
     h[4..8].copy_from_slice(&len.to_le_bytes());
     h[8..16].copy_from_slice(&lsn.get().to_le_bytes());
     h[16] = KIND_RECORD;
     h[17] = flags;
     h[20..24].copy_from_slice(&lag.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &h[4..]), payload);
+    if layout == Layout::V2 {
+        h[24..32].copy_from_slice(&timestamp_ms.to_le_bytes());
+    }
+    let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &h[4..n]), payload);
     h[0..4].copy_from_slice(&crc.to_le_bytes());
-    h
+    EncodedHeader { bytes: h, len: n }
 }
 
 /// The decoded header of a frame.
@@ -299,12 +496,18 @@ pub(crate) struct FrameHeader {
     /// The durable hint: the log was durable up to this LSN when the frame was written (a
     /// lower bound; on disk as `durable_lag`).
     pub(crate) durable_hint: Lsn,
+    /// The batch's time (version 2), or `None` (version 1).
+    pub(crate) timestamp_ms: Option<u64>,
+    /// The length of this header (that of its layout).
+    header_len: u8,
 }
 
 impl FrameHeader {
-    /// Parses a frame header; `None` if its fixed fields are not those of a valid frame.
-    pub(crate) fn parse(b: &[u8]) -> Option<Self> {
-        let b = b.get(..FRAME_HEADER_LEN)?;
+    /// Parses a frame header of `layout`; `None` if its fixed fields are not those of a valid
+    /// frame (or `b` is shorter than the header).
+    pub(crate) fn parse(b: &[u8], layout: Layout) -> Option<Self> {
+        let n = layout.frame_header_len();
+        let b = b.get(..n)?;
         let len = u32_at(b, 4);
         let lsn = Lsn::new(u64_at(b, 8));
         if b[16] != KIND_RECORD || b[17] & !KNOWN_FLAGS != 0 || b[18] != 0 || b[19] != 0 {
@@ -323,7 +526,14 @@ impl FrameHeader {
             lsn,
             flags: b[17],
             durable_hint,
+            timestamp_ms: (layout == Layout::V2).then(|| u64_at(b, 24)),
+            header_len: n as u8,
         })
+    }
+
+    /// The length of the header: where the payload starts in the frame.
+    pub(crate) fn header_len(&self) -> u64 {
+        u64::from(self.header_len)
     }
 
     pub(crate) fn batch_end(&self) -> bool {
@@ -335,7 +545,7 @@ impl FrameHeader {
     }
 
     pub(crate) fn frame_len(&self) -> u64 {
-        FRAME_HEADER_LEN as u64 + u64::from(self.len)
+        self.header_len() + u64::from(self.len)
     }
 
     /// The checksum of `frame` (header and payload) under `seed`.
@@ -362,6 +572,7 @@ const READ_CHUNK: usize = 256 << 10;
 
 /// Reads frames one after another from a segment file, through a buffer.
 pub(crate) struct FrameCursor {
+    layout: Layout,
     seed: u32,
     file_len: u64,
     /// Shared with the records read from it, so they need no copy; replaced, not overwritten,
@@ -383,10 +594,11 @@ impl std::fmt::Debug for FrameCursor {
 }
 
 impl FrameCursor {
-    /// A cursor over a file of `file_len` bytes (frames checksummed with `seed`), at `pos`.
-    /// Every call that reads takes the file.
-    pub(crate) fn new(seed: u32, file_len: u64, pos: u64) -> Self {
+    /// A cursor over a file of `file_len` bytes (frames of `layout` checksummed with `seed`),
+    /// at `pos`. Every call that reads takes the file.
+    pub(crate) fn new(layout: Layout, seed: u32, file_len: u64, pos: u64) -> Self {
         Self {
+            layout,
             seed,
             file_len,
             buf: Arc::new(Vec::new()),
@@ -399,7 +611,7 @@ impl FrameCursor {
 
     /// Uses reads of `chunk` bytes (random reads want less than scans).
     pub(crate) fn with_chunk(mut self, chunk: usize) -> Self {
-        self.chunk = chunk.max(FRAME_HEADER_LEN);
+        self.chunk = chunk.max(MAX_FRAME_HEADER_LEN);
         self
     }
 
@@ -454,7 +666,9 @@ impl FrameCursor {
         if left == 0 {
             return Ok(Step::End);
         }
-        let head = self.fill(file, FRAME_HEADER_LEN)?;
+        let layout = self.layout;
+        let header_len = layout.frame_header_len();
+        let head = self.fill(file, header_len)?;
         if head.iter().all(|&b| b == 0) {
             return if self.rest_is_zero(file, offset)? {
                 Ok(Step::End)
@@ -462,16 +676,16 @@ impl FrameCursor {
                 Ok(Step::Zeros { offset })
             };
         }
-        if head.len() < FRAME_HEADER_LEN {
+        if head.len() < header_len {
             return Ok(Step::Damage {
                 offset,
                 kind: CorruptionKind::TruncatedFrame {
-                    needed: FRAME_HEADER_LEN as u64,
+                    needed: header_len as u64,
                     available: left,
                 },
             });
         }
-        let Some(header) = FrameHeader::parse(head) else {
+        let Some(header) = FrameHeader::parse(head, layout) else {
             return Ok(Step::Damage {
                 offset,
                 kind: CorruptionKind::BadFrameHeader,
@@ -499,7 +713,7 @@ impl FrameCursor {
                 },
             });
         }
-        let start = usize::try_from(offset - self.buf_start).unwrap_or(0) + FRAME_HEADER_LEN;
+        let start = usize::try_from(offset - self.buf_start).unwrap_or(0) + header_len;
         self.payload = (start, start + header.len as usize);
         self.pos = offset + header.frame_len();
         Ok(Step::Frame { offset, header })
@@ -559,26 +773,53 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_detects_damage() {
-        let h = SegmentHeader {
-            log_id: 7 << 64 | 9,
-            first_lsn: Lsn::new(42),
-            salt: 5,
-            created_ms: 1,
-            prev_extent: 0,
-        };
-        let bytes = h.encode();
-        assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
-        for i in 0..SEGMENT_HEADER_LEN {
-            let mut bad = bytes;
-            bad[i] ^= 0x40;
-            assert!(
-                SegmentHeader::decode(&bad).is_err(),
-                "flip at byte {i} undetected"
+        for layout in [Layout::V1, Layout::V2] {
+            let mut h = SegmentHeader::for_test(layout, 7 << 64 | 9, Lsn::new(42), 5, 4096);
+            h.created_ms = 1;
+            if layout == Layout::V2 {
+                h.prev_seed = 0xdead_beef;
+                h.generation = 3;
+            }
+            let bytes = h.encode();
+            assert_eq!(bytes.len(), layout.segment_header_len());
+            assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
+            for i in 0..bytes.len() {
+                let mut bad = bytes.clone();
+                bad[i] ^= 0x40;
+                assert!(
+                    SegmentHeader::decode(&bad).is_err(),
+                    "{layout:?}: flip at byte {i} undetected"
+                );
+            }
+            assert_eq!(
+                SegmentHeader::decode(&bytes[..10]),
+                Err(CorruptionKind::TruncatedHeader { len: 10 })
             );
         }
+        let v2 = SegmentHeader::new(1, Lsn::FIRST, 2, 3).encode();
         assert_eq!(
-            SegmentHeader::decode(&bytes[..10]),
-            Err(CorruptionKind::TruncatedHeader { len: 10 })
+            SegmentHeader::decode(&v2[..64]),
+            Err(CorruptionKind::TruncatedHeader { len: 64 }),
+            "a version 2 header cut to version 1's length"
+        );
+    }
+
+    /// A header of a later version, with a length of its own, is refused as such, not as
+    /// damage.
+    #[test]
+    fn a_header_of_a_later_version_is_unsupported() {
+        let mut b = SegmentHeader::new(1, Lsn::FIRST, 2, 3).encode();
+        b.resize(256, 0);
+        b[8..12].copy_from_slice(&3u32.to_le_bytes());
+        b[12..16].copy_from_slice(&256u32.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..252]);
+        b[252..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            SegmentHeader::decode(&b),
+            Err(CorruptionKind::UnsupportedVersion {
+                found: 3,
+                supported: FORMAT_VERSION
+            })
         );
     }
 
@@ -604,23 +845,18 @@ mod tests {
     /// The worked example of `docs/format.md`, byte for byte.
     #[test]
     fn worked_example_of_the_format_document() {
-        let header = SegmentHeader {
-            log_id: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10,
-            first_lsn: Lsn::FIRST,
-            salt: 0x1122_3344_5566_7788,
-            created_ms: 1_700_000_000_000,
-            prev_extent: 0,
-        };
+        let mut header = SegmentHeader::for_test(
+            Layout::V1,
+            0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10,
+            Lsn::FIRST,
+            0x1122_3344_5566_7788,
+            0,
+        );
+        header.created_ms = 1_700_000_000_000;
         let mut file = header.encode().to_vec();
         let flags = FLAG_BATCH_START | FLAG_BATCH_END;
-        encode_frame(
-            &mut file,
-            header.seed(),
-            Lsn::FIRST,
-            Lsn::ZERO,
-            b"hi",
-            flags,
-        );
+        let at = (Lsn::FIRST, Lsn::ZERO);
+        encode_test_frame(&mut file, Layout::V1, header.seed(), at, b"hi", flags);
         let hex: Vec<String> = file
             .chunks(16)
             .enumerate()
@@ -641,25 +877,13 @@ mod tests {
 
     #[test]
     fn frame_checksum_is_salted() {
-        let a = SegmentHeader {
-            log_id: 1,
-            first_lsn: Lsn::FIRST,
-            salt: 1,
-            created_ms: 0,
-            prev_extent: 0,
-        };
+        let a = SegmentHeader::new(1, Lsn::FIRST, 1, 0);
         let b = SegmentHeader { salt: 2, ..a };
         let c = SegmentHeader { log_id: 2, ..a };
         let mut frame = Vec::new();
-        encode_frame(
-            &mut frame,
-            a.seed(),
-            Lsn::FIRST,
-            Lsn::ZERO,
-            b"payload",
-            FLAG_BATCH_END,
-        );
-        let header = FrameHeader::parse(&frame).unwrap();
+        let at = (Lsn::FIRST, Lsn::ZERO);
+        encode_test_frame(&mut frame, a.layout, a.seed(), at, b"payload", FLAG_BATCH_END);
+        let header = FrameHeader::parse(&frame, a.layout).unwrap();
         assert_eq!(FrameHeader::checksum(a.seed(), &frame), header.crc);
         assert_ne!(
             FrameHeader::checksum(b.seed(), &frame),
@@ -676,12 +900,17 @@ mod tests {
     proptest! {
         #[test]
         fn frame_round_trips(payload in proptest::collection::vec(any::<u8>(), 0..300),
-                             lsn in 1u64..u64::MAX, lag in 1u64..u64::MAX, end: bool, seed: u32) {
+                             lsn in 1u64..u64::MAX, lag in 1u64..u64::MAX, end: bool, seed: u32,
+                             v2: bool, timestamp_ms: u64) {
+            let layout = if v2 { Layout::V2 } else { Layout::V1 };
             let mut buf = vec![0xAA; 3];
             let flags = if end { FLAG_BATCH_END } else { 0 } | FLAG_BATCH_START;
             let durable = Lsn::new(lsn.saturating_sub(lag));
-            encode_frame(&mut buf, seed, Lsn::new(lsn), durable, &payload, flags);
-            let header = FrameHeader::parse(&buf[3..]).unwrap();
+            let meta = FrameMeta { lsn: Lsn::new(lsn), durable_hint: durable, flags, timestamp_ms };
+            encode_frame(&mut buf, layout, seed, meta, &payload);
+            let header = FrameHeader::parse(&buf[3..], layout).unwrap();
+            prop_assert_eq!(header.timestamp_ms, v2.then_some(timestamp_ms));
+            prop_assert_eq!(header.header_len(), layout.frame_header_len() as u64);
             prop_assert_eq!(header.lsn, Lsn::new(lsn));
             prop_assert_eq!(header.batch_end(), end);
             prop_assert!(header.batch_start());
@@ -692,12 +921,13 @@ mod tests {
             }
             prop_assert_eq!(header.len as usize, payload.len());
             prop_assert_eq!(FrameHeader::checksum(seed, &buf[3..]), header.crc);
-            prop_assert_eq!(&buf[3 + FRAME_HEADER_LEN..], &payload[..]);
+            prop_assert_eq!(&buf[3 + layout.frame_header_len()..], &payload[..]);
         }
 
         #[test]
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
-            let _ = FrameHeader::parse(&bytes);
+            let _ = FrameHeader::parse(&bytes, Layout::V1);
+            let _ = FrameHeader::parse(&bytes, Layout::V2);
             let _ = SegmentHeader::decode(&bytes);
             let _ = CheckpointFile::decode(&bytes);
         }

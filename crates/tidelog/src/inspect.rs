@@ -60,8 +60,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
-    FLAG_BATCH_END, FLAG_BATCH_START, FRAME_HEADER_LEN, FrameHeader, QUARANTINE_DIR,
-    SEGMENT_HEADER_LEN, SegmentHeader, parse_segment_name,
+    FLAG_BATCH_END, FLAG_BATCH_START, FrameHeader, Layout, MAX_SEGMENT_HEADER_LEN,
+    QUARANTINE_DIR, SegmentHeader, parse_segment_name,
 };
 use crate::io::{OpenMode, StdStorage, Storage, StorageFile};
 use crate::types::Lsn;
@@ -141,8 +141,15 @@ pub struct Header {
     pub salt: u64,
     /// When the segment file was created, in milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// The format version of the header and of the segment's frames.
+    pub version: u32,
     /// For a recycled file, how far its earlier contents reach, in bytes (0 for a new file).
     pub prev_extent_bytes: u64,
+    /// For a recycled file of format version 2, the checksum seed of its earlier frames (0 for
+    /// a new file, and in version 1).
+    pub prev_seed: u32,
+    /// The log's timeline generation when the file was created (0 in version 1).
+    pub generation: u64,
 }
 
 impl Header {
@@ -152,7 +159,10 @@ impl Header {
             first_lsn: h.first_lsn,
             salt: h.salt,
             created_ms: h.created_ms,
+            version: h.layout.version(),
             prev_extent_bytes: h.prev_extent_bytes(),
+            prev_seed: h.prev_seed,
+            generation: h.generation,
         }
     }
 }
@@ -227,6 +237,11 @@ pub struct Frame {
     pub stored_crc: u32,
     /// The checksum of the frame's bytes under its segment's header, if a header is available.
     pub computed_crc: Option<u32>,
+    /// The wall-clock time of the append of the frame's batch, in milliseconds since the Unix
+    /// epoch (format version 2; `None` in version 1).
+    pub timestamp_ms: Option<u64>,
+    /// The length of the frame's header.
+    pub header_len: u32,
 }
 
 impl Frame {
@@ -240,9 +255,10 @@ impl Frame {
         self.flags & FLAG_BATCH_END != 0
     }
 
-    /// The frame's length on disk: its 24-byte header and its payload.
+    /// The frame's length on disk: its header (24 bytes in format version 1, 32 in version 2)
+    /// and its payload.
     pub fn frame_len(&self) -> u64 {
-        FRAME_HEADER_LEN as u64 + u64::from(self.len)
+        u64::from(self.header_len) + u64::from(self.len)
     }
 
     /// What the checksum says.
@@ -292,6 +308,9 @@ pub struct Frames {
     header: Option<Header>,
     source: HeaderSource,
     seed: Option<u32>,
+    /// The layout of the frames: the header's, or, without one, the version its bytes name (the
+    /// current one if they name none).
+    layout: Layout,
     /// Offset in the segment of the file's byte 0.
     base: u64,
     file_len: u64,
@@ -338,9 +357,9 @@ impl Frames {
         header_from: Option<&Path>,
     ) -> Result<Frames> {
         let kind = FileKind::of(path);
-        let (base, start) = match &kind {
-            FileKind::Segment { .. } => (0, SEGMENT_HEADER_LEN as u64),
-            FileKind::Cut { offset, .. } => (*offset, 0),
+        let base = match &kind {
+            FileKind::Segment { .. } => 0,
+            FileKind::Cut { offset, .. } => *offset,
             FileKind::Other => {
                 return Err(Error::Io {
                     op: "inspect",
@@ -371,10 +390,19 @@ impl Frames {
                 Err(kind) => (unavailable_damaged(path, kind), None),
             },
         };
+        let layout = match &header {
+            Some(h) => h.layout,
+            None => layout_named_by(&*file, &kind),
+        };
+        let start = match &kind {
+            FileKind::Segment { .. } => layout.segment_header_len() as u64,
+            _ => 0,
+        };
         Ok(Frames {
             path: path.to_path_buf(),
             file,
             kind,
+            layout,
             seed: header.map(|h| h.seed()),
             header: header.as_ref().map(Header::of),
             source,
@@ -396,6 +424,12 @@ impl Frames {
     /// What the file is, by its name.
     pub fn kind(&self) -> &FileKind {
         &self.kind
+    }
+
+    /// The format version the frames are read as: the header's, or, without one, the one the
+    /// file's bytes suggest (see [`Frames::header_source`]).
+    pub fn version(&self) -> u32 {
+        self.layout.version()
     }
 
     /// The header that salts the checksums, if one is available.
@@ -424,7 +458,7 @@ impl Frames {
     /// # Errors
     /// [`Error::Io`] if the file cannot be read.
     pub fn payload(&self, frame: &Frame) -> Result<Vec<u8>> {
-        let at = frame.offset.saturating_sub(self.base) + FRAME_HEADER_LEN as u64;
+        let at = frame.offset.saturating_sub(self.base) + u64::from(frame.header_len);
         let mut data = vec![0; frame.len as usize];
         self.file
             .read_exact_at(&mut data, at)
@@ -452,9 +486,10 @@ impl Frames {
 
     /// The checksum of the frame at file position `at` under `seed`, read piece by piece.
     fn checksum_at(&mut self, seed: u32, at: u64, frame_len: u64) -> io::Result<u32> {
-        let head = self.bytes(at, FRAME_HEADER_LEN)?;
+        let header_len = self.layout.frame_header_len();
+        let head = self.bytes(at, header_len)?;
         let mut crc = crc32c::crc32c_append(seed, head.get(4..).unwrap_or_default());
-        let mut pos = at + FRAME_HEADER_LEN as u64;
+        let mut pos = at + header_len as u64;
         let end = at + frame_len;
         while pos < end {
             let n = usize::try_from(end - pos).unwrap_or(usize::MAX).min(WINDOW);
@@ -471,7 +506,8 @@ impl Frames {
     /// The frame at file position `at`, if its header is well-formed and it fits in the file,
     /// with its checksum computed if a header is available.
     fn frame_at(&mut self, at: u64) -> io::Result<Option<Frame>> {
-        let Some(h) = FrameHeader::parse(self.bytes(at, FRAME_HEADER_LEN)?) else {
+        let layout = self.layout;
+        let Some(h) = FrameHeader::parse(self.bytes(at, layout.frame_header_len())?, layout) else {
             return Ok(None);
         };
         if h.frame_len() > self.file_len.saturating_sub(at) {
@@ -489,13 +525,15 @@ impl Frames {
             durable_hint: h.durable_hint,
             stored_crc: h.crc,
             computed_crc,
+            timestamp_ms: h.timestamp_ms,
+            header_len: h.header_len() as u32,
         }))
     }
 
-    /// Whether the bytes at `at` are zeros where a frame header would be: 24 zero bytes, or
-    /// zeros to the end of the file if fewer are left.
+    /// Whether the bytes at `at` are zeros where a frame header would be: a header's length of
+    /// zero bytes, or zeros to the end of the file if fewer are left.
     fn zeros_at(&mut self, at: u64) -> io::Result<bool> {
-        let head = self.bytes(at, FRAME_HEADER_LEN)?;
+        let head = self.bytes(at, self.layout.frame_header_len())?;
         Ok(!head.is_empty() && head.iter().all(|&b| b == 0))
     }
 
@@ -578,13 +616,15 @@ impl Frames {
             return Ok(());
         }
         let left = self.file_len - at;
-        let kind = match FrameHeader::parse(self.bytes(at, FRAME_HEADER_LEN)?) {
+        let layout = self.layout;
+        let header_len = layout.frame_header_len();
+        let kind = match FrameHeader::parse(self.bytes(at, header_len)?, layout) {
             Some(h) => CorruptionKind::TruncatedFrame {
                 needed: h.frame_len(),
                 available: left,
             },
-            None if left < FRAME_HEADER_LEN as u64 => CorruptionKind::TruncatedFrame {
-                needed: FRAME_HEADER_LEN as u64,
+            None if left < header_len as u64 => CorruptionKind::TruncatedFrame {
+                needed: header_len as u64,
                 available: left,
             },
             None => CorruptionKind::BadFrameHeader,
@@ -632,9 +672,42 @@ fn read_header(
     file: &dyn StorageFile,
     path: &Path,
 ) -> Result<std::result::Result<SegmentHeader, CorruptionKind>> {
-    let mut head = [0u8; SEGMENT_HEADER_LEN];
+    let mut head = [0u8; MAX_SEGMENT_HEADER_LEN];
     let n = file.read_full_at(&mut head, 0).at("read", path)?;
     Ok(SegmentHeader::decode(&head[..n]))
+}
+
+/// The layout a file without a usable header most likely has: for a segment file, the version
+/// its header's bytes name; for a cut file, the one under which more well-formed frame headers
+/// follow one another from its start (the current one on a tie).
+fn layout_named_by(file: &dyn StorageFile, kind: &FileKind) -> Layout {
+    match kind {
+        FileKind::Segment { .. } => {
+            let mut v = [0u8; 4];
+            match file.read_full_at(&mut v, 8) {
+                Ok(4) => Layout::of(u32::from_le_bytes(v)).unwrap_or(Layout::CURRENT),
+                _ => Layout::CURRENT,
+            }
+        }
+        _ => {
+            let mut head = vec![0u8; WINDOW];
+            let n = file.read_full_at(&mut head, 0).unwrap_or(0);
+            head.truncate(n);
+            let chained = |layout: Layout| {
+                let (mut at, mut count) = (0usize, 0usize);
+                while let Some(h) = head.get(at..).and_then(|b| FrameHeader::parse(b, layout)) {
+                    count += 1;
+                    at = at.saturating_add(usize::try_from(h.frame_len()).unwrap_or(usize::MAX));
+                }
+                count
+            };
+            if chained(Layout::V1) > chained(Layout::CURRENT) {
+                Layout::V1
+            } else {
+                Layout::CURRENT
+            }
+        }
+    }
 }
 
 /// Reads the header of the segment file at `path`; with `first_lsn`, a header naming another

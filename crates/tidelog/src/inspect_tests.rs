@@ -1,21 +1,19 @@
 //! Tests of `inspect`, in a file of their own so the module reads as what it owns.
 
 use super::*;
-use crate::format::{FLAG_BATCH_END, FLAG_BATCH_START, encode_frame, segment_file_name};
+use crate::format::{FLAG_BATCH_END, FLAG_BATCH_START, encode_test_frame, segment_file_name};
 use crate::io::MemStorage;
 use proptest::prelude::*;
 
 const SINGLE: u8 = FLAG_BATCH_START | FLAG_BATCH_END;
 
 fn header(first: u64, salt: u64) -> SegmentHeader {
-    SegmentHeader {
-        log_id: 0xabcd,
-        first_lsn: Lsn::new(first),
-        salt,
-        created_ms: 5,
-        prev_extent: 0,
-    }
+    SegmentHeader::new(0xabcd, Lsn::new(first), salt, 5)
 }
+
+/// The length of the headers of [`header`]'s segments, and of their frames' headers.
+const SEGMENT_HEADER_LEN: usize = Layout::CURRENT.segment_header_len();
+const FRAME_HEADER_LEN: usize = Layout::CURRENT.frame_header_len();
 
 /// A segment starting at `first` holding `n` single-record batches; returns its bytes and
 /// the offset of each frame.
@@ -26,14 +24,8 @@ fn segment(h: &SegmentHeader, n: u64) -> (Vec<u8>, Vec<u64>) {
         let lsn = Lsn::new(h.first_lsn.get() + i);
         offsets.push(bytes.len() as u64);
         let payload = format!("record {lsn} {}", "x".repeat(i as usize % 7));
-        encode_frame(
-            &mut bytes,
-            h.seed(),
-            lsn,
-            lsn.prev(),
-            payload.as_bytes(),
-            SINGLE,
-        );
+        let at = (lsn, lsn.prev());
+        encode_test_frame(&mut bytes, h.layout, h.seed(), at, payload.as_bytes(), SINGLE);
     }
     (bytes, offsets)
 }
@@ -333,15 +325,10 @@ fn a_frame_larger_than_the_read_buffer_is_checksummed_in_pieces() {
     let h = header(1, 9);
     let mut bytes = h.encode().to_vec();
     let big: Vec<u8> = (0..(WINDOW * 2 + 77)).map(|i| (i % 251) as u8).collect();
-    encode_frame(&mut bytes, h.seed(), Lsn::FIRST, Lsn::ZERO, &big, SINGLE);
-    encode_frame(
-        &mut bytes,
-        h.seed(),
-        Lsn::new(2),
-        Lsn::FIRST,
-        b"after",
-        SINGLE,
-    );
+    let at = (Lsn::FIRST, Lsn::ZERO);
+    encode_test_frame(&mut bytes, h.layout, h.seed(), at, &big, SINGLE);
+    let at = (Lsn::new(2), Lsn::FIRST);
+    encode_test_frame(&mut bytes, h.layout, h.seed(), at, b"after", SINGLE);
     let path = Path::new("/log").join(segment_file_name(Lsn::FIRST));
     put(&storage, &path, &bytes);
     let (frames, all) = entries(&storage, &path, None);

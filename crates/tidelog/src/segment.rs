@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    FRAME_HEADER_LEN, FrameCursor, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, Step,
-    TEMP_SUFFIX, segment_file_name,
+    FrameCursor, FrameHeader, Layout, MAX_FRAME_HEADER_LEN, MAX_SEGMENT_HEADER_LEN,
+    SegmentHeader, Step, TEMP_SUFFIX, segment_file_name,
 };
 use crate::io::{OpenMode, Storage, StorageFile};
 use crate::types::Lsn;
@@ -45,13 +45,8 @@ impl SegmentFile {
 
     /// A segment starting at `first_lsn`, whose file is not created yet.
     pub(crate) fn planned(dir: &Path, log_id: u128, first_lsn: Lsn) -> Self {
-        let header = SegmentHeader {
-            log_id,
-            first_lsn,
-            salt: crate::random_u64(),
-            created_ms: crate::now_ms(),
-            prev_extent: 0,
-        };
+        let header =
+            SegmentHeader::new(log_id, first_lsn, crate::random_u64(), crate::now_ms());
         let path = dir.join(segment_file_name(first_lsn));
         Self {
             path,
@@ -63,6 +58,16 @@ impl SegmentFile {
 
     pub(crate) fn first_lsn(&self) -> Lsn {
         self.header.first_lsn
+    }
+
+    /// The layout of the file's header and frames.
+    pub(crate) fn layout(&self) -> Layout {
+        self.header.layout
+    }
+
+    /// Where the first frame starts: the length of the header.
+    pub(crate) fn data_start(&self) -> u64 {
+        self.header.len()
     }
 
     /// The open file, once it exists.
@@ -87,10 +92,10 @@ impl SegmentFile {
     /// durable with a directory sync.
     ///
     /// With `recycled`, a free file (a former segment, trimmed to its frames) is reused instead:
-    /// the new header, which records how far the old contents reach, is written over the old
-    /// one and synced, and the file is renamed into place. The old frames stay behind the new
-    /// data and never validate as records of the new segment (another salt); recovery reads
-    /// them as the end of the data. Returns whether the free file was used (a free file whose header
+    /// the new header, which records the old frames' checksum seed and where they end, is
+    /// written over the old one and synced, and the file is renamed into place. The old frames
+    /// stay behind the new data and never validate as records of the new segment (another
+    /// salt); recovery knows them by the old seed as the end of the data. Returns whether the free file was used (a free file whose header
     /// does not decode is removed instead).
     pub(crate) fn create(
         &self,
@@ -129,8 +134,8 @@ impl SegmentFile {
         Ok(false)
     }
 
-    /// Writes `header` (with the extent of the old contents) over a free file's, or `None` if the free
-    /// file's own header does not decode.
+    /// Writes `header` (with the old contents' seed and end) over a free file's, or `None` if
+    /// the free file's own header does not decode.
     fn reuse(
         storage: &dyn Storage,
         free: &Path,
@@ -138,14 +143,15 @@ impl SegmentFile {
         allocate: u64,
     ) -> Result<Option<Box<dyn StorageFile>>> {
         let file = storage.open(free, OpenMode::ReadWrite).at("open", free)?;
-        let mut old = [0u8; SEGMENT_HEADER_LEN];
+        let mut old = [0u8; MAX_SEGMENT_HEADER_LEN];
         let n = file.read_full_at(&mut old, 0).at("read", free)?;
-        if SegmentHeader::decode(&old[..n]).is_err() {
+        let Ok(old) = SegmentHeader::decode(&old[..n]) else {
             return Ok(None);
-        }
+        };
         let len = file.len().at("read length", free)?;
         let header = SegmentHeader {
-            prev_extent: SegmentHeader::extent_of(len),
+            prev_seed: old.seed(),
+            prev_end: len,
             ..*header
         };
         file.write_all_at(&header.encode(), 0).at("write", free)?;
@@ -163,7 +169,7 @@ pub(crate) fn read_header(
     file: &dyn StorageFile,
     path: &Path,
 ) -> Result<std::result::Result<SegmentHeader, crate::CorruptionKind>> {
-    let mut head = [0u8; SEGMENT_HEADER_LEN];
+    let mut head = [0u8; MAX_SEGMENT_HEADER_LEN];
     let n = file.read_full_at(&mut head, 0).at("read", path)?;
     Ok(SegmentHeader::decode(&head[..n]))
 }
@@ -180,17 +186,22 @@ pub(crate) struct Segment {
     pub(crate) index: Vec<(Lsn, u64)>,
     /// Damaged byte ranges that a `SkipCorrupt` recovery kept in place and readers jump over.
     pub(crate) skips: Vec<(u64, u64)>,
+    /// The latest batch time its frames carry (0 if none does), in milliseconds since the Unix
+    /// epoch.
+    pub(crate) max_ms: u64,
 }
 
 impl Segment {
     pub(crate) fn new(file: SegmentFile) -> Self {
         let last_lsn = file.first_lsn().prev();
+        let end = file.data_start();
         Self {
             file: Arc::new(file),
             last_lsn,
-            end: SEGMENT_HEADER_LEN as u64,
+            end,
             index: Vec::new(),
             skips: Vec::new(),
+            max_ms: 0,
         }
     }
 
@@ -218,7 +229,7 @@ impl Segment {
         let i = self.index.partition_point(|&(l, _)| l <= lsn);
         match i.checked_sub(1).and_then(|i| self.index.get(i)) {
             Some(&(_, offset)) => offset,
-            None => SEGMENT_HEADER_LEN as u64,
+            None => self.file.data_start(),
         }
     }
 
@@ -254,7 +265,7 @@ impl SegmentView {
     /// A cursor at `start`, reading in chunks of `chunk` bytes.
     #[must_use]
     pub(crate) fn cursor(&self, chunk: usize) -> FrameCursor {
-        FrameCursor::new(self.file.seed, self.end, self.start).with_chunk(chunk)
+        FrameCursor::new(self.file.layout(), self.file.seed, self.end, self.start).with_chunk(chunk)
     }
 
     /// Reads the next frame, jumping over skipped ranges and turning damage into an error.
@@ -286,7 +297,7 @@ impl SegmentView {
     /// Finds the frame of `lsn`. Returns it, or `None` when the segment has no such record (it
     /// was lost to corruption).
     pub(crate) fn find(&self, lsn: Lsn) -> Result<Option<FoundFrame>> {
-        let mut cursor = self.cursor(INDEX_INTERVAL_BYTES as usize + FRAME_HEADER_LEN);
+        let mut cursor = self.cursor(INDEX_INTERVAL_BYTES as usize + MAX_FRAME_HEADER_LEN);
         while let Some((header, offset)) = self.step(&mut cursor)? {
             if header.lsn == lsn {
                 let payload = cursor.payload().to_vec();

@@ -14,7 +14,7 @@ use super::{Inner, Log, PanicGuard};
 use crate::commit::Deadline;
 use crate::error::{Error, Result};
 use crate::format::{
-    FLAG_BATCH_END, FLAG_BATCH_START, FRAME_HEADER_LEN, encode_frame, frame_header,
+    FLAG_BATCH_END, FLAG_BATCH_START, FrameMeta, Layout, encode_frame, frame_header,
 };
 use crate::io::StorageFile;
 use crate::options::{Durability, SyncPolicy};
@@ -75,6 +75,7 @@ struct Direct {
     offset: u64,
     first: Lsn,
     durable_hint: Lsn,
+    timestamp_ms: u64,
 }
 
 impl Log {
@@ -129,14 +130,20 @@ impl Inner {
             return Err(Error::EmptyBatch);
         }
         let max = u64::from(self.options.max_record_bytes);
-        let mut total = 0u64;
+        let mut payload_bytes = 0u64;
         for record in records {
             let len = record.as_ref().len() as u64;
             if len > max {
                 return Err(Error::RecordTooLarge { len, max });
             }
-            total += FRAME_HEADER_LEN as u64 + len;
+            payload_bytes += len;
         }
+        let n = records.len() as u64;
+        // The frames' length in a segment of `layout` (the active one may be of an earlier
+        // version; a new one is of the current).
+        let frames_len =
+            |layout: Layout| payload_bytes + n * layout.frame_header_len() as u64;
+        let mut total = frames_len(Layout::CURRENT).max(frames_len(Layout::V1));
         let capacity = self.options.write_buffer_bytes;
         let mut sealed_region = None;
         let mut roll = None;
@@ -164,20 +171,22 @@ impl Inner {
                 });
             }
             let active = st.active();
+            total = frames_len(active.file.layout());
             if !active.is_empty() && active.end + total > self.options.segment_bytes {
                 sealed_region = st.take_buffer(&self.commit, &self.buffers);
                 roll = Some(self.plan_roll(&mut st));
+                total = frames_len(st.active().file.layout());
             }
             let st = &mut *st;
-            let n = records.len() as u64;
             st.counts.appends += 1;
             st.counts.records += n;
             st.counts.batches += u64::from(n > 1);
-            st.counts.bytes += total - n * FRAME_HEADER_LEN as u64;
+            st.counts.bytes += payload_bytes;
             let first = st.next_lsn;
             let last = Lsn::new(first.get() + records.len() as u64 - 1);
             st.next_lsn = last.next();
             let durable_hint = self.commit.durable();
+            let timestamp_ms = st.stamp();
             let seg = st.segments.last_mut().ok_or(Error::Poisoned)?;
             let offset = seg.end;
             seg.note_batch(first, offset);
@@ -204,14 +213,20 @@ impl Inner {
                     offset,
                     first,
                     durable_hint,
+                    timestamp_ms,
                 });
             } else {
                 if st.buf.is_empty() {
                     st.buf_offset = offset;
                     st.buf_first = first;
                 }
-                let seed = seg.file.seed;
-                encode_batch(&mut st.buf, seed, first, durable_hint, records);
+                let (layout, seed) = (seg.file.layout(), seg.file.seed);
+                let batch = BatchMeta {
+                    first,
+                    durable_hint,
+                    timestamp_ms,
+                };
+                encode_batch(&mut st.buf, layout, seed, batch, records);
                 if st.buf.len() >= capacity {
                     full = st.take_buffer(&self.commit, &self.buffers);
                 }
@@ -231,10 +246,7 @@ impl Inner {
             self.write_direct(d, records, last)?;
         }
         #[cfg(feature = "metrics")]
-        self.stats.appended(
-            records.len() as u64,
-            total - (FRAME_HEADER_LEN * records.len()) as u64,
-        );
+        self.stats.appended(records.len() as u64, payload_bytes);
         self.note_appended(total);
         if durability == Durability::Synced || self.options.sync_policy == SyncPolicy::EveryCommit {
             self.sync_to(last, generation)?;
@@ -284,17 +296,23 @@ impl Inner {
         let mut gathered_at = d.offset;
         let mut at = d.offset;
         let n = records.len();
+        let layout = d.file.layout();
         for (i, record) in records.iter().enumerate() {
             let payload = record.as_ref();
-            let lsn = Lsn::new(d.first.get() + i as u64);
-            let header = frame_header(d.file.seed, lsn, d.durable_hint, payload, batch_flags(i, n));
+            let meta = FrameMeta {
+                lsn: Lsn::new(d.first.get() + i as u64),
+                durable_hint: d.durable_hint,
+                flags: batch_flags(i, n),
+                timestamp_ms: d.timestamp_ms,
+            };
+            let header = frame_header(layout, d.file.seed, meta, payload);
             if payload.len() >= IN_PLACE_BYTES {
                 if !gathered.is_empty() {
                     write(&gathered, gathered_at)?;
                     gathered.clear();
                 }
                 write(&header, at)?;
-                write(payload, at + FRAME_HEADER_LEN as u64)?;
+                write(payload, at + header.len() as u64)?;
             } else {
                 if gathered.is_empty() {
                     gathered_at = at;
@@ -302,7 +320,7 @@ impl Inner {
                 gathered.extend_from_slice(&header);
                 gathered.extend_from_slice(payload);
             }
-            at += (FRAME_HEADER_LEN + payload.len()) as u64;
+            at += (header.len() + payload.len()) as u64;
         }
         if !gathered.is_empty() {
             write(&gathered, gathered_at)?;
@@ -311,26 +329,32 @@ impl Inner {
     }
 }
 
+/// What every frame of a batch carries.
+#[derive(Debug, Clone, Copy)]
+struct BatchMeta {
+    first: Lsn,
+    durable_hint: Lsn,
+    timestamp_ms: u64,
+}
+
 /// Encodes a batch's frames into `buf`, the first with the batch-start flag and the last with
 /// the batch-end flag.
 fn encode_batch<B: AsRef<[u8]>>(
     buf: &mut Vec<u8>,
+    layout: Layout,
     seed: u32,
-    first: Lsn,
-    durable_hint: Lsn,
+    batch: BatchMeta,
     records: &[B],
 ) {
     let n = records.len();
     for (i, record) in records.iter().enumerate() {
-        let lsn = Lsn::new(first.get() + i as u64);
-        encode_frame(
-            buf,
-            seed,
-            lsn,
-            durable_hint,
-            record.as_ref(),
-            batch_flags(i, n),
-        );
+        let meta = FrameMeta {
+            lsn: Lsn::new(batch.first.get() + i as u64),
+            durable_hint: batch.durable_hint,
+            flags: batch_flags(i, n),
+            timestamp_ms: batch.timestamp_ms,
+        };
+        encode_frame(buf, layout, seed, meta, record.as_ref());
     }
 }
 

@@ -202,6 +202,7 @@ impl Log {
             closed: false,
             retention: recovered.retention,
             counts: AppendCounts::default(),
+            last_ms: recovered.last_ms,
         };
         let policy = options.sync_policy;
         let buffer_capacity = options.write_buffer_bytes;

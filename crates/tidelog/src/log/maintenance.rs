@@ -12,9 +12,7 @@ use super::retention::releasable;
 use super::{Inner, Log, PanicGuard, SegmentEvent, State, lock};
 use crate::commit::Deadline;
 use crate::error::{Error, IoContext, Result};
-use crate::format::{
-    FLAG_BATCH_END, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, TEMP_SUFFIX, encode_frame,
-};
+use crate::format::{FLAG_BATCH_END, FrameMeta, SEGMENT_HEADER_LEN, TEMP_SUFFIX, encode_frame};
 use crate::io::{OpenMode, StorageFile};
 use crate::recovery;
 use crate::segment::{FoundFrame, Segment, SegmentFile};
@@ -150,7 +148,7 @@ impl Log {
             return Err(inner.poison("sync directory", &inner.dir, e));
         }
         let cut = match &keep {
-            None => SEGMENT_HEADER_LEN as u64,
+            None => st.active().file.data_start(),
             Some(frame) => frame.offset + frame.header.frame_len(),
         };
         let seg = st.active_mut();
@@ -284,17 +282,14 @@ impl Inner {
                 out.write_all_at(&chunk[..n], at).at("write", &tmp)?;
                 at += n as u64;
             }
-            let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + last.payload.len());
-            let flags = last.header.flags | FLAG_BATCH_END;
-            let (lsn, durable_hint) = (last.header.lsn, last.header.durable_hint);
-            encode_frame(
-                &mut frame,
-                old.seed,
-                lsn,
-                durable_hint,
-                &last.payload,
-                flags,
-            );
+            let mut frame = Vec::new();
+            let meta = FrameMeta {
+                lsn: last.header.lsn,
+                durable_hint: last.header.durable_hint,
+                flags: last.header.flags | FLAG_BATCH_END,
+                timestamp_ms: last.header.timestamp_ms.unwrap_or(0),
+            };
+            encode_frame(&mut frame, old.layout(), old.seed, meta, &last.payload);
             out.write_all_at(&frame, last.offset).at("write", &tmp)?;
             let _ = out.allocate(self.preallocation());
             out.sync_data().at("sync", &tmp)?;

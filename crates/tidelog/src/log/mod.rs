@@ -83,6 +83,9 @@ pub(crate) struct State {
     pub(crate) retention: Option<Lsn>,
     /// What appends did, counted under the lock they already hold (no atomics on that path).
     pub(crate) counts: AppendCounts,
+    /// The time given to the latest batch, in milliseconds since the Unix epoch: batch times
+    /// never go backwards, whatever the wall clock does.
+    pub(crate) last_ms: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -98,6 +101,13 @@ impl State {
         // `segments` is never empty: recovery and every operation that removes segments leave
         // an active one.
         &self.segments[self.segments.len() - 1]
+    }
+
+    /// The time of a batch appended now: the wall clock, or the latest batch's time if the
+    /// clock went back.
+    pub(crate) fn stamp(&mut self) -> u64 {
+        self.last_ms = self.last_ms.max(crate::now_ms());
+        self.last_ms
     }
 
     pub(crate) fn active_mut(&mut self) -> &mut Segment {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::{Inner, Log, State};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    CHECKPOINT_FILE, FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, parse_segment_name,
+    CHECKPOINT_FILE, FrameHeader, Layout, parse_segment_name,
 };
 use crate::io::{OpenMode, StorageFile};
 use crate::segment::{Segment, SegmentFile, read_header};
@@ -127,8 +127,8 @@ impl Inner {
             });
         }
         let segment = Segment::new(SegmentFile::opened(path.to_path_buf(), header, file));
+        st.buf_offset = segment.end;
         st.segments.push(segment);
-        st.buf_offset = SEGMENT_HEADER_LEN as u64;
         st.buf_first = st.next_lsn;
         Ok(())
     }
@@ -157,7 +157,7 @@ impl Inner {
             if at >= len {
                 break open.is_none();
             }
-            let Some(frame) = reader.frame_at(at, file.seed)? else {
+            let Some(frame) = reader.frame_at(at, file.layout(), file.seed)? else {
                 // Zeros, a frame still being written, or bytes that are not a frame.
                 break false;
             };
@@ -234,12 +234,16 @@ impl Reader<'_> {
     }
 
     /// The intact frame at `at`, or `None` if there is none there (yet).
-    fn frame_at(&mut self, at: u64, seed: u32) -> Result<Option<FrameHeader>> {
-        if !self.fill(at, FRAME_HEADER_LEN as u64)? {
+    fn frame_at(&mut self, at: u64, layout: Layout, seed: u32) -> Result<Option<FrameHeader>> {
+        if !self.fill(at, layout.frame_header_len() as u64)? {
             return Ok(None);
         }
         let start = usize::try_from(at - self.buf_at).unwrap_or(usize::MAX);
-        let Some(header) = self.buf.get(start..).and_then(FrameHeader::parse) else {
+        let header = self
+            .buf
+            .get(start..)
+            .and_then(|b| FrameHeader::parse(b, layout));
+        let Some(header) = header else {
             return Ok(None);
         };
         if !self.fill(at, header.frame_len())? {

@@ -157,7 +157,7 @@ impl Iter {
                     };
                     self.next = header.lsn.next();
                     let (buf, range) = cursor.shared_payload();
-                    return Ok(Some(Record::shared(header.lsn, buf, range, header.flags)));
+                    return Ok(Some(Record::shared(&header, buf, range)));
                 }
             }
         }
@@ -218,7 +218,7 @@ impl Log {
             return Err(Error::RolledBack { lsn, to });
         }
         match found? {
-            Some(frame) => Ok(Record::new(lsn, frame.payload, frame.header.flags)),
+            Some(frame) => Ok(Record::new(&frame.header, frame.payload)),
             None => Err(Error::RecordLost { lsn }),
         }
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 pub use self::iter::Iter;
 pub(crate) use self::iter::{Reaper, range_of};
 pub use self::tail::Tail;
+use crate::format::FrameHeader;
 use crate::types::Lsn;
 
 /// A record read back from a log.
@@ -26,6 +27,7 @@ pub struct Record {
     lsn: Lsn,
     data: Data,
     flags: u8,
+    timestamp_ms: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -40,33 +42,55 @@ impl std::fmt::Debug for Record {
             .field("lsn", &self.lsn)
             .field("len", &self.data().len())
             .field("flags", &self.flags)
+            .field("timestamp_ms", &self.timestamp_ms)
             .finish()
     }
 }
 
 impl PartialEq for Record {
     fn eq(&self, other: &Self) -> bool {
-        self.lsn == other.lsn && self.flags == other.flags && self.data() == other.data()
+        self.lsn == other.lsn
+            && self.flags == other.flags
+            && self.timestamp_ms == other.timestamp_ms
+            && self.data() == other.data()
     }
 }
 
 impl Eq for Record {}
 
 impl Record {
-    pub(crate) fn new(lsn: Lsn, data: Vec<u8>, flags: u8) -> Self {
+    pub(crate) fn new(header: &FrameHeader, data: Vec<u8>) -> Self {
         Self {
-            lsn,
+            lsn: header.lsn,
             data: Data::Owned(data),
-            flags,
+            flags: header.flags,
+            timestamp_ms: header.timestamp_ms,
         }
     }
 
-    pub(crate) fn shared(lsn: Lsn, buf: Arc<Vec<u8>>, range: Range<usize>, flags: u8) -> Self {
+    pub(crate) fn shared(header: &FrameHeader, buf: Arc<Vec<u8>>, range: Range<usize>) -> Self {
         Self {
-            lsn,
+            lsn: header.lsn,
             data: Data::Shared(buf, range),
-            flags,
+            flags: header.flags,
+            timestamp_ms: header.timestamp_ms,
         }
+    }
+
+    /// When the record's batch was appended: the wall clock of the appending process, in
+    /// milliseconds since the Unix epoch (UTC). Every record of a batch has the same time, and
+    /// times never go backwards along the log (a batch appended while the clock was behind an
+    /// earlier one gets the earlier one's time). `None` for a record written in format
+    /// version 1, which kept no time.
+    pub fn timestamp_ms(&self) -> Option<u64> {
+        self.timestamp_ms
+    }
+
+    /// [`Record::timestamp_ms`] as a [`SystemTime`](std::time::SystemTime).
+    pub fn timestamp(&self) -> Option<std::time::SystemTime> {
+        self.timestamp_ms.and_then(|ms| {
+            std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms))
+        })
     }
 
     /// Whether the record is the first of the batch it was appended in (a single append is a

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
-    CHECKPOINT_FILE, CheckpointFile, QUARANTINE_DIR, RETENTION_FILE, SEGMENT_HEADER_LEN,
+    CHECKPOINT_FILE, CheckpointFile, MAX_SEGMENT_HEADER_LEN, QUARANTINE_DIR, RETENTION_FILE,
     SegmentHeader, TEMP_SUFFIX, is_free_name, parse_segment_name,
 };
 use crate::io::{OpenMode, Storage};
@@ -50,6 +50,9 @@ pub(crate) struct Recovered {
     pub(crate) segments: Vec<Segment>,
     /// Free segment files kept for reuse.
     pub(crate) free: Vec<PathBuf>,
+    /// The latest batch time in the segments kept (0 if none carries one): new batches are
+    /// never given an earlier one.
+    pub(crate) last_ms: u64,
     pub(crate) report: RecoveryReport,
 }
 
@@ -201,7 +204,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         };
         let file = storage.open(path, open_mode).at("open", path)?;
         let len = file.len().at("stat", path)?;
-        let mut head = vec![0; SEGMENT_HEADER_LEN.min(usize::try_from(len).unwrap_or(0))];
+        let mut head = vec![0; MAX_SEGMENT_HEADER_LEN.min(usize::try_from(len).unwrap_or(0))];
         file.read_exact_at(&mut head, 0).at("read", path)?;
         let header = SegmentHeader::decode(&head).and_then(|h| {
             if h.first_lsn != *name_lsn {
@@ -374,6 +377,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         log_id,
         checkpoint: cp,
         next_lsn,
+        last_ms: kept.iter().map(|s| s.max_ms).max().unwrap_or(0),
         segments: kept,
         free,
         retention: floor,

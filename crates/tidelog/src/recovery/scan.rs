@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::format::{FRAME_HEADER_LEN, FrameHeader, KIND_RECORD, SEGMENT_HEADER_LEN};
+use crate::format::{FrameHeader, KIND_RECORD, Layout, MAX_FRAME_HEADER_LEN};
 use crate::io::StorageFile;
 use crate::options::RecoveryMode;
 use crate::segment::{Segment, SegmentFile};
@@ -49,7 +49,7 @@ const KIND_OFFSET: usize = 16;
 pub(super) fn chunk_for(max_record_bytes: u32) -> usize {
     usize::try_from(max_record_bytes)
         .unwrap_or(usize::MAX)
-        .saturating_add(FRAME_HEADER_LEN)
+        .saturating_add(MAX_FRAME_HEADER_LEN)
         .clamp(MIN_CHUNK, MAX_CHUNK)
 }
 
@@ -92,7 +92,7 @@ pub(super) fn scan(
     let file = Arc::clone(&segment.file);
     let seed = file.seed;
     let skip = mode == RecoveryMode::SkipCorrupt;
-    let mut chunks = Chunks::new(file.io()?, len, chunk);
+    let mut chunks = Chunks::new(file.io()?, file.layout(), len, chunk);
     // A recycled file's earlier contents end at its `prev_extent`: anything but zeros after
     // that is no earlier life's, and the file's data cannot end before it (an end there would
     // move once appends passed the extent).
@@ -115,7 +115,7 @@ pub(super) fn scan(
         skipped: Vec::new(),
     };
     let path = &file.path;
-    let mut at = SEGMENT_HEADER_LEN as u64;
+    let mut at = file.data_start();
     // Damage skipped on probation, oldest first.
     let mut probation: VecDeque<Probation> = VecDeque::new();
     let stop = loop {
@@ -295,6 +295,8 @@ fn bounded(n: u64, limit: usize) -> usize {
 /// Reads a file forward through one buffer of at most a chunk.
 struct Chunks<'a> {
     file: &'a dyn StorageFile,
+    /// The layout of the segment's frames.
+    layout: Layout,
     /// The length of the file when the scan began: nothing after it is read.
     len: u64,
     chunk: usize,
@@ -328,11 +330,12 @@ struct IntactAfter {
 }
 
 impl<'a> Chunks<'a> {
-    fn new(file: &'a dyn StorageFile, len: u64, chunk: usize) -> Self {
+    fn new(file: &'a dyn StorageFile, layout: Layout, len: u64, chunk: usize) -> Self {
         Self {
             file,
+            layout,
             len,
-            chunk: chunk.max(FRAME_HEADER_LEN),
+            chunk: chunk.max(MAX_FRAME_HEADER_LEN),
             buf: Vec::new(),
             start: 0,
         }
@@ -361,21 +364,22 @@ impl<'a> Chunks<'a> {
         if left == 0 {
             return Ok(Found::End);
         }
-        let bytes = self.bytes(at, FRAME_HEADER_LEN)?;
-        let head = &bytes[..bytes.len().min(FRAME_HEADER_LEN)];
+        let (layout, header_len) = (self.layout, self.layout.frame_header_len());
+        let bytes = self.bytes(at, header_len)?;
+        let head = &bytes[..bytes.len().min(header_len)];
         if head.iter().all(|&b| b == 0) {
             return Ok(match self.nonzero_from(at)? {
                 None => Found::End,
                 Some(nonzero) => Found::Zeros { nonzero },
             });
         }
-        if head.len() < FRAME_HEADER_LEN {
+        if head.len() < header_len {
             return Ok(Found::Damage(CorruptionKind::TruncatedFrame {
-                needed: FRAME_HEADER_LEN as u64,
+                needed: header_len as u64,
                 available: left,
             }));
         }
-        let Some(header) = FrameHeader::parse(head) else {
+        let Some(header) = FrameHeader::parse(head, layout) else {
             return Ok(Found::Damage(CorruptionKind::BadFrameHeader));
         };
         if header.frame_len() > left {
@@ -438,7 +442,10 @@ impl<'a> Chunks<'a> {
         min_lsn: Lsn,
         from: u64,
     ) -> io::Result<Option<(u64, FrameHeader)>> {
-        self.next_intact_where(seed, from, |at, lsn| plausible(base, min_lsn, at, lsn))
+        let header_len = self.layout.frame_header_len();
+        self.next_intact_where(seed, from, |at, lsn| {
+            plausible(header_len, base, min_lsn, at, lsn)
+        })
     }
 
     /// Whether any intact frame under `seed`, whatever its LSN, starts at or after `from`.
@@ -456,20 +463,21 @@ impl<'a> Chunks<'a> {
     ) -> io::Result<Option<(u64, FrameHeader)>> {
         let len = self.len;
         let mut at = from;
-        while len.saturating_sub(at) >= FRAME_HEADER_LEN as u64 {
-            let bytes = self.bytes(at, FRAME_HEADER_LEN)?;
-            if bytes.len() < FRAME_HEADER_LEN {
+        let (layout, header_len) = (self.layout, self.layout.frame_header_len());
+        while len.saturating_sub(at) >= header_len as u64 {
+            let bytes = self.bytes(at, header_len)?;
+            if bytes.len() < header_len {
                 break;
             }
             // Only where the kind byte of a record is can a frame start.
-            let starts = bytes.len() - FRAME_HEADER_LEN + 1;
+            let starts = bytes.len() - header_len + 1;
             let kinds = &bytes[KIND_OFFSET..KIND_OFFSET + starts];
             let Some(i) = kinds.iter().position(|&b| b == KIND_RECORD) else {
                 at += starts as u64;
                 continue;
             };
             let candidate = at + i as u64;
-            let header = FrameHeader::parse(&bytes[i..])
+            let header = FrameHeader::parse(&bytes[i..], layout)
                 .filter(|h| accept(candidate, h.lsn) && h.frame_len() <= len - candidate);
             if let Some(header) = header
                 && self.checksum(seed, candidate, &header)? == header.crc
@@ -511,8 +519,8 @@ impl<'a> Chunks<'a> {
 /// Whether an intact frame at `at` carrying `lsn` can follow damage just before `base` where
 /// `min_lsn` was expected: its LSN is at least `min_lsn`, and higher by at most one per frame
 /// header that fits between `base` and it.
-fn plausible(base: u64, min_lsn: Lsn, at: u64, lsn: Lsn) -> bool {
-    let frames = at.saturating_sub(base) / FRAME_HEADER_LEN as u64;
+fn plausible(header_len: usize, base: u64, min_lsn: Lsn, at: u64, lsn: Lsn) -> bool {
+    let frames = at.saturating_sub(base) / header_len as u64;
     lsn >= min_lsn && lsn.get() <= min_lsn.get().saturating_add(frames + 1)
 }
 
@@ -557,7 +565,13 @@ impl Probation {
     /// the damage takes it, and it was written when the log was durable past the last complete
     /// batch before the damage.
     fn proven_by(&self, at: u64, header: &FrameHeader) -> bool {
-        plausible(self.base, self.expected, at, header.lsn)
+        plausible(
+            header.header_len() as usize,
+            self.base,
+            self.expected,
+            at,
+            header.lsn,
+        )
             && header.durable_hint > self.mark.last_lsn
     }
 }
@@ -599,6 +613,8 @@ impl Pass {
             self.segment.note_batch(first, start);
             self.segment.last_lsn = header.lsn;
             self.segment.end = offset + header.frame_len();
+            let ms = header.timestamp_ms.unwrap_or(0);
+            self.segment.max_ms = self.segment.max_ms.max(ms);
             self.records += header.lsn.get() - first.get() + 1;
             match self.runs.last_mut() {
                 Some(run) if run.1.next() == first => run.1 = header.lsn,

@@ -5,7 +5,7 @@ use super::*;
 use std::path::PathBuf;
 
 use crate::format::{
-    FLAG_BATCH_END, FLAG_BATCH_START, FrameCursor, SegmentHeader, Step, encode_frame,
+    FLAG_BATCH_END, FLAG_BATCH_START, FrameCursor, SegmentHeader, Step, encode_test_frame,
 };
 use crate::io::{MemStorage, OpenMode, Storage};
 
@@ -33,14 +33,8 @@ impl Rng {
     }
 }
 
-fn header(first: u64, salt: u64, prev_extent: u32) -> SegmentHeader {
-    SegmentHeader {
-        log_id: 0x5eed,
-        first_lsn: Lsn::new(first),
-        salt,
-        created_ms: 0,
-        prev_extent,
-    }
+fn header(layout: Layout, first: u64, salt: u64, prev_bytes: u64) -> SegmentHeader {
+    SegmentHeader::for_test(layout, 0x5eed, Lsn::new(first), salt, prev_bytes)
 }
 
 /// A segment file holding `bytes`, opened as recovery opens it.
@@ -56,7 +50,13 @@ fn segment_file(bytes: &[u8], header: SegmentHeader) -> SegmentFile {
 /// Frames of batches of one to three records from `first` on, with random payloads (some
 /// larger than the chunks the tests read with); the log is synced now and then, and the
 /// frames' durable hints say so. Returns the bytes and the offset of every frame.
-fn frames(rng: &mut Rng, seed: u32, first: u64, batches: usize) -> (Vec<u8>, Vec<usize>) {
+fn frames(
+    rng: &mut Rng,
+    layout: Layout,
+    seed: u32,
+    first: u64,
+    batches: usize,
+) -> (Vec<u8>, Vec<usize>) {
     let (mut bytes, mut offsets) = (Vec::new(), Vec::new());
     let mut lsn = Lsn::new(first);
     let mut durable = lsn.prev();
@@ -77,7 +77,7 @@ fn frames(rng: &mut Rng, seed: u32, first: u64, batches: usize) -> (Vec<u8>, Vec
             };
             let payload: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             offsets.push(bytes.len());
-            encode_frame(&mut bytes, seed, lsn, durable, &payload, flags);
+            encode_test_frame(&mut bytes, layout, seed, (lsn, durable), &payload, flags);
             lsn = lsn.next();
         }
         if rng.one_in(3) {
@@ -91,15 +91,21 @@ fn frames(rng: &mut Rng, seed: u32, first: u64, batches: usize) -> (Vec<u8>, Vec
 /// frames of an earlier life of the file after the data, bytes flipped or zeroed, the file
 /// cut short or extended with zeros or garbage.
 fn damaged_segment(rng: &mut Rng) -> (Vec<u8>, SegmentHeader) {
+    let layout = if rng.one_in(2) {
+        Layout::V1
+    } else {
+        Layout::V2
+    };
     let first = 1 + rng.below(50) as u64;
-    let prev_extent = if rng.one_in(4) {
-        rng.below(40) as u32
+    let prev_bytes = if rng.one_in(4) {
+        rng.below(40) as u64 * 256
     } else {
         0
     };
-    let header = header(first, rng.next(), prev_extent);
+    let header = header(layout, first, rng.next(), prev_bytes);
+    let header_len = layout.segment_header_len();
     let batches = rng.below(25);
-    let (body, offsets) = frames(rng, header.seed(), first, batches);
+    let (body, offsets) = frames(rng, layout, header.seed(), first, batches);
     let mut spans: Vec<Vec<u8>> = offsets
         .iter()
         .zip(offsets.iter().skip(1).chain([&body.len()]))
@@ -134,14 +140,14 @@ fn damaged_segment(rng: &mut Rng) -> (Vec<u8>, SegmentHeader) {
             ..header
         };
         let batches = rng.below(6);
-        let (older, _) = frames(rng, old.seed(), first, batches);
-        let at = SEGMENT_HEADER_LEN + rng.below(bytes.len());
+        let (older, _) = frames(rng, layout, old.seed(), first, batches);
+        let at = header_len + rng.below(bytes.len());
         bytes.resize(bytes.len().max(at + older.len()), 0);
         bytes[at..at + older.len()].copy_from_slice(&older);
     }
     for _ in 0..rng.below(4) {
         let len = bytes.len();
-        let at = SEGMENT_HEADER_LEN + rng.below(len - SEGMENT_HEADER_LEN);
+        let at = header_len + rng.below(len - header_len);
         match rng.below(5) {
             0 | 1 => {
                 if at < len {
@@ -152,7 +158,7 @@ fn damaged_segment(rng: &mut Rng) -> (Vec<u8>, SegmentHeader) {
                 let end = (at + rng.below(80)).min(len);
                 bytes[at.min(end)..end].fill(0);
             }
-            3 => bytes.truncate(at.max(SEGMENT_HEADER_LEN)),
+            3 => bytes.truncate(at.max(header_len)),
             _ => {
                 let extra = rng.below(200);
                 let garbage = rng.one_in(2);
@@ -181,7 +187,8 @@ fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) ->
     };
     let file = Arc::clone(&pass.segment.file);
     let io = file.io().unwrap();
-    let mut cursor = FrameCursor::new(file.seed, len, SEGMENT_HEADER_LEN as u64);
+    let layout = file.layout();
+    let mut cursor = FrameCursor::new(layout, file.seed, len, file.data_start());
     let stop = loop {
         let step = cursor.step(io).unwrap();
         let at_end = matches!(step, Step::End);
@@ -201,7 +208,7 @@ fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) ->
         let after = if at_end {
             None
         } else {
-            intact_after_whole(io, file.seed, len, offset, pass.expected)
+            intact_after_whole(io, layout, file.seed, len, offset, pass.expected)
         };
         let facts = DamageFacts {
             place: Place::Frames,
@@ -220,7 +227,7 @@ fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) ->
             // and no frame of the current life after the damage, whatever its LSN.
             old_extent: cut < file.header.prev_extent_bytes()
                 && zeros_from(io, file.header.prev_extent_bytes(), len)
-                && !any_intact_whole(io, file.seed, len, offset),
+                && !any_intact_whole(io, layout, file.seed, len, offset),
         };
         match (judge(facts, mode), after) {
             (Verdict::EndOfData, _) => break None,
@@ -248,8 +255,6 @@ fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) ->
     }
 }
 
-/// The intact frames after damage at `from`, found as they were before: the rest of the
-/// file read at once, every byte offset tried.
 /// Whether every byte of `file` from `from` to `len` is zero.
 fn zeros_from(file: &dyn StorageFile, from: u64, len: u64) -> bool {
     if from >= len {
@@ -261,7 +266,13 @@ fn zeros_from(file: &dyn StorageFile, from: u64, len: u64) -> bool {
 }
 
 /// Whether an intact frame under `seed`, whatever its LSN, starts after `from`.
-fn any_intact_whole(file: &dyn StorageFile, seed: u32, len: u64, from: u64) -> bool {
+fn any_intact_whole(
+    file: &dyn StorageFile,
+    layout: Layout,
+    seed: u32,
+    len: u64,
+    from: u64,
+) -> bool {
     let start = from + 1;
     if start >= len {
         return false;
@@ -270,15 +281,18 @@ fn any_intact_whole(file: &dyn StorageFile, seed: u32, len: u64, from: u64) -> b
     let got = file.read_full_at(&mut rest, start).unwrap();
     rest.truncate(got);
     (0..rest.len()).any(|i| {
-        FrameHeader::parse(&rest[i..]).is_some_and(|header| {
+        FrameHeader::parse(&rest[i..], layout).is_some_and(|header| {
             rest.get(i..i + header.frame_len() as usize)
                 .is_some_and(|frame| FrameHeader::checksum(seed, frame) == header.crc)
         })
     })
 }
 
+/// The intact frames after damage at `from`, found as they were before: the rest of the
+/// file read at once, every byte offset tried.
 fn intact_after_whole(
     file: &dyn StorageFile,
+    layout: Layout,
     seed: u32,
     len: u64,
     from: u64,
@@ -292,16 +306,17 @@ fn intact_after_whole(
     let got = file.read_full_at(&mut rest, start).unwrap();
     rest.truncate(got);
     let plausible = |i: usize, lsn: Lsn| {
-        lsn >= min_lsn && lsn.get() <= min_lsn.get() + (i / FRAME_HEADER_LEN) as u64 + 1
+        let frames = (i / layout.frame_header_len()) as u64;
+        lsn >= min_lsn && lsn.get() <= min_lsn.get() + frames + 1
     };
     let intact_at = |i: usize| {
-        let header = FrameHeader::parse(rest.get(i..)?)?;
+        let header = FrameHeader::parse(rest.get(i..)?, layout)?;
         let frame = rest.get(i..i + header.frame_len() as usize)?;
         (FrameHeader::checksum(seed, frame) == header.crc).then_some(header)
     };
     let mut found: Option<IntactAfter> = None;
     let mut i = 0;
-    while i + FRAME_HEADER_LEN <= rest.len() {
+    while i + layout.frame_header_len() <= rest.len() {
         match intact_at(i).filter(|h| plausible(i, h.lsn)) {
             Some(header) => {
                 let first = found.get_or_insert(IntactAfter {
@@ -330,15 +345,18 @@ fn outcome(s: &Scanned) -> impl PartialEq + std::fmt::Debug {
 
 #[test]
 fn frames_hold_their_kind_where_the_search_looks_for_it() {
-    let mut frame = Vec::new();
-    encode_frame(&mut frame, 7, Lsn::new(3), Lsn::ZERO, b"x", FLAG_BATCH_END);
-    assert_eq!(frame[KIND_OFFSET], KIND_RECORD);
-    assert!(FrameHeader::parse(&frame).is_some());
+    for layout in [Layout::V1, Layout::V2] {
+        let mut frame = Vec::new();
+        let at = (Lsn::new(3), Lsn::ZERO);
+        encode_test_frame(&mut frame, layout, 7, at, b"x", FLAG_BATCH_END);
+        assert_eq!(frame[KIND_OFFSET], KIND_RECORD);
+        assert!(FrameHeader::parse(&frame, layout).is_some());
+    }
 }
 
 #[test]
 fn reads_are_about_the_record_limit_within_bounds() {
-    assert_eq!(chunk_for(64 << 10), (64 << 10) + FRAME_HEADER_LEN);
+    assert_eq!(chunk_for(64 << 10), (64 << 10) + MAX_FRAME_HEADER_LEN);
     assert_eq!(chunk_for(1), MIN_CHUNK);
     assert_eq!(chunk_for(crate::MAX_RECORD_BYTES_LIMIT), MAX_CHUNK);
 }
@@ -352,11 +370,14 @@ fn every_offset_reads_as_the_frame_cursor_reads_it() {
         let file = segment_file(&bytes, header);
         let io = file.io().unwrap();
         let len = bytes.len() as u64;
-        for chunk in [FRAME_HEADER_LEN, 61, 256, MIN_CHUNK] {
-            let mut chunks = Chunks::new(io, len, chunk);
-            for at in SEGMENT_HEADER_LEN as u64..=len {
+        let layout = file.layout();
+        for chunk in [layout.frame_header_len(), 61, 256, MIN_CHUNK] {
+            let mut chunks = Chunks::new(io, layout, len, chunk);
+            for at in file.data_start()..=len {
                 let found = chunks.frame(file.seed, at).unwrap();
-                let step = FrameCursor::new(file.seed, len, at).step(io).unwrap();
+                let step = FrameCursor::new(layout, file.seed, len, at)
+                    .step(io)
+                    .unwrap();
                 let same = match (&found, step) {
                     (Found::Frame(h), Step::Frame { header, .. }) => *h == header,
                     (Found::End, Step::End) => true,
@@ -387,7 +408,7 @@ fn scan_finds_what_the_whole_file_scan_found() {
         for mode in MODES {
             for is_last in [false, true] {
                 let before = scan_whole(segment_file(&bytes, header), len, is_last, mode);
-                for chunk in [FRAME_HEADER_LEN, 100, MIN_CHUNK] {
+                for chunk in [header.layout.frame_header_len(), 100, MIN_CHUNK] {
                     let file = segment_file(&bytes, header);
                     let now = scan(file, len, is_last, mode, chunk).unwrap();
                     assert_eq!(
@@ -406,7 +427,8 @@ fn scan_finds_what_the_whole_file_scan_found() {
 /// skipped.
 #[test]
 fn skip_corrupt_cuts_at_the_first_damage_nothing_proves() {
-    let header = header(1, 9, 0);
+    let layout = Layout::CURRENT;
+    let header = header(layout, 1, 9, 0);
     let seed = header.seed();
     let mut bytes = header.encode().to_vec();
     let mut at = Vec::new();
@@ -415,11 +437,12 @@ fn skip_corrupt_cuts_at_the_first_damage_nothing_proves() {
         let durable = Lsn::new(if lsn <= 10 { lsn - 1 } else { 10 });
         at.push(bytes.len());
         let flags = FLAG_BATCH_START | FLAG_BATCH_END;
-        encode_frame(&mut bytes, seed, Lsn::new(lsn), durable, b"abc", flags);
+        let at_lsn = (Lsn::new(lsn), durable);
+        encode_test_frame(&mut bytes, layout, seed, at_lsn, b"abc", flags);
     }
     // Damage in 4 (proven by 5, written when 4 was durable) and in 14 (proven by nothing).
     for lsn in [4, 14] {
-        bytes[at[lsn - 1] + FRAME_HEADER_LEN] ^= 1;
+        bytes[at[lsn - 1] + layout.frame_header_len()] ^= 1;
     }
     let len = bytes.len() as u64;
     let s = scan(segment_file(&bytes, header), len, true, SkipCorrupt, 64).unwrap();
@@ -438,7 +461,7 @@ fn skip_corrupt_cuts_at_the_first_damage_nothing_proves() {
     let durable = Lsn::new(14);
     let mut frame = Vec::new();
     let flags = FLAG_BATCH_START | FLAG_BATCH_END;
-    encode_frame(&mut frame, seed, Lsn::new(15), durable, b"abc", flags);
+    encode_test_frame(&mut frame, layout, seed, (Lsn::new(15), durable), b"abc", flags);
     bytes[at[14]..at[15]].copy_from_slice(&frame);
     let s = scan(segment_file(&bytes, header), len, true, SkipCorrupt, 64).unwrap();
     assert_eq!(s.stop, None);

@@ -51,8 +51,36 @@ use crate::model;
 // The format, from docs/format.md.
 // ---------------------------------------------------------------------------------------------
 
+/// Version 1's segment header and frame header lengths: what the harness writes.
 const SEGMENT_HEADER_LEN: usize = 64;
 const FRAME_HEADER_LEN: usize = 24;
+
+/// A format version's layout (format.md, 2.1 and 2.2): the lengths of its segment header and of
+/// its frame headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lay {
+    segment_header: usize,
+    frame_header: usize,
+}
+
+const V1: Lay = Lay {
+    segment_header: 64,
+    frame_header: 24,
+};
+const V2: Lay = Lay {
+    segment_header: 128,
+    frame_header: 32,
+};
+
+impl Lay {
+    fn of(version: u32) -> Option<Lay> {
+        match version {
+            1 => Some(V1),
+            2 => Some(V2),
+            _ => None,
+        }
+    }
+}
 const SEGMENT_MAGIC: &[u8; 8] = b"TDLGSEG\0";
 const CHECKPOINT_MAGIC: &[u8; 8] = b"TDLGCKP\0";
 const RETENTION_MAGIC: &[u8; 8] = b"TDLGRTN\0";
@@ -147,16 +175,18 @@ struct FrameHead {
     len: u32,
     lsn: u64,
     flags: u8,
+    header_len: usize,
 }
 
 impl FrameHead {
-    fn parse(b: &[u8]) -> Option<FrameHead> {
-        let b = b.get(..FRAME_HEADER_LEN)?;
+    fn parse(b: &[u8], lay: Lay) -> Option<FrameHead> {
+        let b = b.get(..lay.frame_header)?;
         let head = FrameHead {
             crc: u32_at(b, 0),
             len: u32_at(b, 4),
             lsn: u64_at(b, 8),
             flags: b[17],
+            header_len: lay.frame_header,
         };
         let valid = b[16] == RECORD_KIND
             && head.flags & !(FLAG_BATCH_START | FLAG_BATCH_END) == 0
@@ -168,28 +198,35 @@ impl FrameHead {
     }
 
     fn frame_len(&self) -> usize {
-        FRAME_HEADER_LEN + self.len as usize
+        self.header_len + self.len as usize
     }
 }
 
 /// The frame at `at` of `bytes`, if its header is valid and it fits, with whether its checksum
 /// verifies under `seed`.
-fn frame_at(bytes: &[u8], at: usize, seed: Option<u32>) -> Option<(FrameHead, Option<bool>)> {
-    let head = FrameHead::parse(bytes.get(at..)?)?;
+fn frame_at(
+    bytes: &[u8],
+    at: usize,
+    seed: Option<u32>,
+    lay: Lay,
+) -> Option<(FrameHead, Option<bool>)> {
+    let head = FrameHead::parse(bytes.get(at..)?, lay)?;
     let frame = bytes.get(at..at.checked_add(head.frame_len())?)?;
     let verifies = seed.map(|seed| crc32c::crc32c_append(seed, &frame[4..]) == head.crc);
     Some((head, verifies))
 }
 
-/// The seed of the frames of a segment file, if its header decodes (format.md, 2.1: length,
-/// magic, checksum, version).
-fn header_seed(file: &[u8]) -> Option<u32> {
-    let h = file.get(..SEGMENT_HEADER_LEN)?;
+/// The seed of the frames of a segment file and their layout, if its header decodes
+/// (format.md, 2.1: length, magic, version and header length, checksum).
+fn header_seed(file: &[u8]) -> Option<(u32, Lay)> {
+    let lay = Lay::of(u32_at(file.get(..12)?, 8))?;
+    let n = lay.segment_header;
+    let h = file.get(..n)?;
     let valid = &h[..8] == SEGMENT_MAGIC
-        && crc32c::crc32c(&h[..60]) == u32_at(h, 60)
-        && u32_at(h, 8) == FORMAT_VERSION;
+        && u32_at(h, 12) as usize == n
+        && crc32c::crc32c(&h[..n - 4]) == u32_at(h, n - 4);
     let log_id = u128::from_le_bytes(h[16..32].try_into().expect("16 bytes"));
-    valid.then(|| frame_seed(log_id, u64_at(h, 40)))
+    valid.then(|| (frame_seed(log_id, u64_at(h, 40)), lay))
 }
 
 /// Every record whose frame is intact somewhere in a set of segment files: what a log opened
@@ -204,12 +241,12 @@ impl Intact {
     fn of(files: &[(String, Vec<u8>)]) -> Intact {
         let mut intact = Intact::default();
         for (_, bytes) in files.iter().filter(|(n, _)| n.ends_with(".seg")) {
-            let Some(seed) = header_seed(bytes) else {
+            let Some((seed, lay)) = header_seed(bytes) else {
                 continue;
             };
-            for at in SEGMENT_HEADER_LEN..bytes.len() {
-                if let Some((head, Some(true))) = frame_at(bytes, at, Some(seed)) {
-                    let payload = &bytes[at + FRAME_HEADER_LEN..at + head.frame_len()];
+            for at in lay.segment_header..bytes.len() {
+                if let Some((head, Some(true))) = frame_at(bytes, at, Some(seed), lay) {
+                    let payload = &bytes[at + head.header_len..at + head.frame_len()];
                     intact.records.insert((head.lsn, payload.to_vec()));
                 }
             }
@@ -253,9 +290,9 @@ fn build(files: &[(String, Vec<u8>)]) -> MemStorage {
 
 /// The largest read recovery may make with records of at most `limit` bytes: docs/design.md
 /// (Recovery) reads a segment "through a single buffer of about the record limit:
-/// `max_record_bytes` plus a frame header, at least 4 KiB and at most 256 KiB".
+/// `max_record_bytes` plus the longest frame header, at least 4 KiB and at most 256 KiB".
 fn recovery_read_bound(limit: u32) -> u64 {
-    (u64::from(limit) + FRAME_HEADER_LEN as u64).clamp(4 << 10, 256 << 10)
+    (u64::from(limit) + V2.frame_header as u64).clamp(4 << 10, 256 << 10)
 }
 
 /// The buffer `inspect` reads through (its module documentation).
@@ -278,8 +315,9 @@ fn inspect_file(mem: &MemStorage, path: &Path, header_from: Option<&Path>) {
         Err(e) => panic!("inspect cannot open {}: {e}", path.display()),
     };
     let base = frames.base_offset();
+    let lay = Lay::of(frames.version()).expect("a version the harness knows");
     let start = match frames.kind() {
-        FileKind::Segment { .. } => SEGMENT_HEADER_LEN.min(bytes.len()),
+        FileKind::Segment { .. } => lay.segment_header.min(bytes.len()),
         FileKind::Cut { offset, .. } => {
             assert_eq!(base, *offset, "the base of a cut file is its offset");
             0
@@ -289,7 +327,11 @@ fn inspect_file(mem: &MemStorage, path: &Path, header_from: Option<&Path>) {
     assert_eq!(frames.file_len(), bytes.len() as u64);
     let seed = frames.header().map(|h| frame_seed(h.log_id, h.salt));
     if *frames.header_source() == HeaderSource::Own {
-        assert_eq!(seed, header_seed(&bytes), "the file's own header");
+        assert_eq!(
+            seed.map(|s| (s, lay)),
+            header_seed(&bytes),
+            "the file's own header"
+        );
     }
     let mut end = base + start as u64;
     let mut last_offset = None;
@@ -317,7 +359,7 @@ fn inspect_file(mem: &MemStorage, path: &Path, header_from: Option<&Path>) {
         let at = usize::try_from(offset - base).expect("an offset in memory");
         match &entry {
             Entry::Frame(f) => {
-                let (head, verifies) = frame_at(&bytes, at, seed)
+                let (head, verifies) = frame_at(&bytes, at, seed, lay)
                     .unwrap_or_else(|| panic!("{f:?} is no well-formed frame"));
                 assert_eq!(
                     (f.lsn.get(), f.len, f.flags, f.stored_crc),
@@ -333,7 +375,7 @@ fn inspect_file(mem: &MemStorage, path: &Path, header_from: Option<&Path>) {
                     let payload = frames.payload(f).expect("the payload reads");
                     assert_eq!(
                         payload,
-                        &bytes[at + FRAME_HEADER_LEN..at + head.frame_len()]
+                        &bytes[at + head.header_len..at + head.frame_len()]
                     );
                     largest_payload = largest_payload.max(u64::from(f.len));
                 }
@@ -682,10 +724,10 @@ fn segment_dir(segment: Vec<u8>, knobs: &Knobs) {
     ];
     if let Some(delta) = knobs.next_segment {
         // After the frames segment 1 holds in order, give or take a few LSNs.
-        let seed = header_seed(&files[0].1);
+        let seed = header_seed(&files[0].1).map(|(seed, _)| seed);
         let mut at = SEGMENT_HEADER_LEN;
         let mut next = 1u64;
-        while let Some((head, Some(true))) = frame_at(&files[0].1, at, seed) {
+        while let Some((head, Some(true))) = frame_at(&files[0].1, at, seed, V1) {
             if head.lsn != next {
                 break;
             }

@@ -183,7 +183,7 @@ fn a_torn_tail_cut_shows_as_damage() -> Result<()> {
             offset: last.bytes,
             len: 13,
             kind: CorruptionKind::TruncatedFrame {
-                needed: 24,
+                needed: 32,
                 available: 13
             }
         }]

@@ -1137,7 +1137,10 @@ fn frame_copied_from_another_log_fails_its_checksum() -> Result<()> {
             &a.bytes[frame.offset..frame.end()],
             &b.bytes[frame.offset..frame.end()],
         );
-        assert_eq!(fa[4..], fb[4..], "same LSN, flags and payload");
+        // Only the checksum and the time of the append differ.
+        let h = frame_header_len();
+        assert_eq!(fa[4..24], fb[4..24], "same length, LSN and flags");
+        assert_eq!(fa[h..], fb[h..], "same payload");
         let foreign_crc = frame.crc(&b.bytes);
         assert_ne!(frame.crc(&a.bytes), foreign_crc, "checksums are salted");
         assert_eq!(frame_crc(&b.bytes, frame.offset, frame.len), foreign_crc);
@@ -1147,7 +1150,7 @@ fn frame_copied_from_another_log_fails_its_checksum() -> Result<()> {
         env.write_file(&a.path, &bytes);
         let expected = CorruptionKind::FrameChecksum {
             stored: foreign_crc,
-            computed: frame.crc(&a.bytes),
+            computed: frame_crc(&bytes, frame.offset, frame.len),
         };
         for mode in [TolerateTornTail, Strict] {
             let (path, offset, kind) = corrupt(open_in(&env, mode), ctx);
@@ -1360,9 +1363,11 @@ fn corrupt_segment_header_is_a_typed_error() -> Result<()> {
         // A newer format version, with a valid header checksum.
         let s = &segs[1];
         let mut bytes = s.bytes.clone();
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let crc = crc32c::crc32c(&bytes[..60]);
-        bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+        let newer = tidelog::FORMAT_VERSION + 1;
+        bytes[8..12].copy_from_slice(&newer.to_le_bytes());
+        let n = segment_header_len();
+        let crc = crc32c::crc32c(&bytes[..n - 4]);
+        bytes[n - 4..n].copy_from_slice(&crc.to_le_bytes());
         env.write_file(&s.path, &bytes);
         // Not damage: refused in every mode, and never moved aside.
         for mode in MODES {
@@ -1371,7 +1376,7 @@ fn corrupt_segment_header_is_a_typed_error() -> Result<()> {
             assert_eq!(
                 kind,
                 CorruptionKind::UnsupportedVersion {
-                    found: 2,
+                    found: newer,
                     supported: tidelog::FORMAT_VERSION
                 }
             );

@@ -51,7 +51,7 @@ fn plan_of(env: &Env) -> Result<CheckpointRebuild> {
 fn a_damaged_checkpoint_stops_every_mode_and_a_rebuild_opens_the_log() -> Result<()> {
     for env in Env::both() {
         let ctx = env.name();
-        let (id, first) = build(&env, 120)?;
+        let (id, first) = build(&env, 80)?;
         assert!(
             first > Lsn::FIRST && first <= Lsn::new(120),
             "{ctx}: {first}"
