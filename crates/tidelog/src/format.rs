@@ -80,6 +80,9 @@ const LAG_UNKNOWN: u32 = u32::MAX;
 pub(crate) const CHECKPOINT_LEN: usize = 52;
 /// Frame kind of a user record.
 pub(crate) const KIND_RECORD: u8 = 1;
+/// Frame kind of a sync marker (version 2): no payload, no LSN of its own; written after an
+/// fsync, it says through its durable hint how far the log was durable (format.md, 2.4).
+pub(crate) const KIND_SYNC: u8 = 2;
 /// Frame flag: this record is the last of its batch (a single append is a batch of one).
 pub(crate) const FLAG_BATCH_END: u8 = 1;
 /// Frame flag: this record is the first of its batch.
@@ -389,6 +392,9 @@ impl CheckpointFile {
 /// What a frame says besides its payload, for encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FrameMeta {
+    /// [`KIND_RECORD`], or a marker's kind.
+    pub(crate) kind: u8,
+    /// A record's LSN; for a marker, the LSN the next record takes.
     pub(crate) lsn: Lsn,
     /// The LSN up to which the log was durable when the frame was encoded (recovery uses it
     /// to tell an unsynced tail from damage to durable records).
@@ -439,6 +445,7 @@ pub(crate) fn encode_test_frame(
     flags: u8,
 ) {
     let meta = FrameMeta {
+        kind: KIND_RECORD,
         lsn,
         durable_hint,
         flags,
@@ -459,6 +466,7 @@ pub(crate) fn frame_header(
     payload: &[u8],
 ) -> EncodedHeader {
     let FrameMeta {
+        kind,
         lsn,
         durable_hint,
         flags,
@@ -475,7 +483,7 @@ pub(crate) fn frame_header(
     let mut h = [0u8; MAX_FRAME_HEADER_LEN];
     h[4..8].copy_from_slice(&len.to_le_bytes());
     h[8..16].copy_from_slice(&lsn.get().to_le_bytes());
-    h[16] = KIND_RECORD;
+    h[16] = kind;
     h[17] = flags;
     h[20..24].copy_from_slice(&lag.to_le_bytes());
     if layout == Layout::V2 {
@@ -489,6 +497,8 @@ pub(crate) fn frame_header(
 /// The decoded header of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FrameHeader {
+    /// [`KIND_RECORD`] or [`KIND_SYNC`].
+    pub(crate) kind: u8,
     pub(crate) crc: u32,
     pub(crate) len: u32,
     pub(crate) lsn: Lsn,
@@ -510,10 +520,17 @@ impl FrameHeader {
         let b = b.get(..n)?;
         let len = u32_at(b, 4);
         let lsn = Lsn::new(u64_at(b, 8));
-        if b[16] != KIND_RECORD || b[17] & !KNOWN_FLAGS != 0 || b[18] != 0 || b[19] != 0 {
+        let kind = b[16];
+        let marker = kind == KIND_SYNC && layout == Layout::V2;
+        if !(kind == KIND_RECORD || marker) || b[17] & !KNOWN_FLAGS != 0 || b[18] != 0 || b[19] != 0
+        {
             return None;
         }
         if len > MAX_RECORD_BYTES_LIMIT || lsn == Lsn::ZERO {
+            return None;
+        }
+        // A marker belongs to no batch and carries nothing.
+        if marker && (b[17] != 0 || len != 0) {
             return None;
         }
         let durable_hint = match u32_at(b, 20) {
@@ -521,6 +538,7 @@ impl FrameHeader {
             lag => Lsn::new(lsn.get().saturating_sub(u64::from(lag))),
         };
         Some(Self {
+            kind,
             crc: u32_at(b, 0),
             len,
             lsn,
@@ -529,6 +547,11 @@ impl FrameHeader {
             timestamp_ms: (layout == Layout::V2).then(|| u64_at(b, 24)),
             header_len: n as u8,
         })
+    }
+
+    /// Whether the frame holds a user record (not a marker).
+    pub(crate) fn is_record(&self) -> bool {
+        self.kind == KIND_RECORD
     }
 
     /// The length of the header: where the payload starts in the frame.
@@ -906,7 +929,7 @@ mod tests {
             let mut buf = vec![0xAA; 3];
             let flags = if end { FLAG_BATCH_END } else { 0 } | FLAG_BATCH_START;
             let durable = Lsn::new(lsn.saturating_sub(lag));
-            let meta = FrameMeta { lsn: Lsn::new(lsn), durable_hint: durable, flags, timestamp_ms };
+            let meta = FrameMeta { kind: KIND_RECORD, lsn: Lsn::new(lsn), durable_hint: durable, flags, timestamp_ms };
             encode_frame(&mut buf, layout, seed, meta, &payload);
             let header = FrameHeader::parse(&buf[3..], layout).unwrap();
             prop_assert_eq!(header.timestamp_ms, v2.then_some(timestamp_ms));

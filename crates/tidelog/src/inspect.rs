@@ -242,9 +242,17 @@ pub struct Frame {
     pub timestamp_ms: Option<u64>,
     /// The length of the frame's header.
     pub header_len: u32,
+    /// The frame's kind: 1 for a record, 2 for a sync marker (format version 2), which holds no
+    /// record and carries, as its LSN, the LSN the next record takes.
+    pub kind: u8,
 }
 
 impl Frame {
+    /// Whether the frame holds a record (not a sync marker).
+    pub fn is_record(&self) -> bool {
+        self.kind == crate::format::KIND_RECORD
+    }
+
     /// Whether the frame opens a batch.
     pub fn is_batch_start(&self) -> bool {
         self.flags & FLAG_BATCH_START != 0
@@ -527,6 +535,7 @@ impl Frames {
             computed_crc,
             timestamp_ms: h.timestamp_ms,
             header_len: h.header_len() as u32,
+            kind: h.kind,
         }))
     }
 

@@ -268,8 +268,19 @@ impl SegmentView {
         FrameCursor::new(self.file.layout(), self.file.seed, self.end, self.start).with_chunk(chunk)
     }
 
-    /// Reads the next frame, jumping over skipped ranges and turning damage into an error.
+    /// Reads the next record's frame, jumping over skipped ranges and markers, and turning
+    /// damage into an error.
     pub(crate) fn step(&self, cursor: &mut FrameCursor) -> Result<Option<(FrameHeader, u64)>> {
+        loop {
+            match self.step_frame(cursor)? {
+                Some((header, _)) if !header.is_record() => {}
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Reads the next frame, a marker's too.
+    fn step_frame(&self, cursor: &mut FrameCursor) -> Result<Option<(FrameHeader, u64)>> {
         let file = &*self.file;
         if let Some(&(_, to)) = self
             .skips

@@ -15,7 +15,13 @@ use std::time::{Duration, Instant};
 use super::{Deadline, DurableFuture, Synced};
 use crate::error::{Error, Result};
 use crate::log::{Inner, Log, PanicGuard};
+use std::sync::atomic::Ordering;
+
+use crate::format::{FrameMeta, KIND_SYNC, Layout, encode_frame};
 use crate::types::Lsn;
+
+/// The length of a sync marker: a version 2 frame header, no payload.
+const MARKER_LEN: u64 = Layout::V2.frame_header_len() as u64;
 
 impl Log {
     /// Makes every record appended so far durable. A [`Log::truncate_after`] that runs
@@ -110,6 +116,62 @@ impl Inner {
         Ok(())
     }
 
+    /// After an fsync that made the log durable through `synced` (in rollback generation
+    /// `generation`), writes a sync marker at the end of the active segment: proof for recovery
+    /// that those records were durable even if nothing is ever appended after them (format.md,
+    /// 2.4). It is not synced itself: the next sync covers it, and until then it is in the page
+    /// cache, which outlives the process. Skipped in a segment of format version 1, after a
+    /// rollback, while a roll is creating the active segment, and where a bounded log has no
+    /// room left for it.
+    ///
+    /// Behind records still buffered, it goes out with them, in their region. Alone, it is
+    /// written under the state lock: records appended after it could otherwise be written, and
+    /// read, before it, and a reader would meet the zeros it had not yet filled.
+    fn write_sync_marker(&self, synced: Lsn, generation: u64) -> Result<()> {
+        let mut st = self.state()?;
+        let room = self
+            .options
+            .capacity_bytes
+            .is_none_or(|c| crate::log::used_bytes(&st) + MARKER_LEN <= c);
+        let (file, end) = {
+            let active = st.active();
+            (Arc::clone(&active.file), active.end)
+        };
+        let Some(io) = file.handle() else {
+            return Ok(());
+        };
+        if file.layout() != Layout::V2 || self.commit.generation() != generation || !room {
+            return Ok(());
+        }
+        let next = st.next_lsn;
+        let meta = FrameMeta {
+            kind: KIND_SYNC,
+            lsn: next,
+            durable_hint: synced.min(next.prev()),
+            flags: 0,
+            timestamp_ms: st.stamp(),
+        };
+        st.active_mut().end += MARKER_LEN;
+        if st.buf.is_empty() {
+            let mut marker = Vec::with_capacity(MARKER_LEN as usize);
+            encode_frame(&mut marker, Layout::V2, file.seed, meta, &[]);
+            st.buf_offset = end + MARKER_LEN;
+            st.buf_first = next;
+            io.write_all_at(&marker, end)
+                .map_err(|e| self.poison("write", &file.path, e))?;
+            self.marker_pending.store(true, Ordering::Release);
+            return Ok(());
+        }
+        encode_frame(&mut st.buf, Layout::V2, file.seed, meta, &[]);
+        let region = st.take_buffer(&self.commit, &self.buffers);
+        drop(st);
+        if let Some(region) = region {
+            self.write_region(region)?;
+        }
+        self.marker_pending.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// The group-commit leader's step: write out the buffer, fsync the segment that holds the
     /// written watermark (earlier segments were synced when they were sealed), and report it.
     pub(crate) fn lead(&self) -> Result<Synced> {
@@ -137,11 +199,15 @@ impl Inner {
             // roll still creating it, and never fails for a lookup.
             let io = self.ready(&file)?;
             let started = Instant::now();
+            // A marker written before this fsync is durable after it (if it is in this
+            // segment; one in an earlier segment was synced when that segment was sealed).
+            self.marker_pending.store(false, Ordering::Release);
             if let Err(e) = io.sync_data() {
                 return Err(self.poison("sync", &file.path, e));
             }
             self.stats
                 .synced(started.elapsed(), written.get() - durable.get());
+            self.write_sync_marker(written, generation)?;
         }
         let _ = self.unsynced_bytes.fetch_update(
             std::sync::atomic::Ordering::AcqRel,

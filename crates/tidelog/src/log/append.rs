@@ -14,7 +14,7 @@ use super::{Inner, Log, PanicGuard};
 use crate::commit::Deadline;
 use crate::error::{Error, Result};
 use crate::format::{
-    FLAG_BATCH_END, FLAG_BATCH_START, FrameMeta, Layout, encode_frame, frame_header,
+    FLAG_BATCH_END, FLAG_BATCH_START, FrameMeta, KIND_RECORD, Layout, encode_frame, frame_header,
 };
 use crate::io::StorageFile;
 use crate::options::{Durability, SyncPolicy};
@@ -271,6 +271,10 @@ impl Inner {
             return Err(self.poison("write", &region.file.path, e));
         }
         self.buffers.put(region.bytes);
+        // A region holding only a marker carries no LSN.
+        if region.first > region.last {
+            return Ok(());
+        }
         self.commit.complete(region.first, region.last)
     }
 
@@ -300,6 +304,7 @@ impl Inner {
         for (i, record) in records.iter().enumerate() {
             let payload = record.as_ref();
             let meta = FrameMeta {
+                kind: KIND_RECORD,
                 lsn: Lsn::new(d.first.get() + i as u64),
                 durable_hint: d.durable_hint,
                 flags: batch_flags(i, n),
@@ -349,6 +354,7 @@ fn encode_batch<B: AsRef<[u8]>>(
     let n = records.len();
     for (i, record) in records.iter().enumerate() {
         let meta = FrameMeta {
+            kind: KIND_RECORD,
             lsn: Lsn::new(batch.first.get() + i as u64),
             durable_hint: batch.durable_hint,
             flags: batch_flags(i, n),

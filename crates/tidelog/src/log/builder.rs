@@ -218,6 +218,7 @@ impl Log {
             commit: Arc::new(GroupCommit::new(durable)),
             background: Background::default(),
             unsynced_bytes: AtomicU64::new(0),
+            marker_pending: std::sync::atomic::AtomicBool::new(false),
             buffers: BufferPool::new(buffer_capacity),
             retired: Mutex::new(Vec::new()),
             stats: Stats::new(&label),

@@ -12,7 +12,9 @@ use super::retention::releasable;
 use super::{Inner, Log, PanicGuard, SegmentEvent, State, lock};
 use crate::commit::Deadline;
 use crate::error::{Error, IoContext, Result};
-use crate::format::{FLAG_BATCH_END, FrameMeta, SEGMENT_HEADER_LEN, TEMP_SUFFIX, encode_frame};
+use crate::format::{
+    FLAG_BATCH_END, FrameMeta, KIND_RECORD, SEGMENT_HEADER_LEN, TEMP_SUFFIX, encode_frame,
+};
 use crate::io::{OpenMode, StorageFile};
 use crate::recovery;
 use crate::segment::{FoundFrame, Segment, SegmentFile};
@@ -284,6 +286,7 @@ impl Inner {
             }
             let mut frame = Vec::new();
             let meta = FrameMeta {
+                kind: KIND_RECORD,
                 lsn: last.header.lsn,
                 durable_hint: last.header.durable_hint,
                 flags: last.header.flags | FLAG_BATCH_END,

@@ -56,6 +56,7 @@ pub(crate) use self::append::BufferPool;
 use self::append::Region;
 pub use self::builder::LogBuilder;
 pub(crate) use self::retention::read as read_retention;
+pub(crate) use self::space::used_bytes;
 pub use self::segments::SegmentEvent;
 use crate::commit::{Background, Cause, GroupCommit};
 use crate::error::{Error, Result};
@@ -166,6 +167,8 @@ pub(crate) struct Inner {
     pub(crate) background: Background,
     /// Bytes appended since the last sync, for [`SyncPolicy::Bytes`](crate::SyncPolicy::Bytes).
     pub(crate) unsynced_bytes: AtomicU64,
+    /// A sync marker was written since the last fsync (a close makes it durable).
+    pub(crate) marker_pending: std::sync::atomic::AtomicBool,
     pub(crate) buffers: BufferPool,
     /// Bumped (then the group-commit waiters notified) whenever segments leave the log, for
     /// appends waiting for room in a bounded log.
@@ -335,7 +338,7 @@ impl Log {
     /// # Errors
     /// As [`Log::sync`].
     pub fn close(mut self) -> Result<()> {
-        let result = self.sync();
+        let result = self.sync().and_then(|()| self.inner.sync_marker());
         self.stop_background();
         lock_any(&self.inner.state).closed = true;
         result
@@ -358,7 +361,7 @@ impl Drop for Log {
         // Best effort: a caller who needs the outcome uses `close`.
         let closed = lock_any(&self.inner.state).closed;
         if !closed && !self.inner.commit.is_poisoned() {
-            let _ = self.sync();
+            let _ = self.sync().and_then(|()| self.inner.sync_marker());
         }
     }
 }
@@ -375,6 +378,21 @@ impl Drop for CloseOnDrop<'_> {
 }
 
 impl Inner {
+    /// Makes the sync marker that the last sync wrote durable (at a close): the proof that
+    /// every record was durable then survives a power loss too.
+    fn sync_marker(&self) -> Result<()> {
+        if self.options.read_only {
+            return Ok(());
+        }
+        if !self.marker_pending.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let file = Arc::clone(&self.state()?.active().file);
+        let io = self.ready(&file)?;
+        io.sync_data()
+            .map_err(|e| self.poison("sync", &file.path, e))
+    }
+
     pub(crate) fn writable(&self) -> Result<()> {
         if self.options.read_only {
             Err(Error::ReadOnly)

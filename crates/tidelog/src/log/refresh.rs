@@ -161,6 +161,15 @@ impl Inner {
                 // Zeros, a frame still being written, or bytes that are not a frame.
                 break false;
             };
+            if !frame.is_record() {
+                // A marker, between batches, carrying the next record's LSN.
+                if frame.lsn != lsn || open.is_some() {
+                    break false;
+                }
+                at += frame.frame_len();
+                end = at;
+                continue;
+            }
             if frame.lsn != lsn || frame.batch_start() != open.is_none() {
                 break false;
             }
@@ -173,16 +182,17 @@ impl Inner {
                 open = None;
             }
         };
+        let seg = st.active_mut();
+        for &(lsn, offset) in &batches {
+            seg.note_batch(lsn, offset);
+        }
+        // Markers alone move the end too.
+        seg.end = end;
+        st.buf_offset = end;
         if let Some(&(first, _)) = batches.first() {
-            let seg = st.active_mut();
-            for &(lsn, offset) in &batches {
-                seg.note_batch(lsn, offset);
-            }
-            seg.end = end;
-            seg.last_lsn = next.prev();
+            st.active_mut().last_lsn = next.prev();
             debug_assert_eq!(first, st.next_lsn);
             st.next_lsn = next;
-            st.buf_offset = end;
             st.buf_first = next;
         }
         Ok(complete && at == end)

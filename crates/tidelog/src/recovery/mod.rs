@@ -485,7 +485,9 @@ impl Recovery<'_> {
         let io = file.io()?;
         // Zeros after the last byte written (a preallocated file's) are not data: they are
         // neither counted as cut nor copied to the quarantine.
-        let data_end = scan::data_end(io, stop.cut, len, self.chunk).at("read", path)?;
+        let data_end = scan::data_end(io, stop.cut, len, self.chunk)
+            .at("read", path)?
+            .max(stop.intact_end.min(len));
         let cut_bytes = data_end.saturating_sub(stop.cut);
         let name = format!("{}.{}.cut", file_name(path), stop.cut);
         if self.dry_run {

@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::format::{FrameHeader, KIND_RECORD, Layout, MAX_FRAME_HEADER_LEN};
+use crate::format::{FrameHeader, KIND_RECORD, KIND_SYNC, Layout, MAX_FRAME_HEADER_LEN};
 use crate::io::StorageFile;
 use crate::options::RecoveryMode;
 use crate::segment::{Segment, SegmentFile};
@@ -63,6 +63,9 @@ pub(super) struct Stop {
     pub(super) verdict: Verdict,
     /// Intact frames found after the damage (they go with a cut).
     pub(super) intact_after: u64,
+    /// Where the last of them ends (0 if there is none): the data a cut moves to quarantine
+    /// reaches at least that far, even if those frames end in zeros.
+    pub(super) intact_end: u64,
 }
 
 /// What the scan of a segment found.
@@ -170,18 +173,18 @@ pub(super) fn scan(
             Ok::<_, Error>((
                 after.map(|a| a.offset),
                 later,
-                after.map_or(0, |a| a.frames),
+                after.map_or((0, 0), |a| (a.frames, a.end)),
             ))
         };
         let mut on_probation = None;
         let (next, later, intact_after) = match from {
-            None => (None, Later::Nothing, 0),
+            None => (None, Later::Nothing, (0, 0)),
             Some(from) if !skip => after(&mut chunks, from)?,
             Some(from) => match chunks
                 .next_intact(seed, base, pass.expected, from)
                 .at("read", path)?
             {
-                None => (None, Later::Nothing, 0),
+                None => (None, Later::Nothing, (0, 0)),
                 // Going on past the damage if it is proven, the pass meets the frames that
                 // could prove it: it learns on the way whether one does.
                 Some((next, _))
@@ -191,7 +194,7 @@ pub(super) fn scan(
                     if unproven != Verdict::Skip {
                         on_probation = Some((from, unproven));
                     }
-                    (Some(next), Later::Durable, 0)
+                    (Some(next), Later::Durable, (0, 0))
                 }
                 Some(_) => after(&mut chunks, from)?,
             },
@@ -216,6 +219,7 @@ pub(super) fn scan(
                             kind: kind.clone(),
                             verdict,
                             intact_after: 0,
+                            intact_end: 0,
                         },
                     });
                 }
@@ -229,7 +233,8 @@ pub(super) fn scan(
                     cut,
                     kind,
                     verdict,
-                    intact_after,
+                    intact_after: intact_after.0,
+                    intact_end: intact_after.1,
                 });
             }
         }
@@ -247,6 +252,7 @@ pub(super) fn scan(
         pass.rollback(p.mark);
         stop = Some(Stop {
             intact_after: after.map_or(0, |a| a.frames),
+            intact_end: after.map_or(0, |a| a.end),
             ..p.stop
         });
         break;
@@ -327,6 +333,8 @@ struct IntactAfter {
     durable_hint: Lsn,
     /// How many there are.
     frames: u64,
+    /// Where the last one ends.
+    end: u64,
 }
 
 impl<'a> Chunks<'a> {
@@ -469,10 +477,11 @@ impl<'a> Chunks<'a> {
             if bytes.len() < header_len {
                 break;
             }
-            // Only where the kind byte of a record is can a frame start.
+            // Only where the kind byte of a record (or a marker) is can a frame start.
             let starts = bytes.len() - header_len + 1;
             let kinds = &bytes[KIND_OFFSET..KIND_OFFSET + starts];
-            let Some(i) = kinds.iter().position(|&b| b == KIND_RECORD) else {
+            let marker = |b: u8| layout == Layout::V2 && b == KIND_SYNC;
+            let Some(i) = kinds.iter().position(|&b| b == KIND_RECORD || marker(b)) else {
                 at += starts as u64;
                 continue;
             };
@@ -507,9 +516,11 @@ impl<'a> Chunks<'a> {
                 offset,
                 durable_hint: Lsn::ZERO,
                 frames: 0,
+                end: 0,
             });
             after.durable_hint = after.durable_hint.max(header.durable_hint);
             after.frames += 1;
+            after.end = offset + header.frame_len();
             at = offset + header.frame_len();
         }
         Ok(found)
@@ -602,6 +613,18 @@ impl Pass {
                 expected: self.expected,
                 found: header.lsn,
             });
+        }
+        if !header.is_record() {
+            // A marker stands between batches, and carries the LSN the next record takes.
+            if self.batch.is_some() {
+                return Err(CorruptionKind::BatchFraming);
+            }
+            // Past a gap (`SkipCorrupt`), the marker says where the lost records end: the
+            // next record takes its LSN.
+            self.expected = header.lsn;
+            self.segment.last_lsn = self.segment.last_lsn.max(header.lsn.prev());
+            self.segment.end = offset + header.frame_len();
+            return Ok(());
         }
         if header.batch_start() != self.batch.is_none() {
             return Err(CorruptionKind::BatchFraming);

@@ -242,6 +242,7 @@ fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) ->
                     kind,
                     verdict,
                     intact_after: after.map_or(0, |a| a.frames),
+                    intact_end: after.map_or(0, |a| a.end),
                 });
             }
         }
@@ -323,9 +324,11 @@ fn intact_after_whole(
                     offset: start + i as u64,
                     durable_hint: Lsn::ZERO,
                     frames: 0,
+                    end: 0,
                 });
                 first.durable_hint = first.durable_hint.max(header.durable_hint);
                 first.frames += 1;
+                first.end = start + (i + header.frame_len() as usize) as u64;
                 i += header.frame_len() as usize;
             }
             None => i += 1,

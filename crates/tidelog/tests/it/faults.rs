@@ -615,9 +615,11 @@ fn sweep(
             let log = clean.open_with(script_builder(&clean, preallocate, recycle))?;
             let m = crash::run_observed(&log, |_| bytes_before.push(clean.faulty.bytes_written()));
             assert!(m.failed.is_none(), "{:?}", m.error);
-            drop(log);
             bytes_before.push(clean.faulty.bytes_written());
+            // The faults to plan are those the script meets; the close after it (which makes
+            // the last sync marker durable) is another step's.
             let plans = plans(&clean.faulty, &bytes_before);
+            drop(log);
             assert!(!plans.is_empty());
             let sample = clean.env.mem.is_none();
             if sample {

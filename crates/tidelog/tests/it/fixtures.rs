@@ -1077,10 +1077,12 @@ fn check(case: &str, mode: RecoveryMode, read_only: bool, expect: &Expect) -> Re
                     .remove(name)
                     .unwrap_or_else(|| panic!("{ctx}: {name} not created"));
                 // A header, then the zeros of the space preallocated for the segment.
+                let len = u32_at(&header, 12) as usize;
                 assert!(
                     header.starts_with(b"TDLGSEG\0")
-                        && header.len() >= 64
-                        && header[64..].iter().all(|&b| b == 0),
+                        && u32_at(&header, 8) == FORMAT_VERSION
+                        && header.len() >= len
+                        && header[len..].iter().all(|&b| b == 0),
                     "{ctx}: {name} holds {} bytes, not a new segment",
                     header.len()
                 );

@@ -51,9 +51,8 @@ use crate::model;
 // The format, from docs/format.md.
 // ---------------------------------------------------------------------------------------------
 
-/// Version 1's segment header and frame header lengths: what the harness writes.
+/// Version 1's segment header length: the harness writes version 1.
 const SEGMENT_HEADER_LEN: usize = 64;
-const FRAME_HEADER_LEN: usize = 24;
 
 /// A format version's layout (format.md, 2.1 and 2.2): the lengths of its segment header and of
 /// its frame headers.

@@ -37,11 +37,18 @@ fn header_lens() -> (usize, usize) {
         log.close().expect("close");
         let path = env.segment_paths().pop().expect("the new log's segment");
         let empty = env.read_file(&path).len();
-        let log = env.open().expect("reopen");
-        log.append(&payload(1), Durability::Synced).expect("append");
-        log.close().expect("close");
-        let one = env.read_file(&path).len();
-        (empty, one - empty - payload(1).len())
+        // A close leaves a sync marker after the records: one record and then two, in one
+        // batch each, differ by a frame.
+        let batch_len = |n: u64| {
+            let env = Env::mem();
+            let log = env.open().expect("open a new log");
+            let records: Vec<Vec<u8>> = (1..=n).map(payload).collect();
+            log.append_batch(&records, Durability::Synced).expect("append");
+            log.close().expect("close");
+            let path = env.segment_paths().pop().expect("the new log's segment");
+            env.read_file(&path).len()
+        };
+        (empty, batch_len(2) - batch_len(1) - payload(2).len())
     })
 }
 
@@ -91,10 +98,16 @@ fn u128_at(b: &[u8], at: usize) -> u128 {
     u128::from_le_bytes(x)
 }
 
-/// The frames of a segment file, read by their length fields (no checksum check), up to the
-/// end of the file or a zero header.
+/// The record frames of a segment file, read by their length fields (no checksum check), up to
+/// the end of the file or a zero header; sync markers (kind 2) are stepped over.
 fn frames(bytes: &[u8]) -> Vec<Frame> {
-    let mut out = Vec::new();
+    all_frames(bytes).0
+}
+
+/// The record frames and the sync markers of a segment file (a marker's `lsn` is the LSN the
+/// next record takes).
+fn all_frames(bytes: &[u8]) -> (Vec<Frame>, Vec<Frame>) {
+    let (mut out, mut markers) = (Vec::new(), Vec::new());
     let mut at = segment_header_len();
     while at + frame_header_len() <= bytes.len() {
         let head = &bytes[at..at + frame_header_len()];
@@ -105,15 +118,40 @@ fn frames(bytes: &[u8]) -> Vec<Frame> {
         if at + len > bytes.len() {
             break;
         }
-        out.push(Frame {
+        let frame = Frame {
             offset: at,
             len,
             lsn: u64_at(head, 8),
             flags: head[17],
-        });
+        };
+        if head[16] == 1 {
+            out.push(frame);
+        } else {
+            markers.push(frame);
+        }
         at += len;
     }
-    out
+    (out, markers)
+}
+
+/// Removes the sync marker a close left at the end of the segment at `path`, if there is one:
+/// the file is then as a crash before any sync would have left it (with `SyncPolicy::Manual`
+/// and buffered appends, nothing else proves its records durable).
+fn drop_close_marker(env: &Env, path: &Path) {
+    let bytes = env.read_file(path);
+    let mut at = segment_header_len();
+    let mut last = None;
+    while at + frame_header_len() <= bytes.len() {
+        let head = &bytes[at..at + frame_header_len()];
+        if head.iter().all(|&b| b == 0) {
+            break;
+        }
+        last = Some((at, head[16]));
+        at += frame_header_len() + u32_at(head, 4) as usize;
+    }
+    if let Some((marker, 2)) = last {
+        env.write_file(path, &bytes[..marker]);
+    }
 }
 
 /// A segment file as found in the log directory.
@@ -296,6 +334,9 @@ fn torn_tail_is_cut_and_quarantined() -> Result<()> {
         for env in Env::both() {
             let ctx = format!("{} {mode:?}", env.name());
             build(&env, RECORDS)?;
+            let path = layout(&env).pop().expect("segments").path;
+            // As a crash would leave it: the last record, not the close's sync marker, ends it.
+            drop_close_marker(&env, &path);
             let segs = layout(&env);
             let last = segs.last().expect("segments");
             let frame = last.frame(RECORDS);
@@ -484,6 +525,8 @@ fn incomplete_final_batch_is_dropped_whole() -> Result<()> {
         for env in Env::both() {
             let ctx = format!("{} {mode:?}", env.name());
             build_with_final_batch(&env)?;
+            let path = layout(&env).pop().expect("segments").path;
+            drop_close_marker(&env, &path);
             let segs = layout(&env);
             let last = segs.last().expect("segments");
             let (f1, f2, f3) = (last.frame(101), last.frame(102), last.frame(103));
@@ -695,11 +738,13 @@ fn point_in_time_ends_the_log_before_a_flipped_byte() -> Result<()> {
             f.check_kind(&d.kind, &ctx);
             assert_eq!(d.action, DamageAction::Cut { at, bytes: cut }, "{ctx}");
             assert_eq!(report.torn_bytes_cut, cut, "{ctx}");
-            // Every later frame of the segment was intact, and the report says they went too.
-            let intact = f.segs[f.seg]
-                .frames
+            // Every later frame of the segment (sync markers too) was intact, and the report
+            // says they went too.
+            let (records, markers) = all_frames(&f.segs[f.seg].bytes);
+            let intact = records
                 .iter()
-                .filter(|x| x.lsn > f.lsn())
+                .chain(&markers)
+                .filter(|x| x.offset > f.frame.offset)
                 .count();
             assert_eq!(report.intact_frames_cut, intact as u64, "{ctx}: {report}");
             assert!(report.lost.is_empty(), "{ctx}");
@@ -730,6 +775,7 @@ fn point_in_time_ends_the_log_before_a_flipped_byte() -> Result<()> {
                 .iter()
                 .find(|p| !f.later().iter().any(|s| s.name == file_name(p)))
                 .expect("the cut bytes are quarantined");
+            // Every byte, up to the end of the last intact frame (a sync marker's may be zeros).
             assert_eq!(
                 env.read_file(cut_copy),
                 &f.damaged[f.frame.offset..],
@@ -1571,12 +1617,68 @@ fn victims(segs: &[SegFile], flip: Flip) -> (Vec<u64>, Option<Frame>) {
         .frames
         .iter()
         .find(|f| f.offset <= flip.offset && flip.offset < f.end())
-        .expect("every byte after the header belongs to a frame");
+        .expect("every byte after the header belongs to a frame or a marker");
     (vec![f.lsn], Some(f))
+}
+
+/// The sync marker a flip hits, if it hits one.
+fn marker_hit(segs: &[SegFile], flip: Flip) -> Option<Frame> {
+    let s = &segs[flip.seg];
+    let (_, markers) = all_frames(&s.bytes);
+    markers
+        .into_iter()
+        .find(|f| f.offset <= flip.offset && flip.offset < f.end())
+}
+
+/// A flip in a sync marker destroys no record: recovery refuses it where it refuses damage,
+/// ends the log before it (`PointInTime`), skips it (`SkipCorrupt`), and cuts it where it is the
+/// last frame of the log, which nothing after it proves.
+fn check_marker_flip(env: &Env, segs: &[SegFile], flip: Flip, marker: Frame, mode: RecoveryMode) -> Result<()> {
+    let ctx = format!("{} {mode:?} {flip:?} (a sync marker)", env.name());
+    restore_flipped(env, segs, flip);
+    let s = &segs[flip.seg];
+    let path = env.dir.join(&s.name);
+    let last_seg = flip.seg + 1 == segs.len();
+    // The log's last frame: nothing after it proves it.
+    let torn_tail = last_seg
+        && all_frames(&s.bytes).1.last() == Some(&marker)
+        && s.frames.last().is_none_or(|f| f.offset < marker.offset);
+    let result = open_in(env, mode);
+    let (held, last): (Vec<u64>, u64) = match mode {
+        Strict => {
+            let (p, offset, _) = corrupt(result, &ctx);
+            assert_eq!((p, offset), (path, marker.offset as u64), "{ctx}");
+            return Ok(());
+        }
+        TolerateTornTail if !torn_tail => {
+            let (p, offset, _) = corrupt(result, &ctx);
+            assert_eq!((p, offset), (path, marker.offset as u64), "{ctx}");
+            return Ok(());
+        }
+        PointInTime => ((1..marker.lsn).collect(), marker.lsn - 1),
+        _ => ((1..=RECORDS).collect(), RECORDS),
+    };
+    let log = result.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    let report = log.recovery_report().clone();
+    assert!(!report.is_clean(), "{ctx}: damage unnoticed");
+    assert_eq!(lsns(&log)?, held, "{ctx}: {report}");
+    assert_eq!(log.last_lsn(), Lsn::new(last), "{ctx}");
+    assert!(report.lost.is_empty(), "{ctx}: {report}");
+    let next = log.append(&payload(last + 1), Durability::Synced)?;
+    assert_eq!(next, Lsn::new(last + 1), "{ctx}");
+    log.close()?;
+    let log = open_in(env, mode)?;
+    assert_eq!(log.last_lsn(), Lsn::new(last + 1), "{ctx}");
+    Ok(())
 }
 
 /// Opens the flipped log in `mode` and checks the outcome against what the flip destroyed.
 fn check_flip(env: &Env, segs: &[SegFile], flip: Flip, mode: RecoveryMode) -> Result<()> {
+    if flip.offset >= segment_header_len()
+        && let Some(marker) = marker_hit(segs, flip)
+    {
+        return check_marker_flip(env, segs, flip, marker, mode);
+    }
     let ctx = format!("{} {mode:?} {flip:?}", env.name());
     restore_flipped(env, segs, flip);
     let (victims, frame) = victims(segs, flip);
@@ -1584,8 +1686,19 @@ fn check_flip(env: &Env, segs: &[SegFile], flip: Flip, mode: RecoveryMode) -> Re
     let path = env.dir.join(&s.name);
     let err_offset = frame.map_or(0, |f| f.offset as u64);
     let last_seg = flip.seg + 1 == segs.len();
-    let torn_tail = last_seg && frame.is_some() && frame.as_ref() == s.frames.last();
+    // The last record of the log, with no sync marker after it to prove it durable.
+    let marker_after = |f: &Frame| all_frames(&s.bytes).1.iter().any(|m| m.offset > f.offset);
+    let torn_tail = last_seg
+        && frame.is_some_and(|f| Some(&f) == s.frames.last() && !marker_after(&f));
     let (vmin, vmax) = (victims[0], victims[victims.len() - 1]);
+    // `SkipCorrupt` goes on past the damage to the end of the log: past a damaged frame that
+    // something proves, or a damaged segment that is not the last.
+    let skipped_on = mode == SkipCorrupt
+        && if frame.is_some() {
+            !torn_tail
+        } else {
+            vmax < RECORDS
+        };
 
     let result = open_in(env, mode);
     let log = match mode {
@@ -1609,14 +1722,10 @@ fn check_flip(env: &Env, segs: &[SegFile], flip: Flip, mode: RecoveryMode) -> Re
         _ => (1..vmin).collect(),
     };
     assert_eq!(held, expected, "{ctx}: {report}");
-    let last = if mode == SkipCorrupt && vmax < RECORDS {
-        RECORDS
-    } else {
-        vmin - 1
-    };
+    let last = if skipped_on { RECORDS } else { vmin - 1 };
     assert_eq!(log.last_lsn(), Lsn::new(last), "{ctx}");
     match mode {
-        SkipCorrupt if vmax < RECORDS => {
+        SkipCorrupt if skipped_on => {
             assert_eq!(report.lost, vec![lsn_range(vmin, vmax)], "{ctx}: {report}");
             for lsn in [vmin, vmax] {
                 assert!(
@@ -1668,16 +1777,28 @@ fn single_byte_flips_never_invent_records_in_any_mode() -> Result<()> {
 // 10. Unsynced tail or damage: what proves that damaged records were durable.
 // ---------------------------------------------------------------------------------------------
 
-/// Damage in the last segment followed by intact frames, where no frame written later says the
-/// damaged records were durable (appended buffered, synced once at the end): indistinguishable
-/// from a crash that wrote the unsynced tail back out of order, so it is cut as a torn tail, and
-/// the cut bytes, intact frames included, are kept in quarantine.
+/// A log of at least `RECORDS` records appended buffered, never synced but by the close, whose
+/// last segment holds a few of them.
+fn build_buffered(env: &Env) -> Result<()> {
+    let log = env.open()?;
+    append_n(&log, RECORDS)?;
+    while log.segments().last().is_some_and(|s| {
+        s.last_lsn.get().saturating_sub(s.first_lsn.get()) < 4
+    }) {
+        log.append(&payload(log.last_lsn().get() + 1), Durability::Buffered)?;
+    }
+    log.close()
+}
+
+/// Damage in the last segment followed by intact frames, where nothing says the damaged records
+/// were durable (appended buffered and never synced, as a crash before any sync leaves them):
+/// indistinguishable from a crash that wrote the unsynced tail back out of order, so it is cut
+/// as a torn tail, and the cut bytes, intact frames included, are kept in quarantine.
 #[test]
 fn unproven_damage_in_the_last_segment_is_cut_as_an_unsynced_tail() -> Result<()> {
     for env in Env::both() {
-        let log = env.open()?;
-        append_n(&log, RECORDS)?;
-        log.close()?;
+        build_buffered(&env)?;
+        drop_close_marker(&env, &layout(&env).pop().expect("segments").path);
         let segs = layout(&env);
         let last = &segs[segs.len() - 1];
         let victim = last.middle_frame();
@@ -1716,6 +1837,47 @@ fn unproven_damage_in_the_last_segment_is_cut_as_an_unsynced_tail() -> Result<()
                     .remove_file(&quarantine_dir(&env).join(q))
                     .expect("clean quarantine");
             }
+        }
+    }
+    Ok(())
+}
+
+/// The same records, made durable by the close alone: the sync marker the close leaves after
+/// them (format.md, 2.4) proves them durable, so damage to any of them is damage, not a torn
+/// tail: an error in the default mode, whatever frames follow it.
+#[test]
+fn damage_to_records_only_the_close_synced_is_proven_by_its_sync_marker() -> Result<()> {
+    for env in Env::both() {
+        build_buffered(&env)?;
+        let segs = layout(&env);
+        let last = &segs[segs.len() - 1];
+        // The middle record, and the very last one (nothing but the marker after it).
+        for victim in [last.middle_frame(), *last.frames.last().expect("frames")] {
+            let mut bytes = last.bytes.clone();
+            bytes[victim.offset + frame_header_len() + 1] ^= 0x10;
+            env.write_file(&last.path, &bytes);
+            for mode in [Strict, TolerateTornTail] {
+                let ctx = format!("{} {mode:?} LSN {}", env.name(), victim.lsn);
+                let (path, offset, kind) = corrupt(open_in(&env, mode), &ctx);
+                assert_eq!((path, offset), (last.path.clone(), victim.offset as u64), "{ctx}");
+                assert!(matches!(kind, CorruptionKind::FrameChecksum { .. }), "{ctx}");
+            }
+            let log = open_in(&env, SkipCorrupt)?;
+            let report = log.recovery_report().clone();
+            let ctx = format!("{} SkipCorrupt LSN {}", env.name(), victim.lsn);
+            assert_eq!(report.lost, [lsn_range(victim.lsn, victim.lsn)], "{ctx}: {report}");
+            assert!(
+                matches!(report.damage[0].action, DamageAction::Skipped { .. }),
+                "{ctx}: {report}"
+            );
+            drop(log);
+            // Undo what SkipCorrupt did: the file as closed, the new segment gone.
+            for path in env.segment_paths() {
+                if !segs.iter().any(|s| s.path == path) {
+                    env.storage.remove_file(&path).expect("remove");
+                }
+            }
+            env.write_file(&last.path, &last.bytes);
         }
     }
     Ok(())
@@ -1822,6 +1984,7 @@ fn recovery_reads_a_large_segment_in_pieces_bounded_by_the_record_limit() -> Res
         log.append(&big, Durability::Buffered)?;
     }
     log.close()?;
+    drop_close_marker(&env, &layout(&env)[0].path);
     let segs = layout(&env);
     assert_eq!(segs.len(), 1);
     let victim = segs[0].frames[3];
@@ -1862,6 +2025,11 @@ fn many_damaged_places(
         .open()?;
     let last = append_n(&log, 5000)?.get();
     log.close()?;
+    if durability == SyncPolicy::Manual {
+        // Never synced but by the close: as a crash before it would have left the files.
+        let path = layout(env).pop().expect("segments").path;
+        drop_close_marker(env, &path);
+    }
     let segs = layout(env);
     assert_eq!(segs.len(), 2, "a sealed segment and the last one");
     let mut lost = Vec::new();
