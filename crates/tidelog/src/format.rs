@@ -177,6 +177,9 @@ pub(crate) struct SegmentHeader {
     pub(crate) prev_seed: u32,
     /// Version 2 only: for a recycled file, where its earlier data ended (0 for a new file).
     pub(crate) prev_end: u64,
+    /// Version 2 only: for a recycled file, the format version of its earlier frames (0 for a
+    /// new file).
+    pub(crate) prev_version: u32,
     /// Version 2 only: the log's timeline generation when the file was created.
     pub(crate) generation: u64,
 }
@@ -196,7 +199,16 @@ impl SegmentHeader {
             prev_extent: 0,
             prev_seed: 0,
             prev_end: 0,
+            prev_version: 0,
             generation: 0,
+        }
+    }
+
+    /// The layout of a recycled file's earlier frames (version 2), if it is one.
+    pub(crate) fn prev_layout(&self) -> Option<Layout> {
+        match self.layout {
+            Layout::V1 => None,
+            Layout::V2 => Layout::of(self.prev_version).filter(|_| self.prev_seed != 0),
         }
     }
 
@@ -228,7 +240,13 @@ impl SegmentHeader {
             Layout::V1 => {
                 h.prev_extent = u32::try_from(prev_bytes.div_ceil(EXTENT_UNIT)).unwrap_or(u32::MAX);
             }
-            Layout::V2 => h.prev_end = prev_bytes,
+            // The earlier life's frames are salted with the next salt (see the scan's tests).
+            Layout::V2 if prev_bytes > 0 => {
+                h.prev_end = prev_bytes;
+                h.prev_seed = seed_of(log_id, salt ^ 1);
+                h.prev_version = 2;
+            }
+            Layout::V2 => {}
         }
         h
     }
@@ -247,6 +265,7 @@ impl SegmentHeader {
             Layout::V1 => b[56..60].copy_from_slice(&self.prev_extent.to_le_bytes()),
             Layout::V2 => {
                 b[56..60].copy_from_slice(&self.prev_seed.to_le_bytes());
+                b[60..64].copy_from_slice(&self.prev_version.to_le_bytes());
                 b[64..72].copy_from_slice(&self.generation.to_le_bytes());
                 b[72..80].copy_from_slice(&self.prev_end.to_le_bytes());
             }
@@ -302,12 +321,14 @@ impl SegmentHeader {
             prev_extent: 0,
             prev_seed: 0,
             prev_end: 0,
+            prev_version: 0,
             generation: 0,
         };
         match layout {
             Layout::V1 => header.prev_extent = u32_at(b, 56),
             Layout::V2 => {
                 header.prev_seed = u32_at(b, 56);
+                header.prev_version = u32_at(b, 60);
                 header.generation = u64_at(b, 64);
                 header.prev_end = u64_at(b, 72);
             }
@@ -801,6 +822,7 @@ mod tests {
             h.created_ms = 1;
             if layout == Layout::V2 {
                 h.prev_seed = 0xdead_beef;
+                h.prev_version = 1;
                 h.generation = 3;
             }
             let bytes = h.encode();

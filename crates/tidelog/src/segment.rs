@@ -151,6 +151,7 @@ impl SegmentFile {
         let len = file.len().at("read length", free)?;
         let header = SegmentHeader {
             prev_seed: old.seed(),
+            prev_version: old.layout.version(),
             prev_end: len,
             ..*header
         };

@@ -205,6 +205,13 @@ pub(super) fn scan(
         if verdict == Verdict::EndOfData && chunks.any_intact(seed, base).at("read", path)? {
             verdict = judge(facts(later, false), mode);
         }
+        // In format version 2 the earlier life is known by what it is, not by where it lies.
+        if verdict == Verdict::EndOfData
+            && file.layout() == Layout::V2
+            && !earlier_life(&file, len, chunk, cut, pass.expected).at("read", path)?
+        {
+            verdict = judge(facts(later, false), mode);
+        }
         match (verdict, next) {
             (Verdict::Skip, Some(resume)) => {
                 if let Some((from, verdict)) = on_probation {
@@ -264,6 +271,42 @@ pub(super) fn scan(
         skipped: pass.skipped,
         stop,
     })
+}
+
+/// Whether the bytes of a recycled segment `len` bytes long, from `cut` on, are positively
+/// the earlier life's (format version 2, format.md 2.3): no frame header of the current life
+/// carrying `expected`, the LSN due there, stands at `cut`, and the earlier frames after `cut`
+/// (which verify under the earlier seed) follow one another up to where the earlier data ended.
+/// Where no earlier frame starts after `cut`, `cut` lies in the earlier data's last frame.
+fn earlier_life(
+    file: &SegmentFile,
+    len: u64,
+    chunk: usize,
+    cut: u64,
+    expected: Lsn,
+) -> io::Result<bool> {
+    let header = &file.header;
+    let (Some(prev), Some(io)) = (header.prev_layout(), file.handle()) else {
+        return Ok(false);
+    };
+    let layout = file.layout();
+    let mut current = Chunks::new(io, layout, len, chunk);
+    let head = current.bytes(cut, layout.frame_header_len())?;
+    if FrameHeader::parse(head, layout).is_some_and(|h| h.lsn == expected) {
+        return Ok(false);
+    }
+    let (seed, end) = (header.prev_seed, header.prev_end.min(len));
+    let mut old = Chunks::new(io, prev, len, chunk);
+    let Some((mut at, _)) = old.next_intact_where(seed, cut, |at, _| at < end)? else {
+        return Ok(true);
+    };
+    while at < end {
+        match old.frame(seed, at)? {
+            Found::Frame(h) => at += h.frame_len(),
+            _ => return Ok(false),
+        }
+    }
+    Ok(at == end)
 }
 
 /// Where the data in `from..len` of a file ends: after its last non-zero byte, or at `from` if

@@ -227,7 +227,9 @@ fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) ->
             // and no frame of the current life after the damage, whatever its LSN.
             old_extent: cut < file.header.prev_extent_bytes()
                 && zeros_from(io, file.header.prev_extent_bytes(), len)
-                && !any_intact_whole(io, layout, file.seed, len, offset),
+                && !any_intact_whole(io, layout, file.seed, len, offset)
+                && (layout == Layout::V1
+                    || earlier_life(&file, len, MAX_CHUNK, cut, pass.expected).unwrap()),
         };
         match (judge(facts, mode), after) {
             (Verdict::EndOfData, _) => break None,
@@ -470,4 +472,42 @@ fn skip_corrupt_cuts_at_the_first_damage_nothing_proves() {
     assert_eq!(s.stop, None);
     assert_eq!(s.segment.last_lsn, Lsn::new(20));
     assert_eq!(s.skipped.len(), 2);
+}
+
+/// A recycled segment of format version 2: behind its current frames, the earlier life's frames
+/// (salted with the earlier seed its header keeps) are the end of the data, in every mode, if
+/// they follow one another up to where the earlier data ended. Bytes there that are not the
+/// earlier life's are damage like any other: `Strict` refuses them, the tolerant modes cut them.
+#[test]
+fn the_earlier_life_of_a_recycled_segment_is_known_by_its_seed() {
+    let layout = Layout::V2;
+    let mut rng = Rng(0x0e1d);
+    // The earlier life: 40 frames from LSN 1, as the file held them when it was freed.
+    let old_header = header(layout, 1, 41, 0);
+    let (old_frames, _) = frames(&mut rng, layout, old_header.seed(), 1, 40);
+    let prev_end = (layout.segment_header_len() + old_frames.len()) as u64;
+    // The new life's header, salt 40 (so the earlier seed is salt 41's), and a few frames.
+    let header = header(layout, 500, 40, prev_end);
+    assert_eq!(header.prev_seed, old_header.seed());
+    let (new_frames, _) = frames(&mut rng, layout, header.seed(), 500, 3);
+    let mut bytes = header.encode();
+    bytes.extend_from_slice(&old_frames);
+    bytes[layout.segment_header_len()..][..new_frames.len()].copy_from_slice(&new_frames);
+    let data_end = (layout.segment_header_len() + new_frames.len()) as u64;
+    let len = bytes.len() as u64;
+    for mode in MODES {
+        let s = scan(segment_file(&bytes, header), len, true, mode, MIN_CHUNK).unwrap();
+        assert_eq!(s.stop, None, "{mode:?}: the earlier life ends the data");
+        assert_eq!(s.segment.end, data_end, "{mode:?}");
+    }
+    // The same bytes, one byte of an earlier frame further on flipped: no longer the earlier
+    // life's, so no end of the data.
+    let mut damaged = bytes.clone();
+    let at = damaged.len() - 5;
+    damaged[at] ^= 0x40;
+    let strict = scan(segment_file(&damaged, header), len, true, Strict, MIN_CHUNK).unwrap();
+    assert_eq!(strict.stop.map(|s| s.verdict), Some(Verdict::Refuse));
+    let tolerant = scan(segment_file(&damaged, header), len, true, TolerateTornTail, MIN_CHUNK);
+    let stop = tolerant.unwrap().stop.expect("a cut");
+    assert_eq!((stop.cut, stop.verdict), (data_end, Verdict::Cut));
 }
