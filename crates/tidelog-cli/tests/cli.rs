@@ -251,7 +251,7 @@ fn info_shows_segments_and_watermarks_and_changes_nothing() {
     for line in [
         "last LSN     300",
         "checkpoint   1",
-        "format       version 1",
+        "format       version 2",
     ] {
         assert!(run.stdout.contains(line), "{line:?} in\n{}", run.stdout);
     }
@@ -306,7 +306,8 @@ fn dump_prints_every_record_and_changes_nothing() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields[0], lsn.to_string(), "{line}");
         assert_eq!(fields[1], "single", "{line}");
-        assert_eq!(fields[2], p.len().to_string(), "{line}");
+        assert!(fields[2].ends_with('Z'), "the time of the append: {line}");
+        assert_eq!(fields[3], p.len().to_string(), "{line}");
         assert!(line.ends_with(&p), "{line}");
     }
 
@@ -1103,7 +1104,11 @@ fn dump_frames_of_a_healthy_log_are_its_records_with_valid_checksums() {
         assert_eq!(file["checked_against"], s(seg));
         assert_eq!(file["header"]["log_id"].as_str().unwrap().len(), 32);
     }
-    let frames: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "frame").collect();
+    // Records, and the sync marker after each synced append.
+    let is_record = |l: &&serde_json::Value| l["type"] == "frame" && l["kind"] == "record";
+    let markers = lines.iter().filter(|l| l["kind"] == "sync_marker").count();
+    assert_eq!(markers, RECORDS as usize, "one after each append, made durable");
+    let frames: Vec<&serde_json::Value> = lines.iter().filter(is_record).collect();
     assert_eq!(frames.len(), RECORDS as usize);
     let mut previous_offset = 0;
     for (frame, lsn) in frames.iter().zip(1..) {
@@ -1113,19 +1118,19 @@ fn dump_frames_of_a_healthy_log_are_its_records_with_valid_checksums() {
         assert_eq!(frame["batch"], "single");
         assert_eq!(frame["flags"], 3);
         assert_eq!(frame["size"], payload(lsn).len());
-        assert_eq!(frame["bytes"], payload(lsn).len() + 24);
+        assert_eq!(frame["bytes"], payload(lsn).len() + 32);
         assert_eq!(frame["text"], String::from_utf8(payload(lsn)).unwrap());
         // Each record was synced before the next was written.
         assert_eq!(frame["durable_hint"], lsn - 1);
         let offset = frame["offset"].as_u64().unwrap();
-        assert!(offset >= 64 && (offset > previous_offset || offset == 64));
+        assert!(offset >= 128 && (offset > previous_offset || offset == 128));
         previous_offset = offset;
     }
     let summaries: Vec<&serde_json::Value> =
         lines.iter().filter(|l| l["type"] == "summary").collect();
     assert_eq!(summaries.len(), segs.len());
     let valid: u64 = summaries.iter().map(|l| l["valid"].as_u64().unwrap()).sum();
-    assert_eq!(valid, RECORDS);
+    assert_eq!(valid, 2 * RECORDS, "every record and its sync marker");
 
     let run = tidelog(&["dump", s(&dir), "--frames", "--from", "100", "--to", "101"]).expect(0);
     assert!(
@@ -1167,7 +1172,7 @@ fn dump_frames_show_damage_where_the_log_does_not_open() {
     assert_ne!(bad[0]["crc_stored"], bad[0]["crc_computed"]);
     let valid = lines
         .iter()
-        .filter(|l| l["type"] == "frame" && l["checksum"] == "valid")
+        .filter(|l| l["kind"] == "record" && l["checksum"] == "valid")
         .count();
     assert_eq!(valid as u64, RECORDS - 1);
     let run = tidelog(&["dump", s(&dir), "--frames"]).expect(0);
@@ -1204,7 +1209,10 @@ fn dump_reads_one_segment_file_and_a_quarantined_cut_file() {
     assert_eq!(lines[0]["segment"], segment_name.as_str());
     assert_eq!(lines[0]["cut_offset"], cut_offset);
     assert_eq!(lines[0]["checked_against"], s(&segment));
-    let frames: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "frame").collect();
+    let frames: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "frame" && l["kind"] == "record")
+        .collect();
     assert_eq!(frames[0]["lsn"], damaged);
     assert_eq!(frames[0]["offset"], cut_offset);
     assert_eq!(frames[0]["checksum"], "mismatch");

@@ -190,6 +190,9 @@ pub(crate) struct Segment {
     /// The latest batch time its frames carry (0 if none does), in milliseconds since the Unix
     /// epoch.
     pub(crate) max_ms: u64,
+    /// The offset and checksum of the last frame recovery or a refresh read (a read-only log
+    /// checks them to see the writer roll back and write other frames in their place).
+    pub(crate) last_frame: Option<(u64, u32)>,
 }
 
 impl Segment {
@@ -203,6 +206,7 @@ impl Segment {
             index: Vec::new(),
             skips: Vec::new(),
             max_ms: 0,
+            last_frame: None,
         }
     }
 

@@ -199,7 +199,8 @@ impl Tally {
                 Checksum::Valid => {
                     self.settle(false);
                     self.valid += 1;
-                    self.in_batch = !f.is_batch_end();
+                    // A sync marker stands between batches.
+                    self.in_batch = f.is_record() && !f.is_batch_end();
                 }
                 Checksum::Mismatch => self.bad(f.offset, 1, f.frame_len()),
                 Checksum::Unverified => self.unverified += 1,
@@ -441,6 +442,8 @@ impl FrameView {
                     "batch": frame_batch(f),
                     "flags": f.flags,
                     "durable_hint": f.durable_hint.get(),
+                    "time_ms": f.timestamp_ms,
+                    "kind": if f.is_record() { "record" } else { "sync_marker" },
                     "crc_stored": f.stored_crc,
                     "crc_computed": f.computed_crc,
                     "checksum": checksum_name(f.checksum()),
@@ -565,7 +568,11 @@ fn checksum_name(c: Checksum) -> &'static str {
 }
 
 fn frame_batch(f: &Frame) -> &'static str {
-    batch_flags(f.is_batch_start(), f.is_batch_end())
+    if f.is_record() {
+        batch_flags(f.is_batch_start(), f.is_batch_end())
+    } else {
+        "sync"
+    }
 }
 
 /// Per-file figures of the stats view.
@@ -581,6 +588,8 @@ struct Stats {
     batch_max: u64,
     /// Records in the batch being read.
     open_batch: u64,
+    /// Sync markers (format version 2).
+    markers: u64,
     tally: Tally,
 }
 
@@ -590,6 +599,10 @@ impl Stats {
         let Entry::Frame(f) = entry else { return };
         if f.checksum() == Checksum::Mismatch {
             self.open_batch = 0;
+            return;
+        }
+        if !f.is_record() {
+            self.markers += 1;
             return;
         }
         self.records += 1;
@@ -618,6 +631,7 @@ impl Stats {
         self.payload_bytes += other.payload_bytes;
         self.file_bytes += other.file_bytes;
         self.batches += other.batches;
+        self.markers += other.markers;
         self.batch_min = match (self.batch_min, other.batch_min) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -647,6 +661,7 @@ impl Stats {
             "type": kind,
             "file": file,
             "records": self.records,
+            "sync_markers": self.markers,
             "first_lsn": self.first.map(Lsn::get),
             "last_lsn": self.last.map(Lsn::get),
             "batches": self.batches,

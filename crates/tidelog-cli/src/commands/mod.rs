@@ -331,15 +331,17 @@ impl RecordPrinter {
             let mut value = json!({
                 "lsn": record.lsn().get(),
                 "batch": batch_position(record),
+                "time_ms": record.timestamp_ms(),
                 "size": record.data().len(),
             });
             value[self.format.name()] = serde_json::Value::String(payload);
             out.json(&value)
         } else {
             out.line(format_args!(
-                "{:>w$}  {:<6}  {:>7}  {payload}",
+                "{:>w$}  {:<6}  {:<24}  {:>7}  {payload}",
                 record.lsn().get(),
                 batch_position(record),
+                record.timestamp_ms().map_or_else(|| "-".to_owned(), utc_time),
                 record.data().len(),
                 w = self.lsn_width,
             ))
@@ -347,9 +349,39 @@ impl RecordPrinter {
     }
 }
 
+/// A time in milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub(crate) fn utc_time(ms: u64) -> String {
+    let (secs, millis) = (ms / 1000, ms % 1000);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // The proleptic Gregorian calendar from a day count (eras of 400 years).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(utc_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(utc_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(utc_time(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+    }
 
     #[test]
     fn payloads_print_on_one_line() {

@@ -106,6 +106,15 @@ impl Inner {
         if fresh.len().at("stat", path)? < active.end {
             return Err(changed("the active segment was cut"));
         }
+        // A rollback that cut the file and appends that then grew it past where this view ends
+        // leave other frames where the last one read was.
+        if let Some((offset, crc)) = active.last_frame {
+            let mut stored = [0u8; 4];
+            let n = fresh.read_full_at(&mut stored, offset).at("read", path)?;
+            if n < 4 || u32::from_le_bytes(stored) != crc {
+                return Err(changed("the active segment was rolled back and rewritten"));
+            }
+        }
         Ok(())
     }
 
@@ -152,6 +161,8 @@ impl Inner {
         let (mut end, mut next) = (start, st.next_lsn);
         // The batch being read: its first LSN and offset, and where its frames reach.
         let mut open: Option<(Lsn, u64)> = None;
+        // The last whole frame taken (a batch's last, or a marker): its offset and checksum.
+        let mut last_frame = None;
         let (mut at, mut lsn) = (start, next);
         let complete = loop {
             if at >= len {
@@ -166,6 +177,7 @@ impl Inner {
                 if frame.lsn != lsn || open.is_some() {
                     break false;
                 }
+                last_frame = Some((at, frame.crc));
                 at += frame.frame_len();
                 end = at;
                 continue;
@@ -180,6 +192,7 @@ impl Inner {
                 batches.push((first, first_at));
                 (end, next) = (at, lsn);
                 open = None;
+                last_frame = Some((at - frame.frame_len(), frame.crc));
             }
         };
         let seg = st.active_mut();
@@ -188,6 +201,9 @@ impl Inner {
         }
         // Markers alone move the end too.
         seg.end = end;
+        if last_frame.is_some() {
+            seg.last_frame = last_frame;
+        }
         st.buf_offset = end;
         if let Some(&(first, _)) = batches.first() {
             st.active_mut().last_lsn = next.prev();

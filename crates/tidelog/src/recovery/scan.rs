@@ -667,6 +667,7 @@ impl Pass {
             self.expected = header.lsn;
             self.segment.last_lsn = self.segment.last_lsn.max(header.lsn.prev());
             self.segment.end = offset + header.frame_len();
+            self.segment.last_frame = Some((offset, header.crc));
             return Ok(());
         }
         if header.batch_start() != self.batch.is_none() {
@@ -681,6 +682,7 @@ impl Pass {
             self.segment.end = offset + header.frame_len();
             let ms = header.timestamp_ms.unwrap_or(0);
             self.segment.max_ms = self.segment.max_ms.max(ms);
+            self.segment.last_frame = Some((offset, header.crc));
             self.records += header.lsn.get() - first.get() + 1;
             match self.runs.last_mut() {
                 Some(run) if run.1.next() == first => run.1 = header.lsn,

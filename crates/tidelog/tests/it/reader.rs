@@ -208,3 +208,30 @@ fn refresh_follows_a_writer_reading_only_the_new_bytes() -> Result<()> {
     ));
     Ok(())
 }
+
+/// A rollback in the active segment, then appends that grow the file past where the reader's
+/// view of it ends: the reader's view no longer matches the bytes where it ends, and a refresh
+/// says so rather than reading on from the middle of other frames (where it would find no
+/// frame, and no record, ever again).
+#[test]
+fn refresh_sees_a_rollback_that_later_appends_grew_past_its_view() -> Result<()> {
+    for env in Env::both() {
+        let ctx = env.name();
+        let writer = env.builder().open()?;
+        for lsn in 1..=4u64 {
+            writer.append(format!("record {lsn}").as_bytes(), Durability::Synced)?;
+        }
+        let reader = env.builder().read_only(true).open()?;
+        assert_eq!(reader.refresh()?, Lsn::new(4), "{ctx}");
+        writer.truncate_after(Lsn::new(2))?;
+        for lsn in 3..=6u64 {
+            let longer = format!("a longer record {lsn} that ends elsewhere");
+            writer.append(longer.as_bytes(), Durability::Synced)?;
+        }
+        assert!(
+            matches!(reader.refresh(), Err(tidelog::Error::LogChanged { .. })),
+            "{ctx}"
+        );
+    }
+    Ok(())
+}
