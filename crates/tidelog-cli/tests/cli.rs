@@ -1107,7 +1107,10 @@ fn dump_frames_of_a_healthy_log_are_its_records_with_valid_checksums() {
     // Records, and the sync marker after each synced append.
     let is_record = |l: &&serde_json::Value| l["type"] == "frame" && l["kind"] == "record";
     let markers = lines.iter().filter(|l| l["kind"] == "sync_marker").count();
-    assert_eq!(markers, RECORDS as usize, "one after each append, made durable");
+    assert_eq!(
+        markers, RECORDS as usize,
+        "one after each append, made durable"
+    );
     let frames: Vec<&serde_json::Value> = lines.iter().filter(is_record).collect();
     assert_eq!(frames.len(), RECORDS as usize);
     let mut previous_offset = 0;

@@ -426,8 +426,8 @@ pub(crate) struct FrameMeta {
     pub(crate) timestamp_ms: u64,
 }
 
-/// Appends one record frame of `layout` to `buf`. The caller has checked `payload.len()`
-/// against the maximum record size, which is below `u32::MAX`.
+/// Appends one record frame of `layout` to `buf`, its header encoded in place. The caller has
+/// checked `payload.len()` against the maximum record size, which is below `u32::MAX`.
 pub(crate) fn encode_frame(
     buf: &mut Vec<u8>,
     layout: Layout,
@@ -435,10 +435,45 @@ pub(crate) fn encode_frame(
     meta: FrameMeta,
     payload: &[u8],
 ) {
-    let header = frame_header(layout, seed, meta, payload);
-    buf.reserve(header.len() + payload.len());
-    buf.extend_from_slice(&header);
+    let n = layout.frame_header_len();
+    let start = buf.len();
+    buf.reserve(n + payload.len());
+    // At a length known here, so the copy is inlined rather than a call.
+    match layout {
+        Layout::V1 => buf.extend_from_slice(&[0u8; Layout::V1.frame_header_len()]),
+        Layout::V2 => buf.extend_from_slice(&[0u8; Layout::V2.frame_header_len()]),
+    }
+    let h = &mut buf[start..];
+    fill_header(h, layout, meta, payload.len());
+    let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &h[4..n]), payload);
+    h[0..4].copy_from_slice(&crc.to_le_bytes());
     buf.extend_from_slice(payload);
+}
+
+/// Writes every field of a frame header of `layout` but its checksum into `h`.
+fn fill_header(h: &mut [u8], layout: Layout, meta: FrameMeta, payload_len: usize) {
+    let FrameMeta {
+        kind,
+        lsn,
+        durable_hint,
+        flags,
+        timestamp_ms,
+    } = meta;
+    let len = u32::try_from(payload_len).unwrap_or(u32::MAX);
+    let lag = lsn
+        .get()
+        .checked_sub(durable_hint.get())
+        .and_then(|lag| u32::try_from(lag).ok())
+        .filter(|&lag| lag != LAG_UNKNOWN)
+        .unwrap_or(LAG_UNKNOWN);
+    h[4..8].copy_from_slice(&len.to_le_bytes());
+    h[8..16].copy_from_slice(&lsn.get().to_le_bytes());
+    h[16] = kind;
+    h[17] = flags;
+    h[20..24].copy_from_slice(&lag.to_le_bytes());
+    if layout == Layout::V2 {
+        h[24..32].copy_from_slice(&timestamp_ms.to_le_bytes());
+    }
 }
 
 /// An encoded frame header: the first `len` bytes of `bytes`.
@@ -486,30 +521,9 @@ pub(crate) fn frame_header(
     meta: FrameMeta,
     payload: &[u8],
 ) -> EncodedHeader {
-    let FrameMeta {
-        kind,
-        lsn,
-        durable_hint,
-        flags,
-        timestamp_ms,
-    } = meta;
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    let lag = lsn
-        .get()
-        .checked_sub(durable_hint.get())
-        .and_then(|lag| u32::try_from(lag).ok())
-        .filter(|&lag| lag != LAG_UNKNOWN)
-        .unwrap_or(LAG_UNKNOWN);
     let n = layout.frame_header_len();
     let mut h = [0u8; MAX_FRAME_HEADER_LEN];
-    h[4..8].copy_from_slice(&len.to_le_bytes());
-    h[8..16].copy_from_slice(&lsn.get().to_le_bytes());
-    h[16] = kind;
-    h[17] = flags;
-    h[20..24].copy_from_slice(&lag.to_le_bytes());
-    if layout == Layout::V2 {
-        h[24..32].copy_from_slice(&timestamp_ms.to_le_bytes());
-    }
+    fill_header(&mut h, layout, meta, payload.len());
     let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &h[4..n]), payload);
     h[0..4].copy_from_slice(&crc.to_le_bytes());
     EncodedHeader { bytes: h, len: n }
@@ -927,7 +941,14 @@ mod tests {
         let c = SegmentHeader { log_id: 2, ..a };
         let mut frame = Vec::new();
         let at = (Lsn::FIRST, Lsn::ZERO);
-        encode_test_frame(&mut frame, a.layout, a.seed(), at, b"payload", FLAG_BATCH_END);
+        encode_test_frame(
+            &mut frame,
+            a.layout,
+            a.seed(),
+            at,
+            b"payload",
+            FLAG_BATCH_END,
+        );
         let header = FrameHeader::parse(&frame, a.layout).unwrap();
         assert_eq!(FrameHeader::checksum(a.seed(), &frame), header.crc);
         assert_ne!(

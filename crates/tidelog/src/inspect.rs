@@ -60,8 +60,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
-    FLAG_BATCH_END, FLAG_BATCH_START, FrameHeader, Layout, MAX_SEGMENT_HEADER_LEN,
-    QUARANTINE_DIR, SegmentHeader, parse_segment_name,
+    FLAG_BATCH_END, FLAG_BATCH_START, FrameHeader, Layout, MAX_SEGMENT_HEADER_LEN, QUARANTINE_DIR,
+    SegmentHeader, parse_segment_name,
 };
 use crate::io::{OpenMode, StdStorage, Storage, StorageFile};
 use crate::types::Lsn;

@@ -25,7 +25,14 @@ fn segment(h: &SegmentHeader, n: u64) -> (Vec<u8>, Vec<u64>) {
         offsets.push(bytes.len() as u64);
         let payload = format!("record {lsn} {}", "x".repeat(i as usize % 7));
         let at = (lsn, lsn.prev());
-        encode_test_frame(&mut bytes, h.layout, h.seed(), at, payload.as_bytes(), SINGLE);
+        encode_test_frame(
+            &mut bytes,
+            h.layout,
+            h.seed(),
+            at,
+            payload.as_bytes(),
+            SINGLE,
+        );
     }
     (bytes, offsets)
 }

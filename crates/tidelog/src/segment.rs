@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    FrameCursor, FrameHeader, Layout, MAX_FRAME_HEADER_LEN, MAX_SEGMENT_HEADER_LEN,
-    SegmentHeader, Step, TEMP_SUFFIX, segment_file_name,
+    FrameCursor, FrameHeader, Layout, MAX_FRAME_HEADER_LEN, MAX_SEGMENT_HEADER_LEN, SegmentHeader,
+    Step, TEMP_SUFFIX, segment_file_name,
 };
 use crate::io::{OpenMode, Storage, StorageFile};
 use crate::types::Lsn;
@@ -45,8 +45,7 @@ impl SegmentFile {
 
     /// A segment starting at `first_lsn`, whose file is not created yet.
     pub(crate) fn planned(dir: &Path, log_id: u128, first_lsn: Lsn) -> Self {
-        let header =
-            SegmentHeader::new(log_id, first_lsn, crate::random_u64(), crate::now_ms());
+        let header = SegmentHeader::new(log_id, first_lsn, crate::random_u64(), crate::now_ms());
         let path = dir.join(segment_file_name(first_lsn));
         Self {
             path,

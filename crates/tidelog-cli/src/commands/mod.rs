@@ -341,7 +341,9 @@ impl RecordPrinter {
                 "{:>w$}  {:<6}  {:<24}  {:>7}  {payload}",
                 record.lsn().get(),
                 batch_position(record),
-                record.timestamp_ms().map_or_else(|| "-".to_owned(), utc_time),
+                record
+                    .timestamp_ms()
+                    .map_or_else(|| "-".to_owned(), utc_time),
                 record.data().len(),
                 w = self.lsn_width,
             ))

@@ -141,8 +141,7 @@ impl Inner {
         let n = records.len() as u64;
         // The frames' length in a segment of `layout` (the active one may be of an earlier
         // version; a new one is of the current).
-        let frames_len =
-            |layout: Layout| payload_bytes + n * layout.frame_header_len() as u64;
+        let frames_len = |layout: Layout| payload_bytes + n * layout.frame_header_len() as u64;
         let mut total = frames_len(Layout::CURRENT).max(frames_len(Layout::V1));
         let capacity = self.options.write_buffer_bytes;
         let mut sealed_region = None;

@@ -56,8 +56,8 @@ pub(crate) use self::append::BufferPool;
 use self::append::Region;
 pub use self::builder::LogBuilder;
 pub(crate) use self::retention::read as read_retention;
-pub(crate) use self::space::used_bytes;
 pub use self::segments::SegmentEvent;
+pub(crate) use self::space::used_bytes;
 use crate::commit::{Background, Cause, GroupCommit};
 use crate::error::{Error, Result};
 use crate::io::{DirLock, Storage};
@@ -104,10 +104,10 @@ impl State {
         &self.segments[self.segments.len() - 1]
     }
 
-    /// The time of a batch appended now: the wall clock, or the latest batch's time if the
-    /// clock went back.
+    /// The time of a batch appended now: the wall clock (its coarse reading), or the latest
+    /// batch's time if the clock went back.
     pub(crate) fn stamp(&mut self) -> u64 {
-        self.last_ms = self.last_ms.max(crate::now_ms());
+        self.last_ms = self.last_ms.max(crate::coarse_now_ms());
         self.last_ms
     }
 

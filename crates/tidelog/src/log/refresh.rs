@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 use super::{Inner, Log, State};
 use crate::error::{Error, IoContext, Result};
-use crate::format::{
-    CHECKPOINT_FILE, FrameHeader, Layout, parse_segment_name,
-};
+use crate::format::{CHECKPOINT_FILE, FrameHeader, Layout, parse_segment_name};
 use crate::io::{OpenMode, StorageFile};
 use crate::segment::{Segment, SegmentFile, read_header};
 use crate::types::Lsn;

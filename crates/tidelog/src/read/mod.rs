@@ -88,9 +88,8 @@ impl Record {
 
     /// [`Record::timestamp_ms`] as a [`SystemTime`](std::time::SystemTime).
     pub fn timestamp(&self) -> Option<std::time::SystemTime> {
-        self.timestamp_ms.and_then(|ms| {
-            std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms))
-        })
+        self.timestamp_ms
+            .and_then(|ms| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms)))
     }
 
     /// Whether the record is the first of the batch it was appended in (a single append is a

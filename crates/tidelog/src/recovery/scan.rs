@@ -625,8 +625,7 @@ impl Probation {
             self.expected,
             at,
             header.lsn,
-        )
-            && header.durable_hint > self.mark.last_lsn
+        ) && header.durable_hint > self.mark.last_lsn
     }
 }
 

@@ -466,7 +466,14 @@ fn skip_corrupt_cuts_at_the_first_damage_nothing_proves() {
     let durable = Lsn::new(14);
     let mut frame = Vec::new();
     let flags = FLAG_BATCH_START | FLAG_BATCH_END;
-    encode_test_frame(&mut frame, layout, seed, (Lsn::new(15), durable), b"abc", flags);
+    encode_test_frame(
+        &mut frame,
+        layout,
+        seed,
+        (Lsn::new(15), durable),
+        b"abc",
+        flags,
+    );
     bytes[at[14]..at[15]].copy_from_slice(&frame);
     let s = scan(segment_file(&bytes, header), len, true, SkipCorrupt, 64).unwrap();
     assert_eq!(s.stop, None);
@@ -507,7 +514,13 @@ fn the_earlier_life_of_a_recycled_segment_is_known_by_its_seed() {
     damaged[at] ^= 0x40;
     let strict = scan(segment_file(&damaged, header), len, true, Strict, MIN_CHUNK).unwrap();
     assert_eq!(strict.stop.map(|s| s.verdict), Some(Verdict::Refuse));
-    let tolerant = scan(segment_file(&damaged, header), len, true, TolerateTornTail, MIN_CHUNK);
+    let tolerant = scan(
+        segment_file(&damaged, header),
+        len,
+        true,
+        TolerateTornTail,
+        MIN_CHUNK,
+    );
     let stop = tolerant.unwrap().stop.expect("a cut");
     assert_eq!((stop.cut, stop.verdict), (data_end, Verdict::Cut));
 }

@@ -380,7 +380,11 @@ fn write_torn_tail(dir: &Path) -> Result<()> {
     let path = &segments(dir)[0];
     let bytes = read(path);
     let last = frame_of(&bytes, 12);
-    assert_eq!(last.end() + FRAME_HEADER_LEN, bytes.len(), "the close's sync marker");
+    assert_eq!(
+        last.end() + FRAME_HEADER_LEN,
+        bytes.len(),
+        "the close's sync marker"
+    );
     write(path, &bytes[..last.offset + FRAME_HEADER_LEN + 5]);
     Ok(())
 }
@@ -666,7 +670,11 @@ fn follow_the_format_document(version: u32) {
                 assert_eq!(u32_at(&b, 56), prev_extent, "{ctx}: prev_extent");
             } else {
                 assert_eq!(u32_at(&b, 56) != 0, recycled, "{ctx}: prev_seed");
-                let (prev_version, prev_end) = if recycled { (2, b.len() as u64) } else { (0, 0) };
+                let (prev_version, prev_end) = if recycled {
+                    (2, b.len() as u64)
+                } else {
+                    (0, 0)
+                };
                 assert_eq!(u32_at(&b, 60), prev_version, "{ctx}: prev_version");
                 assert_eq!(u64_at(&b, 64), 0, "{ctx}: generation");
                 assert_eq!(u64_at(&b, 72), prev_end, "{ctx}: prev_end");
@@ -729,7 +737,11 @@ fn follow_the_format_document(version: u32) {
             let durable = lsn - u64::from(u32_at(frame, 20));
             assert_eq!(
                 durable,
-                if lsn <= sealed_last + 1 { 0 } else { sealed_last },
+                if lsn <= sealed_last + 1 {
+                    0
+                } else {
+                    sealed_last
+                },
                 "LSN {lsn}: durable lag"
             );
             assert_eq!(&frame[frame_header..], payload(lsn), "LSN {lsn}: payload");
@@ -906,13 +918,7 @@ fn expected_v2(case: &str) -> [Expect; 4] {
         }
         // LSN 6 (offset 463) in the last segment; the six records after it say the log was
         // durable up to LSN 0, but the close's sync marker says it was durable through LSN 12.
-        "flipped-last" => proven(
-            463,
-            frame_checksum(0x93c6_e034, 0xb718_1d74),
-            545,
-            7,
-            551,
-        ),
+        "flipped-last" => proven(463, frame_checksum(0x93c6_e034, 0xb718_1d74), 545, 7, 551),
         // Segment 57 (LSNs 57..=112) is gone; segment 113 holds 113..=140.
         "missing-middle" => {
             let gap = CorruptionKind::MissingRecords {
@@ -941,13 +947,7 @@ fn expected_v2(case: &str) -> [Expect; 4] {
         }
         // The frame of LSN 6 (offset 623, 88 bytes) is the other log's. Every record was synced
         // as it was appended, so the sync marker after LSN 6 proves it was durable.
-        "foreign-frame" => proven(
-            623,
-            frame_checksum(0x2fcd_b262, 0x1fcc_aa9c),
-            737,
-            13,
-            711,
-        ),
+        "foreign-frame" => proven(623, frame_checksum(0x2fcd_b262, 0x1fcc_aa9c), 737, 13, 711),
         // The earlier frames after the three new ones and the close's sync marker are segment
         // 1's, known by the seed the header keeps: the end of the data. Nothing is reported, and
         // the free file is left alone.
@@ -959,13 +959,9 @@ fn expected_v2(case: &str) -> [Expect; 4] {
         })),
         // LSN 4 (offset 308) in the last segment; the frame of LSN 7 says the log was durable
         // up to LSN 6, and so does the sync marker after LSN 6: proven damage.
-        "flipped-last-proven" => proven(
-            308,
-            frame_checksum(0x32d5_b94c, 0xef5e_f429),
-            732,
-            10,
-            382,
-        ),
+        "flipped-last-proven" => {
+            proven(308, frame_checksum(0x32d5_b94c, 0xef5e_f429), 732, 10, 382)
+        }
         other => panic!("no expectations for {other}"),
     }
 }
@@ -1342,4 +1338,3 @@ fn the_readme_describes_every_case() {
         );
     }
 }
-

@@ -372,10 +372,7 @@ fn inspect_file(mem: &MemStorage, path: &Path, header_from: Option<&Path>) {
                 );
                 if u64::from(f.len) <= 1 << 20 {
                     let payload = frames.payload(f).expect("the payload reads");
-                    assert_eq!(
-                        payload,
-                        &bytes[at + head.header_len..at + head.frame_len()]
-                    );
+                    assert_eq!(payload, &bytes[at + head.header_len..at + head.frame_len()]);
                     largest_payload = largest_payload.max(u64::from(f.len));
                 }
             }

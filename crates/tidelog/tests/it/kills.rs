@@ -1248,3 +1248,115 @@ fn records_check_themselves() {
     assert!(parse(&bytes[..bytes.len() - 1]).is_err());
     assert!(parse(b"").is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The proof of a sync, after a kill
+// ---------------------------------------------------------------------------------------------
+
+/// The directory of the log the child of [`synced_child`] writes.
+const SYNCED_CHILD_DIR: &str = "TIDELOG_SYNCED_CHILD_DIR";
+/// Records the child of [`synced_child`] appends before its one sync.
+const SYNCED_RECORDS: u64 = 40;
+
+/// The child process of [`damage_to_records_synced_before_a_kill_is_reported`]: appends
+/// [`SYNCED_RECORDS`] records `Buffered` to the log named by `TIDELOG_SYNCED_CHILD_DIR`, syncs
+/// once, says so, and waits to be killed. Without that variable it returns at once.
+#[test]
+#[ignore = "the child process of a kill test; it runs only when the test starts it"]
+fn synced_child() {
+    let Some(dir) = std::env::var_os(SYNCED_CHILD_DIR) else {
+        return;
+    };
+    let log = Log::builder(Path::new(&dir))
+        .sync_policy(SyncPolicy::Manual)
+        .open()
+        .unwrap_or_else(|e| die(&format!("open: {e}")));
+    for lsn in 1..=SYNCED_RECORDS {
+        log.append(format!("record {lsn}").as_bytes(), Durability::Buffered)
+            .unwrap_or_else(|e| die(&format!("append: {e}")));
+    }
+    log.sync().unwrap_or_else(|e| die(&format!("sync: {e}")));
+    println!("{MARK}synced {}", log.last_lsn());
+    std::io::stdout()
+        .flush()
+        .unwrap_or_else(|e| die(&format!("stdout: {e}")));
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// Records appended buffered and made durable by one `sync()`, after which the writer is killed
+/// (the page cache survives): damage to any of them, the last one included, is reported as
+/// damage to durable records, in the default mode an error, not cut as a torn tail. The sync
+/// marker the sync wrote before it returned is the proof (docs/format.md, 2.4).
+#[test]
+fn damage_to_records_synced_before_a_kill_is_reported() {
+    let tmp = tempfile::Builder::new()
+        .prefix("tidelog-synced-kill")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("a temporary directory");
+    let dir = tmp.path().join("log");
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "kills::synced_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "-q",
+            "--test-threads=1",
+        ])
+        .env(SYNCED_CHILD_DIR, &dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the child");
+    let stdout = child.stdout.take().expect("the child's output");
+    let synced = BufReader::new(stdout)
+        .lines()
+        .map_while(std::result::Result::ok)
+        .find_map(|l| l.strip_prefix(MARK).map(str::to_owned))
+        .expect("the child reports its sync");
+    assert_eq!(synced, format!("synced {SYNCED_RECORDS}"));
+    child.kill().expect("kill the child");
+    let status = child.wait().expect("the child ends");
+    assert_eq!(status.signal(), Some(9), "killed: {status:?}");
+
+    let storage = tidelog::io::StdStorage::new();
+    let segment = dir.join(format!("{:020}.seg", 1));
+    let pristine = std::fs::read(&segment).expect("the segment");
+    for victim in [1, SYNCED_RECORDS / 2, SYNCED_RECORDS] {
+        let frames = tidelog::inspect::Frames::open_with(&storage, &segment, None)
+            .expect("inspect the segment");
+        let offset = frames
+            .filter_map(std::result::Result::ok)
+            .find_map(|e| match e {
+                tidelog::inspect::Entry::Frame(f) if f.is_record() && f.lsn.get() == victim => {
+                    Some(f.offset)
+                }
+                _ => None,
+            })
+            .expect("the victim's frame");
+        let mut bytes = pristine.clone();
+        bytes[usize::try_from(offset).expect("small") + 35] ^= 0x04;
+        std::fs::write(&segment, &bytes).expect("damage the record");
+        match Log::builder(&dir).open() {
+            Err(Error::Corrupt {
+                path, offset: at, ..
+            }) => {
+                assert_eq!((path, at), (segment.clone(), offset), "LSN {victim}");
+            }
+            other => panic!(
+                "LSN {victim}: damage to a synced record was not refused: {:?}",
+                other.map(|log| log.recovery_report().clone())
+            ),
+        }
+    }
+    std::fs::write(&segment, &pristine).expect("restore");
+    let log = Log::builder(&dir)
+        .open()
+        .expect("the log as the kill left it");
+    assert!(
+        log.recovery_report().is_clean(),
+        "{}",
+        log.recovery_report()
+    );
+    assert_eq!(log.last_lsn(), Lsn::new(SYNCED_RECORDS));
+}

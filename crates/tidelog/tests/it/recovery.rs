@@ -43,7 +43,8 @@ fn header_lens() -> (usize, usize) {
             let env = Env::mem();
             let log = env.open().expect("open a new log");
             let records: Vec<Vec<u8>> = (1..=n).map(payload).collect();
-            log.append_batch(&records, Durability::Synced).expect("append");
+            log.append_batch(&records, Durability::Synced)
+                .expect("append");
             log.close().expect("close");
             let path = env.segment_paths().pop().expect("the new log's segment");
             env.read_file(&path).len()
@@ -1633,7 +1634,13 @@ fn marker_hit(segs: &[SegFile], flip: Flip) -> Option<Frame> {
 /// A flip in a sync marker destroys no record: recovery refuses it where it refuses damage,
 /// ends the log before it (`PointInTime`), skips it (`SkipCorrupt`), and cuts it where it is the
 /// last frame of the log, which nothing after it proves.
-fn check_marker_flip(env: &Env, segs: &[SegFile], flip: Flip, marker: Frame, mode: RecoveryMode) -> Result<()> {
+fn check_marker_flip(
+    env: &Env,
+    segs: &[SegFile],
+    flip: Flip,
+    marker: Frame,
+    mode: RecoveryMode,
+) -> Result<()> {
     let ctx = format!("{} {mode:?} {flip:?} (a sync marker)", env.name());
     restore_flipped(env, segs, flip);
     let s = &segs[flip.seg];
@@ -1688,8 +1695,8 @@ fn check_flip(env: &Env, segs: &[SegFile], flip: Flip, mode: RecoveryMode) -> Re
     let last_seg = flip.seg + 1 == segs.len();
     // The last record of the log, with no sync marker after it to prove it durable.
     let marker_after = |f: &Frame| all_frames(&s.bytes).1.iter().any(|m| m.offset > f.offset);
-    let torn_tail = last_seg
-        && frame.is_some_and(|f| Some(&f) == s.frames.last() && !marker_after(&f));
+    let torn_tail =
+        last_seg && frame.is_some_and(|f| Some(&f) == s.frames.last() && !marker_after(&f));
     let (vmin, vmax) = (victims[0], victims[victims.len() - 1]);
     // `SkipCorrupt` goes on past the damage to the end of the log: past a damaged frame that
     // something proves, or a damaged segment that is not the last.
@@ -1782,9 +1789,11 @@ fn single_byte_flips_never_invent_records_in_any_mode() -> Result<()> {
 fn build_buffered(env: &Env) -> Result<()> {
     let log = env.open()?;
     append_n(&log, RECORDS)?;
-    while log.segments().last().is_some_and(|s| {
-        s.last_lsn.get().saturating_sub(s.first_lsn.get()) < 4
-    }) {
+    while log
+        .segments()
+        .last()
+        .is_some_and(|s| s.last_lsn.get().saturating_sub(s.first_lsn.get()) < 4)
+    {
         log.append(&payload(log.last_lsn().get() + 1), Durability::Buffered)?;
     }
     log.close()
@@ -1859,13 +1868,24 @@ fn damage_to_records_only_the_close_synced_is_proven_by_its_sync_marker() -> Res
             for mode in [Strict, TolerateTornTail] {
                 let ctx = format!("{} {mode:?} LSN {}", env.name(), victim.lsn);
                 let (path, offset, kind) = corrupt(open_in(&env, mode), &ctx);
-                assert_eq!((path, offset), (last.path.clone(), victim.offset as u64), "{ctx}");
-                assert!(matches!(kind, CorruptionKind::FrameChecksum { .. }), "{ctx}");
+                assert_eq!(
+                    (path, offset),
+                    (last.path.clone(), victim.offset as u64),
+                    "{ctx}"
+                );
+                assert!(
+                    matches!(kind, CorruptionKind::FrameChecksum { .. }),
+                    "{ctx}"
+                );
             }
             let log = open_in(&env, SkipCorrupt)?;
             let report = log.recovery_report().clone();
             let ctx = format!("{} SkipCorrupt LSN {}", env.name(), victim.lsn);
-            assert_eq!(report.lost, [lsn_range(victim.lsn, victim.lsn)], "{ctx}: {report}");
+            assert_eq!(
+                report.lost,
+                [lsn_range(victim.lsn, victim.lsn)],
+                "{ctx}: {report}"
+            );
             assert!(
                 matches!(report.damage[0].action, DamageAction::Skipped { .. }),
                 "{ctx}: {report}"

@@ -166,14 +166,24 @@ fn damage_to_a_synced_record_of_a_recycled_segment_is_reported() -> Result<()> {
         let first_recycled = log.metrics().segments_recycled;
         let mut last = log.last_lsn();
         while log.metrics().segments_recycled == first_recycled {
-            last = log.append(format!("r{}", last.get() + 1).as_bytes(), Durability::Synced)?;
+            last = log.append(
+                format!("r{}", last.get() + 1).as_bytes(),
+                Durability::Synced,
+            )?;
         }
         for _ in 0..3 {
-            last = log.append(format!("r{}", last.get() + 1).as_bytes(), Durability::Synced)?;
+            last = log.append(
+                format!("r{}", last.get() + 1).as_bytes(),
+                Durability::Synced,
+            )?;
         }
         log.close()?;
         let log = builder().open()?;
-        assert!(log.recovery_report().is_clean(), "{ctx}: {}", log.recovery_report());
+        assert!(
+            log.recovery_report().is_clean(),
+            "{ctx}: {}",
+            log.recovery_report()
+        );
         assert_eq!(log.last_lsn(), last, "{ctx}");
         drop(log);
 
