@@ -61,6 +61,16 @@ pub enum Error {
         max: u64,
     },
 
+    /// [`Log::set_metadata`](crate::Log::set_metadata) was given more than the checkpoint
+    /// file holds.
+    #[error("metadata of {len} bytes is larger than the {max} a checkpoint file holds")]
+    MetadataTooLarge {
+        /// The metadata's length.
+        len: usize,
+        /// The largest there can be.
+        max: usize,
+    },
+
     /// `append_batch` was given no records.
     #[error("a batch needs at least one record")]
     EmptyBatch,

@@ -350,16 +350,40 @@ pub(crate) fn seed_of(log_id: u128, salt: u64) -> u32 {
     crc32c::crc32c(&s)
 }
 
-/// The persisted checkpoint: records below `lsn` were dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The persisted checkpoint: records below `lsn` were dropped. Also the layout of the
+/// retention floor's file, under its own magic.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CheckpointFile {
     pub(crate) log_id: u128,
     pub(crate) lsn: Lsn,
     pub(crate) written_ms: u64,
+    /// Version 2: how far the log was durable when the file was written (informational).
+    pub(crate) durable: Lsn,
+    /// Version 2: the log's timeline generation (0 today).
+    pub(crate) generation: u64,
+    /// Version 2: the user's metadata slot, at most [`MAX_METADATA_BYTES`].
+    pub(crate) metadata: Vec<u8>,
 }
 
+/// The largest user metadata a checkpoint file holds.
+pub const MAX_METADATA_BYTES: usize = 1024;
+/// The length of a version 2 checkpoint file without its metadata.
+const CHECKPOINT_V2_FIXED: usize = 72;
+
 impl CheckpointFile {
-    pub(crate) fn encode(&self) -> [u8; CHECKPOINT_LEN] {
+    /// A checkpoint at `lsn` of log `log_id`, written now, with nothing else to say.
+    pub(crate) fn at(log_id: u128, lsn: Lsn) -> Self {
+        Self {
+            log_id,
+            lsn,
+            written_ms: crate::now_ms(),
+            durable: Lsn::ZERO,
+            generation: 0,
+            metadata: Vec::new(),
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
         self.encode_as(CHECKPOINT_MAGIC)
     }
 
@@ -367,46 +391,90 @@ impl CheckpointFile {
         Self::decode_as(b, CHECKPOINT_MAGIC)
     }
 
-    /// The layout under another file's magic (the retention floor's).
-    pub(crate) fn encode_as(&self, magic: [u8; 8]) -> [u8; CHECKPOINT_LEN] {
-        let mut b = [0u8; CHECKPOINT_LEN];
+    /// The version 2 layout under `magic` (the retention floor's file uses it too).
+    pub(crate) fn encode_as(&self, magic: [u8; 8]) -> Vec<u8> {
+        let meta = &self.metadata[..self.metadata.len().min(MAX_METADATA_BYTES)];
+        let len = CHECKPOINT_V2_FIXED + meta.len();
+        let mut b = vec![0u8; len];
         b[0..8].copy_from_slice(&magic);
         b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[12..16].copy_from_slice(&(len as u32).to_le_bytes());
         b[16..32].copy_from_slice(&self.log_id.to_le_bytes());
         b[32..40].copy_from_slice(&self.lsn.get().to_le_bytes());
         b[40..48].copy_from_slice(&self.written_ms.to_le_bytes());
-        let crc = crc32c::crc32c(&b[..48]);
-        b[48..52].copy_from_slice(&crc.to_le_bytes());
+        b[48..56].copy_from_slice(&self.durable.get().to_le_bytes());
+        b[56..64].copy_from_slice(&self.generation.to_le_bytes());
+        b[64..68].copy_from_slice(&(meta.len() as u32).to_le_bytes());
+        b[68..68 + meta.len()].copy_from_slice(meta);
+        let crc = crc32c::crc32c(&b[..len - 4]);
+        b[len - 4..].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
+    /// Decodes a file of either version under `magic`.
     pub(crate) fn decode_as(b: &[u8], magic: [u8; 8]) -> Result<Self, CorruptionKind> {
-        if b.len() != CHECKPOINT_LEN {
-            return Err(CorruptionKind::TruncatedHeader {
-                len: b.len() as u64,
-            });
+        let truncated = || CorruptionKind::TruncatedHeader {
+            len: b.len() as u64,
+        };
+        // Shorter than the shortest file of any version.
+        if b.len() < CHECKPOINT_LEN {
+            return Err(truncated());
         }
-        if b.get(0..8) != Some(&magic[..]) {
+        if b[0..8] != magic {
             return Err(CorruptionKind::BadMagic);
         }
-        if b.len() != CHECKPOINT_LEN || crc32c::crc32c(&b[..48]) != u32_at(b, 48) {
-            // Another length with another version is another layout; anything else is damage.
-            if b.len() != CHECKPOINT_LEN && u32_at(b, 8) != FORMAT_VERSION {
-                check_version(u32_at(b, 8))?;
+        // The checksum ends the file, whose length version 2 and later name at offset 12.
+        let holds = |n: usize| {
+            (8..=b.len()).contains(&n) && crc32c::crc32c(&b[..n - 4]) == u32_at(b, n - 4)
+        };
+        match u32_at(b, 8) {
+            1 => {
+                if b.len() != CHECKPOINT_LEN {
+                    return Err(truncated());
+                }
+                if !holds(CHECKPOINT_LEN) {
+                    return Err(CorruptionKind::HeaderChecksum);
+                }
+                Ok(Self {
+                    log_id: u128_at(b, 16),
+                    lsn: Lsn::new(u64_at(b, 32)),
+                    written_ms: u64_at(b, 40),
+                    durable: Lsn::ZERO,
+                    generation: 0,
+                    metadata: Vec::new(),
+                })
             }
-            if b.len() != CHECKPOINT_LEN {
-                return Err(CorruptionKind::TruncatedHeader {
-                    len: b.len() as u64,
-                });
+            2 => {
+                let named = usize::try_from(u32_at(b, 12)).unwrap_or(usize::MAX);
+                if b.len() < CHECKPOINT_V2_FIXED {
+                    return Err(truncated());
+                }
+                // The file is written whole and renamed into place: another length than the
+                // one it names is damage.
+                let meta = usize::try_from(u32_at(b, 64)).unwrap_or(usize::MAX);
+                let fits = meta <= MAX_METADATA_BYTES && named == CHECKPOINT_V2_FIXED + meta;
+                if named != b.len() || !fits || !holds(named) {
+                    return Err(CorruptionKind::HeaderChecksum);
+                }
+                Ok(Self {
+                    log_id: u128_at(b, 16),
+                    lsn: Lsn::new(u64_at(b, 32)),
+                    written_ms: u64_at(b, 40),
+                    durable: Lsn::new(u64_at(b, 48)),
+                    generation: u64_at(b, 56),
+                    metadata: b[68..68 + meta].to_vec(),
+                })
             }
-            return Err(CorruptionKind::HeaderChecksum);
+            // Another version: refused as such if its checksum holds where its own length (or
+            // version 1's) says, damage otherwise.
+            found => {
+                let named = usize::try_from(u32_at(b, 12)).unwrap_or(usize::MAX);
+                if holds(named) || (b.len() == CHECKPOINT_LEN && holds(CHECKPOINT_LEN)) {
+                    check_version(found)?;
+                }
+                Err(CorruptionKind::HeaderChecksum)
+            }
         }
-        check_version(u32_at(b, 8))?;
-        Ok(Self {
-            log_id: u128_at(b, 16),
-            lsn: Lsn::new(u64_at(b, 32)),
-            written_ms: u64_at(b, 40),
-        })
     }
 }
 
@@ -884,21 +952,62 @@ mod tests {
 
     #[test]
     fn checkpoint_round_trips_and_detects_damage() {
-        let c = CheckpointFile {
-            log_id: 3,
-            lsn: Lsn::new(77),
-            written_ms: 12,
-        };
-        let bytes = c.encode();
-        assert_eq!(CheckpointFile::decode(&bytes), Ok(c));
-        for i in 0..CHECKPOINT_LEN {
-            let mut bad = bytes;
-            bad[i] ^= 1;
-            assert!(
-                CheckpointFile::decode(&bad).is_err(),
-                "flip at byte {i} undetected"
-            );
+        for metadata in [
+            Vec::new(),
+            b"vote 7 term 3".to_vec(),
+            vec![0xab; MAX_METADATA_BYTES],
+        ] {
+            let c = CheckpointFile {
+                durable: Lsn::new(70),
+                generation: 2,
+                metadata,
+                ..CheckpointFile::at(3, Lsn::new(77))
+            };
+            let bytes = c.encode();
+            assert_eq!(bytes.len(), 72 + c.metadata.len());
+            assert_eq!(CheckpointFile::decode(&bytes), Ok(c.clone()));
+            for i in 0..bytes.len() {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1;
+                assert!(
+                    CheckpointFile::decode(&bad).is_err(),
+                    "flip at byte {i} undetected"
+                );
+            }
+            for cut in [0, 15, 51, 60, bytes.len() - 1] {
+                assert!(
+                    CheckpointFile::decode(&bytes[..cut]).is_err(),
+                    "cut at {cut}"
+                );
+            }
         }
+    }
+
+    /// A version 1 checkpoint file (52 bytes) still reads; one of a later version is refused
+    /// as such.
+    #[test]
+    fn checkpoint_files_of_other_versions() {
+        let mut v1 = vec![0u8; CHECKPOINT_LEN];
+        v1[0..8].copy_from_slice(&CHECKPOINT_MAGIC);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        v1[16..32].copy_from_slice(&9u128.to_le_bytes());
+        v1[32..40].copy_from_slice(&5u64.to_le_bytes());
+        let crc = crc32c::crc32c(&v1[..48]);
+        v1[48..52].copy_from_slice(&crc.to_le_bytes());
+        let c = CheckpointFile::decode(&v1).expect("a version 1 file");
+        assert_eq!((c.log_id, c.lsn, c.metadata.len()), (9, Lsn::new(5), 0));
+        let mut later = CheckpointFile::at(9, Lsn::new(5)).encode();
+        later[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        let n = later.len();
+        let crc = crc32c::crc32c(&later[..n - 4]);
+        later[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            CheckpointFile::decode(&later),
+            Err(CorruptionKind::UnsupportedVersion {
+                found: FORMAT_VERSION + 1,
+                supported: FORMAT_VERSION
+            })
+        );
     }
 
     /// The worked example of `docs/format.md`, byte for byte.

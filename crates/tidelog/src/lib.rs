@@ -74,7 +74,7 @@ mod types;
 
 pub use crate::commit::DurableFuture;
 pub use crate::error::{CorruptionKind, Error, Result};
-pub use crate::format::{FORMAT_VERSION, MAX_RECORD_BYTES_LIMIT};
+pub use crate::format::{FORMAT_VERSION, MAX_METADATA_BYTES, MAX_RECORD_BYTES_LIMIT};
 pub use crate::log::{Log, LogBuilder, SegmentEvent, SegmentInfo};
 pub use crate::metrics::{Metrics, Summary};
 pub use crate::options::{

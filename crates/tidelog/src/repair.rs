@@ -295,7 +295,8 @@ impl CheckpointRebuild {
             CheckpointState::Missing => None,
             _ => Some(self.quarantine_copy(&self.dir.join(CHECKPOINT_FILE))?),
         };
-        crate::recovery::write_checkpoint(storage, &self.dir, log_id, lsn)?;
+        let record = crate::format::CheckpointFile::at(log_id, lsn);
+        crate::recovery::write_checkpoint(storage, &self.dir, &record)?;
         Ok(copy)
     }
 

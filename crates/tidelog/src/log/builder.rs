@@ -214,6 +214,7 @@ impl Log {
             log_id: recovered.log_id,
             report: recovered.report,
             maintenance: Mutex::new(()),
+            metadata: Mutex::new(recovered.metadata.clone()),
             state: Mutex::new(state),
             commit: Arc::new(GroupCommit::new(durable)),
             background: Background::default(),

@@ -16,7 +16,6 @@ use crate::format::{
     FLAG_BATCH_END, FrameMeta, KIND_RECORD, SEGMENT_HEADER_LEN, TEMP_SUFFIX, encode_frame,
 };
 use crate::io::{OpenMode, StorageFile};
-use crate::recovery;
 use crate::segment::{FoundFrame, Segment, SegmentFile};
 use crate::types::Lsn;
 
@@ -260,7 +259,8 @@ impl Inner {
     }
 
     fn write_checkpoint(&self, lsn: Lsn) -> Result<()> {
-        recovery::write_checkpoint(&*self.storage, &self.dir, self.log_id, lsn)
+        let metadata = crate::log::lock_any(&self.metadata).clone();
+        self.write_checkpoint_file(lsn, metadata)
     }
 
     /// Rewrites the active segment so it ends with `last`, marked as the end of its batch: the

@@ -40,6 +40,7 @@
 mod append;
 mod builder;
 mod maintenance;
+mod metadata;
 mod refresh;
 mod retention;
 mod segments;
@@ -161,6 +162,8 @@ pub(crate) struct Inner {
     pub(crate) log_id: u128,
     pub(crate) report: RecoveryReport,
     pub(crate) maintenance: Mutex<()>,
+    /// The user metadata slot, as the checkpoint file holds it.
+    pub(crate) metadata: Mutex<Vec<u8>>,
     pub(crate) state: Mutex<State>,
     /// Shared with iterators, which check the rollback generation without keeping the log.
     pub(crate) commit: Arc<GroupCommit>,

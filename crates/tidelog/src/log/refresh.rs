@@ -69,8 +69,9 @@ impl Log {
                 break;
             }
         }
-        if let Some(checkpoint) = inner.read_checkpoint_lsn()? {
-            st.checkpoint = st.checkpoint.max(checkpoint);
+        if let Some(checkpoint) = inner.read_checkpoint()? {
+            st.checkpoint = st.checkpoint.max(checkpoint.lsn);
+            *super::lock_any(&inner.metadata) = checkpoint.metadata;
         }
         let last = st.last_lsn();
         if last > before {
@@ -212,11 +213,11 @@ impl Inner {
         Ok(complete && at == end)
     }
 
-    /// The checkpoint LSN the writer last persisted, if the file is there and decodes.
-    fn read_checkpoint_lsn(&self) -> Result<Option<Lsn>> {
+    /// The checkpoint file the writer last persisted, if it is there and decodes.
+    fn read_checkpoint(&self) -> Result<Option<crate::format::CheckpointFile>> {
         let path = self.dir.join(CHECKPOINT_FILE);
         match crate::recovery::read_checkpoint(&*self.storage, &path) {
-            Ok(c) => Ok(Some(c.lsn)),
+            Ok(c) => Ok(Some(c)),
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Ok(None)
             }

@@ -90,11 +90,7 @@ pub(crate) fn read(storage: &dyn Storage, dir: &Path, log_id: u128) -> Result<Op
 fn write(storage: &dyn Storage, dir: &Path, log_id: u128, floor: Option<Lsn>) -> Result<()> {
     let path = dir.join(RETENTION_FILE);
     let tmp = dir.join(format!("{RETENTION_FILE}{TEMP_SUFFIX}"));
-    let record = CheckpointFile {
-        log_id,
-        lsn: floor.unwrap_or(Lsn::ZERO),
-        written_ms: crate::now_ms(),
-    };
+    let record = CheckpointFile::at(log_id, floor.unwrap_or(Lsn::ZERO));
     let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
     file.write_all_at(&record.encode_as(RETENTION_MAGIC), 0)
         .at("write", &tmp)?;

@@ -53,6 +53,8 @@ pub(crate) struct Recovered {
     /// The latest batch time in the segments kept (0 if none carries one): new batches are
     /// never given an earlier one.
     pub(crate) last_ms: u64,
+    /// The user metadata the checkpoint file holds.
+    pub(crate) metadata: Vec<u8>,
     pub(crate) report: RecoveryReport,
 }
 
@@ -81,16 +83,10 @@ fn is_own_temp(name: &str) -> bool {
 pub(crate) fn write_checkpoint(
     storage: &dyn Storage,
     dir: &Path,
-    log_id: u128,
-    lsn: Lsn,
+    record: &CheckpointFile,
 ) -> Result<()> {
     let path = dir.join(CHECKPOINT_FILE);
     let tmp = dir.join(format!("{CHECKPOINT_FILE}{TEMP_SUFFIX}"));
-    let record = CheckpointFile {
-        log_id,
-        lsn,
-        written_ms: crate::now_ms(),
-    };
     let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
     file.write_all_at(&record.encode(), 0).at("write", &tmp)?;
     file.sync_data().at("sync", &tmp)?;
@@ -157,7 +153,11 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
             path: dir.to_path_buf(),
         });
     }
-    let cp = checkpoint.map_or(Lsn::FIRST, |c| c.lsn);
+    let cp = checkpoint.as_ref().map_or(Lsn::FIRST, |c| c.lsn);
+    let metadata = checkpoint
+        .as_ref()
+        .map(|c| c.metadata.clone())
+        .unwrap_or_default();
     let log_id = match checkpoint {
         Some(c) => c.log_id,
         None => match rec.common_log_id(&segments)? {
@@ -168,7 +168,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
                 let id = crate::random_u128();
                 // A dry run changes nothing: it reports with the identity it would write.
                 if !rec.dry_run {
-                    write_checkpoint(storage, dir, id, Lsn::FIRST)?;
+                    write_checkpoint(storage, dir, &CheckpointFile::at(id, Lsn::FIRST))?;
                 }
                 id
             }
@@ -378,6 +378,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         checkpoint: cp,
         next_lsn,
         last_ms: kept.iter().map(|s| s.max_ms).max().unwrap_or(0),
+        metadata,
         segments: kept,
         free,
         retention: floor,

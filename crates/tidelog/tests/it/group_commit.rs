@@ -50,13 +50,13 @@ fn bytes_policy_syncs_once_enough_is_appended() -> Result<()> {
     // Far below the threshold: nothing makes it durable (no timer in this policy).
     std::thread::sleep(Duration::from_millis(20));
     assert!(log.durable_lsn() < first);
-    // Frames of 24 + 100 bytes: the ninth takes the count to 1116, past the threshold. The
+    // Frames of 32 + 100 bytes: the eighth takes the count to 1056, past the threshold. The
     // sync covers at least that record (records after it may be in it too, or not).
     let mut crossing = first;
-    for _ in 0..8 {
+    for _ in 0..7 {
         crossing = log.append(&[2; 100], Durability::Buffered)?;
     }
-    assert_eq!(crossing.get(), 9);
+    assert_eq!(crossing.get(), 8);
     assert!(
         eventually(|| log.durable_lsn() >= crossing),
         "the byte count triggered a sync"

@@ -1503,7 +1503,11 @@ fn corrupt_checkpoint_file_is_a_typed_error_in_every_mode() -> Result<()> {
         log.close()?;
         let path = env.dir.join("CHECKPOINT");
         let good = env.read_file(&path);
-        assert_eq!(good.len(), 52);
+        assert_eq!(
+            good.len(),
+            72,
+            "a checkpoint file of version 2 without metadata"
+        );
 
         let flipped = |at: usize| {
             let mut b = good.clone();
@@ -1524,7 +1528,7 @@ fn corrupt_checkpoint_file_is_a_typed_error_in_every_mode() -> Result<()> {
             (Vec::new(), CorruptionKind::TruncatedHeader { len: 0 }),
             (
                 [good.as_slice(), b"x"].concat(),
-                CorruptionKind::TruncatedHeader { len: 53 },
+                CorruptionKind::HeaderChecksum,
             ),
         ];
         for (bytes, expected) in cases {
