@@ -300,3 +300,103 @@ fn capacity_smaller_than_a_segment_is_refused() {
         "{err}"
     );
 }
+
+/// The user metadata slot: kept in the checkpoint file, carried over by checkpoints and resets,
+/// read back after a reopen, refused past its limit and on a read-only log, and seen by a
+/// read-only log's refresh.
+#[test]
+fn metadata_survives_checkpoints_resets_and_reopens() -> tidelog::Result<()> {
+    for env in crate::common::Env::both() {
+        let ctx = env.name();
+        let log = env.open()?;
+        assert!(log.metadata().is_empty(), "{ctx}");
+        log.set_metadata(b"vote 1 term 1")?;
+        crate::common::append_n(&log, 50)?;
+        log.checkpoint(tidelog::Lsn::new(20))?;
+        assert_eq!(log.metadata(), b"vote 1 term 1", "{ctx}");
+        let reader = env.builder().read_only(true).open()?;
+        assert_eq!(reader.metadata(), b"vote 1 term 1", "{ctx}");
+        log.set_metadata(b"vote 2 term 3")?;
+        reader.refresh()?;
+        assert_eq!(
+            reader.metadata(),
+            b"vote 2 term 3",
+            "{ctx}: a refresh reads it again"
+        );
+        assert!(
+            matches!(reader.set_metadata(b"x"), Err(tidelog::Error::ReadOnly)),
+            "{ctx}"
+        );
+        drop(reader);
+        let too_large = vec![7; tidelog::MAX_METADATA_BYTES + 1];
+        assert!(
+            matches!(
+                log.set_metadata(&too_large),
+                Err(tidelog::Error::MetadataTooLarge { len, max })
+                    if len == tidelog::MAX_METADATA_BYTES + 1 && max == tidelog::MAX_METADATA_BYTES
+            ),
+            "{ctx}"
+        );
+        log.reset()?;
+        assert_eq!(log.metadata(), b"vote 2 term 3", "{ctx}: a reset keeps it");
+        let largest = vec![9; tidelog::MAX_METADATA_BYTES];
+        log.set_metadata(&largest)?;
+        drop(log);
+        let log = env.open()?;
+        assert_eq!(log.metadata(), largest, "{ctx}: after a reopen");
+        assert!(log.recovery_report().is_clean(), "{ctx}");
+    }
+    Ok(())
+}
+
+/// A crash at every storage call of `set_metadata` leaves the old metadata or the new one,
+/// never a mix and never a log that does not open.
+#[test]
+fn a_crash_anywhere_in_set_metadata_leaves_the_old_or_the_new() -> tidelog::Result<()> {
+    use std::sync::Arc;
+    use tidelog::io::{CrashMode, FaultPlan, FaultyStorage, MemStorage};
+    let open = |storage: Arc<dyn tidelog::io::Storage>| {
+        tidelog::Log::builder("/log").storage(storage).open()
+    };
+    // Count the storage calls of one `set_metadata`.
+    let mem = MemStorage::new();
+    let faulty = FaultyStorage::new(Arc::new(mem.clone()), FaultPlan::new());
+    let log = open(Arc::new(faulty.clone()))?;
+    log.set_metadata(b"old")?;
+    let before = faulty.mutating_ops();
+    log.set_metadata(b"new")?;
+    let calls = faulty.mutating_ops() - before;
+    drop(log);
+    assert!(
+        calls >= 4,
+        "temporary file, write, fsync, rename, directory fsync: {calls}"
+    );
+    for n in 0..=calls {
+        for mode in [CrashMode::DropUnsynced, CrashMode::Torn { seed: n }] {
+            let mem = MemStorage::new();
+            let log = open(Arc::new(mem.clone()))?;
+            log.set_metadata(b"old")?;
+            drop(log);
+            let faulty = FaultyStorage::new(Arc::new(mem.clone()), FaultPlan::new());
+            let log = open(Arc::new(faulty.clone()))?;
+            let start = faulty.mutating_ops();
+            drop(log);
+            let faulty = FaultyStorage::new(
+                Arc::new(mem.clone()),
+                FaultPlan::new().fail_after(start + n),
+            );
+            if let Ok(log) = open(Arc::new(faulty)) {
+                let _ = log.set_metadata(b"new");
+                std::mem::forget(log); // the process dies
+            }
+            mem.crash(mode);
+            let log = open(Arc::new(mem.clone()))?;
+            let found = log.metadata();
+            assert!(
+                found == b"old" || found == b"new",
+                "crash after call {n} of {calls} ({mode:?}): {found:?}"
+            );
+        }
+    }
+    Ok(())
+}
