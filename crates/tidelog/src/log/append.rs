@@ -73,9 +73,7 @@ pub(crate) struct Region {
 struct Direct {
     file: Arc<SegmentFile>,
     offset: u64,
-    first: Lsn,
-    durable_hint: Lsn,
-    timestamp_ms: u64,
+    batch: BatchMeta,
 }
 
 impl Log {
@@ -210,9 +208,11 @@ impl Inner {
                 direct = Some(Direct {
                     file,
                     offset,
-                    first,
-                    durable_hint,
-                    timestamp_ms,
+                    batch: BatchMeta {
+                        first,
+                        durable_hint,
+                        timestamp_ms,
+                    },
                 });
             } else {
                 if st.buf.is_empty() {
@@ -302,14 +302,7 @@ impl Inner {
         let layout = d.file.layout();
         for (i, record) in records.iter().enumerate() {
             let payload = record.as_ref();
-            let meta = FrameMeta {
-                kind: KIND_RECORD,
-                lsn: Lsn::new(d.first.get() + i as u64),
-                durable_hint: d.durable_hint,
-                flags: batch_flags(i, n),
-                timestamp_ms: d.timestamp_ms,
-            };
-            let header = frame_header(layout, d.file.seed, meta, payload);
+            let header = frame_header(layout, d.file.seed, d.batch.frame(i, n), payload);
             if payload.len() >= IN_PLACE_BYTES {
                 if !gathered.is_empty() {
                     write(&gathered, gathered_at)?;
@@ -329,7 +322,7 @@ impl Inner {
         if !gathered.is_empty() {
             write(&gathered, gathered_at)?;
         }
-        self.commit.complete(d.first, last)
+        self.commit.complete(d.batch.first, last)
     }
 }
 
@@ -339,6 +332,19 @@ struct BatchMeta {
     first: Lsn,
     durable_hint: Lsn,
     timestamp_ms: u64,
+}
+
+impl BatchMeta {
+    /// What the frame of record `i` of the batch's `n` carries.
+    fn frame(&self, i: usize, n: usize) -> FrameMeta {
+        FrameMeta {
+            kind: KIND_RECORD,
+            lsn: Lsn::new(self.first.get() + i as u64),
+            durable_hint: self.durable_hint,
+            flags: batch_flags(i, n),
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
 }
 
 /// Encodes a batch's frames into `buf`, the first with the batch-start flag and the last with
@@ -352,14 +358,7 @@ fn encode_batch<B: AsRef<[u8]>>(
 ) {
     let n = records.len();
     for (i, record) in records.iter().enumerate() {
-        let meta = FrameMeta {
-            kind: KIND_RECORD,
-            lsn: Lsn::new(batch.first.get() + i as u64),
-            durable_hint: batch.durable_hint,
-            flags: batch_flags(i, n),
-            timestamp_ms: batch.timestamp_ms,
-        };
-        encode_frame(buf, layout, seed, meta, record.as_ref());
+        encode_frame(buf, layout, seed, batch.frame(i, n), record.as_ref());
     }
 }
 
