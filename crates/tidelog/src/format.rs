@@ -1043,6 +1043,63 @@ mod tests {
         assert_eq!(hex.join("\n"), expected, "seed {:#010x}", header.seed());
     }
 
+    /// The hex dump of `bytes`, 16 to a row, as the format document shows files.
+    fn hex_rows(bytes: &[u8]) -> String {
+        let rows: Vec<String> = bytes
+            .chunks(16)
+            .enumerate()
+            .map(|(i, row)| {
+                let bytes: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{:08x}  {}", i * 16, bytes.join(" "))
+            })
+            .collect();
+        rows.join("\n")
+    }
+
+    /// The worked example of version 2 in `docs/format.md`: the same record, then the sync
+    /// marker a sync after it writes.
+    #[test]
+    fn worked_example_of_version_2() {
+        let header = SegmentHeader::new(
+            0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10,
+            Lsn::FIRST,
+            0x1122_3344_5566_7788,
+            1_700_000_000_000,
+        );
+        let mut file = header.encode();
+        let record = FrameMeta {
+            kind: KIND_RECORD,
+            lsn: Lsn::FIRST,
+            durable_hint: Lsn::ZERO,
+            flags: FLAG_BATCH_START | FLAG_BATCH_END,
+            timestamp_ms: 1_700_000_000_000,
+        };
+        encode_frame(&mut file, Layout::V2, header.seed(), record, b"hi");
+        let marker = FrameMeta {
+            kind: KIND_SYNC,
+            lsn: Lsn::new(2),
+            durable_hint: Lsn::FIRST,
+            flags: 0,
+            timestamp_ms: 1_700_000_000_001,
+        };
+        encode_frame(&mut file, Layout::V2, header.seed(), marker, &[]);
+        let expected = "\
+00000000  54 44 4c 47 53 45 47 00 02 00 00 00 80 00 00 00
+00000010  10 0f 0e 0d 0c 0b 0a 09 08 07 06 05 04 03 02 01
+00000020  01 00 00 00 00 00 00 00 88 77 66 55 44 33 22 11
+00000030  00 68 e5 cf 8b 01 00 00 00 00 00 00 00 00 00 00
+00000040  00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+00000050  00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+00000060  00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+00000070  00 00 00 00 00 00 00 00 00 00 00 00 24 b2 ed be
+00000080  3e 97 f5 07 02 00 00 00 01 00 00 00 00 00 00 00
+00000090  01 03 00 00 01 00 00 00 00 68 e5 cf 8b 01 00 00
+000000a0  68 69 3e d1 67 bb 00 00 00 00 02 00 00 00 00 00
+000000b0  00 00 02 00 00 00 01 00 00 00 01 68 e5 cf 8b 01
+000000c0  00 00";
+        assert_eq!(hex_rows(&file), expected, "seed {:#010x}", header.seed());
+    }
+
     #[test]
     fn frame_checksum_is_salted() {
         let a = SegmentHeader::new(1, Lsn::FIRST, 1, 0);
