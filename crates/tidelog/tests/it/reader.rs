@@ -235,3 +235,49 @@ fn refresh_sees_a_rollback_that_later_appends_grew_past_its_view() -> Result<()>
     }
     Ok(())
 }
+
+/// Every record read back carries the time of its batch's append: the same for every record of
+/// a batch, never decreasing along the log, across a reopen too, and the wall clock's (to the
+/// coarse clock's tick, which lags the precise one by a few milliseconds at most).
+#[test]
+fn records_carry_the_time_of_their_append() -> Result<()> {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as u64
+    };
+    for env in Env::both() {
+        let ctx = env.name();
+        let before = now();
+        let log = env.open()?;
+        append_n(&log, 20)?;
+        log.append_batch(&[payload(21), payload(22), payload(23)], Durability::Synced)?;
+        drop(log);
+        let log = env.open()?;
+        append_n(&log, 10)?;
+        log.sync()?;
+        let after = now();
+        let records: Vec<tidelog::Record> = log.iter()?.collect::<Result<_>>()?;
+        assert_eq!(records.len(), 33, "{ctx}");
+        let times: Vec<u64> = records
+            .iter()
+            .map(|r| r.timestamp_ms().expect("format 2 keeps times"))
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{ctx}: {times:?}");
+        assert!(
+            times[0] + 20 >= before && times[32] <= after,
+            "{ctx}: {times:?}"
+        );
+        assert!(
+            times[20] == times[21] && times[21] == times[22],
+            "{ctx}: one batch, one time"
+        );
+        assert_eq!(
+            records[0].timestamp(),
+            Some(std::time::UNIX_EPOCH + Duration::from_millis(times[0])),
+            "{ctx}"
+        );
+    }
+    Ok(())
+}
