@@ -400,3 +400,54 @@ fn a_crash_anywhere_in_set_metadata_leaves_the_old_or_the_new() -> tidelog::Resu
     }
     Ok(())
 }
+
+/// `set_metadata` beside appends, syncs and checkpoints on other threads: every call succeeds,
+/// the checkpoint only moves forward, and after a reopen the checkpoint file holds the last
+/// metadata set with the last checkpoint (both write the same file, one at a time).
+#[test]
+fn set_metadata_beside_appends_syncs_and_checkpoints() -> tidelog::Result<()> {
+    for env in crate::common::Env::both() {
+        let ctx = env.name();
+        let log = env.open()?;
+        std::thread::scope(|s| -> tidelog::Result<()> {
+            let appender = s.spawn(|| -> tidelog::Result<()> {
+                for i in 0..300u64 {
+                    let d = if i % 7 == 0 {
+                        Durability::Synced
+                    } else {
+                        Durability::Buffered
+                    };
+                    log.append(&payload(i + 1), d)?;
+                }
+                Ok(())
+            });
+            let syncer = s.spawn(|| -> tidelog::Result<()> {
+                for _ in 0..50 {
+                    log.sync()?;
+                }
+                Ok(())
+            });
+            let checkpointer = s.spawn(|| -> tidelog::Result<()> {
+                for _ in 0..30 {
+                    let cp = log.durable_lsn().next().min(log.last_lsn().next());
+                    log.checkpoint(cp)?;
+                }
+                Ok(())
+            });
+            for i in 0..40u32 {
+                log.set_metadata(&i.to_le_bytes())?;
+            }
+            appender.join().expect("appender")?;
+            syncer.join().expect("syncer")?;
+            checkpointer.join().expect("checkpointer")
+        })?;
+        let checkpoint = log.checkpoint_lsn();
+        assert_eq!(log.metadata(), 39u32.to_le_bytes(), "{ctx}");
+        drop(log);
+        let log = env.open()?;
+        assert_eq!(log.metadata(), 39u32.to_le_bytes(), "{ctx}: after a reopen");
+        assert_eq!(log.checkpoint_lsn(), checkpoint, "{ctx}");
+        assert!(log.recovery_report().is_clean(), "{ctx}");
+    }
+    Ok(())
+}
