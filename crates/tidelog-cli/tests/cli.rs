@@ -1133,7 +1133,24 @@ fn dump_frames_of_a_healthy_log_are_its_records_with_valid_checksums() {
         lines.iter().filter(|l| l["type"] == "summary").collect();
     assert_eq!(summaries.len(), segs.len());
     let valid: u64 = summaries.iter().map(|l| l["valid"].as_u64().unwrap()).sum();
-    assert_eq!(valid, 2 * RECORDS, "every record and its sync marker");
+    // The seal ending each segment but the last names the LSNs of its records.
+    let seals: Vec<&serde_json::Value> = lines.iter().filter(|l| l["kind"] == "seal").collect();
+    assert_eq!(seals.len(), segs.len() - 1);
+    let mut first = 1;
+    for seal in &seals {
+        assert_eq!(seal["checksum"], "valid");
+        assert_eq!(seal["seal"]["first_lsn"], first);
+        let last = seal["seal"]["last_lsn"].as_u64().unwrap();
+        assert_eq!(seal["lsn"], last + 1);
+        assert!(seal["seal"]["first_ms"].as_u64() <= seal["seal"]["last_ms"].as_u64());
+        first = last + 1;
+    }
+    let sealed = seals.len() as u64;
+    assert_eq!(
+        valid,
+        2 * RECORDS + sealed,
+        "every record, its sync marker, the seals"
+    );
 
     let run = tidelog(&["dump", s(&dir), "--frames", "--from", "100", "--to", "101"]).expect(0);
     assert!(

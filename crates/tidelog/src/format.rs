@@ -83,6 +83,11 @@ pub(crate) const KIND_RECORD: u8 = 1;
 /// Frame kind of a sync marker (version 2): no payload, no LSN of its own; written after an
 /// fsync, it says through its durable hint how far the log was durable (format.md, 2.4).
 pub(crate) const KIND_SYNC: u8 = 2;
+/// Frame kind of a seal (version 2): the last frame of a segment that a roll sealed, naming the
+/// LSNs and the times of its records (format.md, 2.5).
+pub(crate) const KIND_SEAL: u8 = 3;
+/// The payload length of a seal: first and last LSN, first and last batch time.
+pub(crate) const SEAL_LEN: usize = 32;
 /// Frame flag: this record is the last of its batch (a single append is a batch of one).
 pub(crate) const FLAG_BATCH_END: u8 = 1;
 /// Frame flag: this record is the first of its batch.
@@ -558,6 +563,31 @@ impl std::ops::Deref for EncodedHeader {
     }
 }
 
+/// The payload of a seal: the first and last LSN of the sealed segment's records and the times
+/// of their first and last batch.
+pub(crate) fn seal_payload(first: Lsn, last: Lsn, first_ms: u64, last_ms: u64) -> [u8; SEAL_LEN] {
+    let mut p = [0u8; SEAL_LEN];
+    p[0..8].copy_from_slice(&first.get().to_le_bytes());
+    p[8..16].copy_from_slice(&last.get().to_le_bytes());
+    p[16..24].copy_from_slice(&first_ms.to_le_bytes());
+    p[24..32].copy_from_slice(&last_ms.to_le_bytes());
+    p
+}
+
+/// The first and last LSN and batch time of a seal's payload, or `None` if it is not 32 bytes
+/// long.
+pub(crate) fn decode_seal(p: &[u8]) -> Option<(Lsn, Lsn, u64, u64)> {
+    if p.len() != SEAL_LEN {
+        return None;
+    }
+    Some((
+        Lsn::new(u64_at(p, 0)),
+        Lsn::new(u64_at(p, 8)),
+        u64_at(p, 16),
+        u64_at(p, 24),
+    ))
+}
+
 /// Encodes a record frame of `layout` with time 0, for tests.
 #[cfg(test)]
 pub(crate) fn encode_test_frame(
@@ -624,7 +654,7 @@ impl FrameHeader {
         let len = u32_at(b, 4);
         let lsn = Lsn::new(u64_at(b, 8));
         let kind = b[16];
-        let marker = kind == KIND_SYNC && layout == Layout::V2;
+        let marker = (kind == KIND_SYNC || kind == KIND_SEAL) && layout == Layout::V2;
         if !(kind == KIND_RECORD || marker) || b[17] & !KNOWN_FLAGS != 0 || b[18] != 0 || b[19] != 0
         {
             return None;
@@ -632,8 +662,13 @@ impl FrameHeader {
         if len > MAX_RECORD_BYTES_LIMIT || lsn == Lsn::ZERO {
             return None;
         }
-        // A marker belongs to no batch and carries nothing.
-        if marker && (b[17] != 0 || len != 0) {
+        // A marker belongs to no batch; a sync marker carries nothing, a seal its 32 bytes.
+        let marker_len = if kind == KIND_SEAL {
+            SEAL_LEN as u32
+        } else {
+            0
+        };
+        if marker && (b[17] != 0 || len != marker_len) {
             return None;
         }
         let durable_hint = match u32_at(b, 20) {
@@ -655,6 +690,11 @@ impl FrameHeader {
     /// Whether the frame holds a user record (not a marker).
     pub(crate) fn is_record(&self) -> bool {
         self.kind == KIND_RECORD
+    }
+
+    /// Whether the frame is a seal.
+    pub(crate) fn is_seal(&self) -> bool {
+        self.kind == KIND_SEAL
     }
 
     /// The length of the header: where the payload starts in the frame.

@@ -218,6 +218,24 @@ impl Checksum {
     }
 }
 
+/// What a seal says of the segment it ends: the LSNs of its first and last record and the times
+/// of its first and last batch (milliseconds since the Unix epoch). Written when a roll ends the
+/// segment (format.md, 2.5), it lets a copy of the segment (in an archive, say) be checked
+/// whole: the records must run from `first_lsn` to `last_lsn`, and the seal must be the last
+/// frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Seal {
+    /// The LSN of the segment's first record.
+    pub first_lsn: Lsn,
+    /// The LSN of its last record.
+    pub last_lsn: Lsn,
+    /// The time of its first batch.
+    pub first_ms: u64,
+    /// The time of its last batch.
+    pub last_ms: u64,
+}
+
 /// A well-formed frame header whose frame fits in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -242,15 +260,22 @@ pub struct Frame {
     pub timestamp_ms: Option<u64>,
     /// The length of the frame's header.
     pub header_len: u32,
-    /// The frame's kind: 1 for a record, 2 for a sync marker (format version 2), which holds no
-    /// record and carries, as its LSN, the LSN the next record takes.
+    /// The frame's kind: 1 for a record; in format version 2, 2 for a sync marker and 3 for a
+    /// segment's seal, which hold no record and carry, as their LSN, the LSN the next record
+    /// takes.
     pub kind: u8,
 }
 
 impl Frame {
-    /// Whether the frame holds a record (not a sync marker).
+    /// Whether the frame holds a record (not a sync marker or a seal).
     pub fn is_record(&self) -> bool {
         self.kind == crate::format::KIND_RECORD
+    }
+
+    /// Whether the frame is a seal, the last frame of a segment that a roll ended (format
+    /// version 2); [`Frames::seal`] reads what it says.
+    pub fn is_seal(&self) -> bool {
+        self.kind == crate::format::KIND_SEAL
     }
 
     /// Whether the frame opens a batch.
@@ -472,6 +497,27 @@ impl Frames {
             .read_exact_at(&mut data, at)
             .at("read", &self.path)?;
         Ok(data)
+    }
+
+    /// What the seal `frame` (one this iterator returned) says of its segment; `None` if the
+    /// frame is no seal or its payload does not decode. Check [`Frame::checksum`] before
+    /// trusting it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read.
+    pub fn seal(&self, frame: &Frame) -> Result<Option<Seal>> {
+        if !frame.is_seal() {
+            return Ok(None);
+        }
+        let payload = self.payload(frame)?;
+        Ok(
+            crate::format::decode_seal(&payload).map(|(first, last, first_ms, last_ms)| Seal {
+                first_lsn: first,
+                last_lsn: last,
+                first_ms,
+                last_ms,
+            }),
+        )
     }
 
     /// Up to `n` bytes of the file from `at` (fewer only at its end).

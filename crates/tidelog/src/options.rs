@@ -127,7 +127,9 @@ impl std::str::FromStr for RecoveryMode {
 pub struct Options {
     /// Target size of a segment file in bytes; the active segment is rolled before an append that
     /// would take it past this size. A batch never spans segments, so a segment holding one batch
-    /// larger than this is larger. Default [`DEFAULT_SEGMENT_BYTES`]; at least
+    /// larger than this is larger; and what follows the last batch, a sync marker and the seal
+    /// that ends the segment (96 bytes in all, format.md 2.4 and 2.5), may go past it too.
+    /// Default [`DEFAULT_SEGMENT_BYTES`]; at least
     /// [`MIN_SEGMENT_BYTES`].
     pub segment_bytes: u64,
     /// Largest record accepted, checked before anything is allocated or written. Default

@@ -189,6 +189,10 @@ pub(crate) struct Segment {
     /// The latest batch time its frames carry (0 if none does), in milliseconds since the Unix
     /// epoch.
     pub(crate) max_ms: u64,
+    /// The time of its first batch (0 if it has none, or its frames carry no time).
+    pub(crate) min_ms: u64,
+    /// Recovery found it ends with a seal: appends never go to it.
+    pub(crate) sealed: bool,
     /// The offset and checksum of the last frame recovery or a refresh read (a read-only log
     /// checks them to see the writer roll back and write other frames in their place).
     pub(crate) last_frame: Option<(u64, u32)>,
@@ -205,6 +209,8 @@ impl Segment {
             index: Vec::new(),
             skips: Vec::new(),
             max_ms: 0,
+            min_ms: 0,
+            sealed: false,
             last_frame: None,
         }
     }

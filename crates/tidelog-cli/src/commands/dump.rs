@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
-use tidelog::inspect::{Checksum, Entry, FileKind, Frame, Frames, HeaderSource, Unavailable};
+use tidelog::inspect::{Checksum, Entry, FileKind, Frame, Frames, HeaderSource, Seal, Unavailable};
 use tidelog::io::StdStorage;
 use tidelog::{Lsn, RecoveryMode};
 
@@ -285,10 +285,14 @@ fn frames(args: &Args, ctx: &Ctx, files: &[PathBuf]) -> anyhow::Result<ExitCode>
                 Entry::Frame(f) => Some(frames.payload(f)?),
                 _ => None,
             };
+            let seal = match &entry {
+                Entry::Frame(f) => frames.seal(f)?,
+                _ => None,
+            };
             if ctx.json {
-                out.json(&view.entry_json(&entry, payload.as_deref()))?;
+                out.json(&view.entry_json(&entry, payload.as_deref(), seal))?;
             } else {
-                view.entry_line(&mut out, &entry, payload.as_deref())?;
+                view.entry_line(&mut out, &entry, payload.as_deref(), seal)?;
             }
         }
         if complete {
@@ -386,6 +390,7 @@ impl FrameView {
         out: &mut Out,
         entry: &Entry,
         payload: Option<&[u8]>,
+        seal: Option<Seal>,
     ) -> anyhow::Result<()> {
         let w = self.width;
         match entry {
@@ -410,7 +415,16 @@ impl FrameView {
                     f.flags,
                     f.durable_hint,
                     f.stored_crc,
-                    self.payload.encode(payload.unwrap_or_default()),
+                    match seal {
+                        Some(seal) => format!(
+                            "seal: LSN {}..={}, batches {} to {}",
+                            seal.first_lsn,
+                            seal.last_lsn,
+                            utc(seal.first_ms),
+                            utc(seal.last_ms)
+                        ),
+                        None => self.payload.encode(payload.unwrap_or_default()),
+                    },
                 ))
             }
             Entry::Zeros { offset, len } => out.line(format_args!(
@@ -429,7 +443,7 @@ impl FrameView {
         }
     }
 
-    fn entry_json(&self, entry: &Entry, payload: Option<&[u8]>) -> Value {
+    fn entry_json(&self, entry: &Entry, payload: Option<&[u8]>, seal: Option<Seal>) -> Value {
         match entry {
             Entry::Frame(f) => {
                 let mut value = json!({
@@ -443,13 +457,25 @@ impl FrameView {
                     "flags": f.flags,
                     "durable_hint": f.durable_hint.get(),
                     "time_ms": f.timestamp_ms,
-                    "kind": if f.is_record() { "record" } else { "sync_marker" },
+                    "kind": match f.kind {
+                        1 => "record",
+                        2 => "sync_marker",
+                        _ => "seal",
+                    },
                     "crc_stored": f.stored_crc,
                     "crc_computed": f.computed_crc,
                     "checksum": checksum_name(f.checksum()),
                 });
                 value[self.payload.name()] =
                     Value::String(self.payload.encode(payload.unwrap_or_default()));
+                if let Some(seal) = seal {
+                    value["seal"] = json!({
+                        "first_lsn": seal.first_lsn.get(),
+                        "last_lsn": seal.last_lsn.get(),
+                        "first_ms": seal.first_ms,
+                        "last_ms": seal.last_ms,
+                    });
+                }
                 value
             }
             Entry::Zeros { offset, len } => json!({
@@ -568,10 +594,10 @@ fn checksum_name(c: Checksum) -> &'static str {
 }
 
 fn frame_batch(f: &Frame) -> &'static str {
-    if f.is_record() {
-        batch_flags(f.is_batch_start(), f.is_batch_end())
-    } else {
-        "sync"
+    match f.kind {
+        1 => batch_flags(f.is_batch_start(), f.is_batch_end()),
+        2 => "sync",
+        _ => "seal",
     }
 }
 
@@ -588,7 +614,7 @@ struct Stats {
     batch_max: u64,
     /// Records in the batch being read.
     open_batch: u64,
-    /// Sync markers (format version 2).
+    /// Sync markers and seals (format version 2).
     markers: u64,
     tally: Tally,
 }
@@ -661,7 +687,7 @@ impl Stats {
             "type": kind,
             "file": file,
             "records": self.records,
-            "sync_markers": self.markers,
+            "markers": self.markers,
             "first_lsn": self.first.map(Lsn::get),
             "last_lsn": self.last.map(Lsn::get),
             "batches": self.batches,

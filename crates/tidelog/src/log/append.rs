@@ -169,7 +169,8 @@ impl Inner {
             }
             let active = st.active();
             total = frames_len(active.file.layout());
-            if !active.is_empty() && active.end + total > self.options.segment_bytes {
+            if self.rolls(active, total) {
+                self.seal_active(&mut st);
                 sealed_region = st.take_buffer(&self.commit, &self.buffers);
                 roll = Some(self.plan_roll(&mut st));
                 total = frames_len(st.active().file.layout());
@@ -185,6 +186,10 @@ impl Inner {
             let durable_hint = self.commit.durable();
             let timestamp_ms = st.stamp();
             let seg = st.segments.last_mut().ok_or(Error::Poisoned)?;
+            if seg.is_empty() {
+                seg.min_ms = timestamp_ms;
+            }
+            seg.max_ms = timestamp_ms;
             let offset = seg.end;
             seg.note_batch(first, offset);
             seg.end += total;

@@ -58,7 +58,7 @@ impl Log {
         }
         inner.write_checkpoint(lsn)?;
         let _guard = PanicGuard(inner);
-        let (removed, roll) = {
+        let (removed, seal, roll) = {
             let mut st = inner.state()?;
             st.checkpoint = lsn;
             // Every record is below the checkpoint, synced and written (the buffer is empty
@@ -67,15 +67,24 @@ impl Log {
                 && !st.active().is_empty()
                 && st.buf.is_empty()
                 && !inner.holds_active(&st);
-            let roll = frees_active.then(|| inner.plan_roll(&mut st));
+            let (seal, roll) = if frees_active {
+                inner.seal_active(&mut st);
+                let seal = st.take_buffer(&inner.commit, &inner.buffers);
+                (seal, Some(inner.plan_roll(&mut st)))
+            } else {
+                (None, None)
+            };
             let (n, floor) = (st.segments.len(), st.retention);
             let k = st.segments[..n - 1]
                 .iter()
                 .take_while(|s| releasable(s, lsn, floor))
                 .count();
             let removed: Vec<Segment> = st.segments.drain(..k).collect();
-            (removed, roll)
+            (removed, seal, roll)
         };
+        if let Some(seal) = seal {
+            inner.write_region(seal)?;
+        }
         if let Some(roll) = roll {
             inner.run_roll(roll)?;
         }
@@ -171,6 +180,13 @@ impl Log {
         seg.end = cut;
         seg.last_lsn = lsn;
         seg.forget_from(cut);
+        // The times a seal will name are those of the records kept.
+        seg.max_ms = keep
+            .as_ref()
+            .map_or(0, |f| f.header.timestamp_ms.unwrap_or(0));
+        if keep.is_none() {
+            seg.min_ms = 0;
+        }
         st.buf_offset = cut;
         st.buf_first = target;
         st.next_lsn = target;

@@ -16,7 +16,13 @@ use std::sync::mpsc::{self, Receiver};
 use super::{Inner, Log, SegmentInfo, State, lock, lock_any};
 use crate::commit::Deadline;
 use crate::error::{Error, IoContext, Result};
-use crate::format::{SEGMENT_HEADER_LEN, free_file_name};
+use crate::format::{
+    FrameMeta, KIND_SEAL, Layout, SEAL_LEN, SEGMENT_HEADER_LEN, encode_frame, free_file_name,
+    seal_payload,
+};
+
+/// The length of a seal frame.
+pub(crate) const SEAL_FRAME_LEN: u64 = (Layout::V2.frame_header_len() + SEAL_LEN) as u64;
 use crate::read::Reaper;
 use crate::segment::{Segment, SegmentFile};
 use crate::types::Lsn;
@@ -58,6 +64,45 @@ impl Inner {
         } else {
             0
         }
+    }
+
+    /// Whether an append of `total` bytes rolls `active`: it would take the segment past
+    /// `segment_bytes` (a segment's records alone may, when its first batch is larger). The seal
+    /// that ends a rolled segment and a sync marker come after, outside that limit.
+    pub(crate) fn rolls(&self, active: &Segment, total: u64) -> bool {
+        !active.is_empty() && active.end + total > self.options.segment_bytes
+    }
+
+    /// Ends the active segment (of format version 2) with a seal: a frame naming the LSNs and
+    /// the times of its records, which goes out with its last frames (format.md, 2.5). The
+    /// caller rolls next.
+    pub(crate) fn seal_active(&self, st: &mut State) {
+        let active = st.active();
+        let (file, end) = (Arc::clone(&active.file), active.end);
+        let (first, last, first_ms, last_ms) = (
+            active.first_lsn(),
+            active.last_lsn,
+            active.min_ms,
+            active.max_ms,
+        );
+        if file.layout() != Layout::V2 || active.is_empty() {
+            return;
+        }
+        let next = st.next_lsn;
+        let meta = FrameMeta {
+            kind: KIND_SEAL,
+            lsn: next,
+            durable_hint: self.commit.durable().min(last),
+            flags: 0,
+            timestamp_ms: st.stamp(),
+        };
+        if st.buf.is_empty() {
+            st.buf_offset = end;
+            st.buf_first = next;
+        }
+        let payload = seal_payload(first, last, first_ms, last_ms);
+        encode_frame(&mut st.buf, Layout::V2, file.seed, meta, &payload);
+        st.active_mut().end += SEAL_FRAME_LEN;
     }
 
     /// Plans a roll: the active segment is sealed and a new one, starting at the next LSN, takes

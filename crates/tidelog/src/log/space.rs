@@ -47,11 +47,12 @@ impl Inner {
         capacity: u64,
         total: u64,
     ) -> Result<MutexGuard<'a, State>> {
-        // A new segment's header counts too, if the append would roll.
+        // The seal that ends the active segment and a new segment's header count too, if the
+        // append would roll.
         let needed = |st: &State| {
-            let active = st.active();
-            let rolls = !active.is_empty() && active.end + total > self.options.segment_bytes;
-            total + if rolls { SEGMENT_HEADER_LEN as u64 } else { 0 }
+            let rolls = self.rolls(st.active(), total);
+            let roll_bytes = SEGMENT_HEADER_LEN as u64 + super::segments::SEAL_FRAME_LEN;
+            total + if rolls { roll_bytes } else { 0 }
         };
         let full = |st: &State| Error::LogFull {
             capacity,

@@ -324,6 +324,19 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         }
     }
     let next_lsn = kept.last().map_or(cp, |s| s.last_lsn.next().max(cp));
+    // A last segment that ends with a seal was sealed by a roll whose next segment a crash kept
+    // from being created: appends go to a new segment, never after a seal. What follows the
+    // seal is no data of this life (zeros, or a recycled file's earlier life): it goes, as the
+    // roll would have trimmed it, since a segment that is not the last must end at its seal.
+    // A dry run, which appends nothing, plans none.
+    if let Some(seg) = kept.last().filter(|s| s.sealed && !rec.dry_run) {
+        let path = &seg.file.path;
+        let io = seg.file.io()?;
+        if io.len().at("stat", path)? > seg.end {
+            io.set_len(seg.end).at("trim", path)?;
+        }
+        needs_segment = true;
+    }
     // Damage skipped in the last segment stays where it is, and what proved it (a later
     // segment, an intact frame after it) may be gone once this recovery is done: appends after
     // it would make the next recovery take it for the unsynced tail and cut them. Appends go to

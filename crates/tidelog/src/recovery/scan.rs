@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, IoContext, Result};
-use crate::format::{FrameHeader, KIND_RECORD, KIND_SYNC, Layout, MAX_FRAME_HEADER_LEN};
+use crate::format::{FrameHeader, KIND_RECORD, KIND_SEAL, KIND_SYNC, Layout, MAX_FRAME_HEADER_LEN};
 use crate::io::StorageFile;
 use crate::options::RecoveryMode;
 use crate::segment::{Segment, SegmentFile};
@@ -116,6 +116,7 @@ pub(super) fn scan(
         records: 0,
         runs: Vec::new(),
         skipped: Vec::new(),
+        sealed: false,
     };
     let path = &file.path;
     let mut at = file.data_start();
@@ -523,7 +524,7 @@ impl<'a> Chunks<'a> {
             // Only where the kind byte of a record (or a marker) is can a frame start.
             let starts = bytes.len() - header_len + 1;
             let kinds = &bytes[KIND_OFFSET..KIND_OFFSET + starts];
-            let marker = |b: u8| layout == Layout::V2 && b == KIND_SYNC;
+            let marker = |b: u8| layout == Layout::V2 && (b == KIND_SYNC || b == KIND_SEAL);
             let Some(i) = kinds.iter().position(|&b| b == KIND_RECORD || marker(b)) else {
                 at += starts as u64;
                 continue;
@@ -588,6 +589,8 @@ struct Pass {
     records: u64,
     runs: Vec<(Lsn, Lsn)>,
     skipped: Vec<Damage>,
+    /// A seal was read: the segment ends there.
+    sealed: bool,
 }
 
 /// The state of a pass at a damaged place. Until a return to it, vectors only grow or change
@@ -595,6 +598,7 @@ struct Pass {
 struct Mark {
     last_lsn: Lsn,
     end: u64,
+    sealed: bool,
     records: u64,
     runs: (usize, Option<(Lsn, Lsn)>),
     skips: (usize, Option<(u64, u64)>),
@@ -656,11 +660,17 @@ impl Pass {
                 found: header.lsn,
             });
         }
+        // A seal ends its segment: nothing follows it.
+        if self.sealed {
+            return Err(CorruptionKind::BatchFraming);
+        }
         if !header.is_record() {
             // A marker stands between batches, and carries the LSN the next record takes.
             if self.batch.is_some() {
                 return Err(CorruptionKind::BatchFraming);
             }
+            self.sealed = header.is_seal();
+            self.segment.sealed = self.sealed;
             // Past a gap (`SkipCorrupt`), the marker says where the lost records end: the
             // next record takes its LSN.
             self.expected = header.lsn;
@@ -681,6 +691,9 @@ impl Pass {
             self.segment.end = offset + header.frame_len();
             let ms = header.timestamp_ms.unwrap_or(0);
             self.segment.max_ms = self.segment.max_ms.max(ms);
+            if self.segment.min_ms == 0 {
+                self.segment.min_ms = ms;
+            }
             self.segment.last_frame = Some((offset, header.crc));
             self.records += header.lsn.get() - first.get() + 1;
             match self.runs.last_mut() {
@@ -715,6 +728,7 @@ impl Pass {
         Mark {
             last_lsn: self.segment.last_lsn,
             end: self.segment.end,
+            sealed: self.sealed,
             records: self.records,
             runs: top(&self.runs),
             skips: top(&self.segment.skips),
@@ -726,6 +740,8 @@ impl Pass {
     fn rollback(&mut self, mark: Mark) {
         self.segment.last_lsn = mark.last_lsn;
         self.segment.end = mark.end;
+        self.sealed = mark.sealed;
+        self.segment.sealed = mark.sealed;
         // Batches taken since started after it.
         self.segment.forget_from(mark.end);
         self.records = mark.records;

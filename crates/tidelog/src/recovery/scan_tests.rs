@@ -5,7 +5,8 @@ use super::*;
 use std::path::PathBuf;
 
 use crate::format::{
-    FLAG_BATCH_END, FLAG_BATCH_START, FrameCursor, SegmentHeader, Step, encode_test_frame,
+    FLAG_BATCH_END, FLAG_BATCH_START, FrameCursor, FrameMeta, SegmentHeader, Step, encode_frame,
+    encode_test_frame, seal_payload,
 };
 use crate::io::{MemStorage, OpenMode, Storage};
 
@@ -184,6 +185,7 @@ fn scan_whole(file: SegmentFile, len: u64, is_last: bool, mode: RecoveryMode) ->
         records: 0,
         runs: Vec::new(),
         skipped: Vec::new(),
+        sealed: false,
     };
     let file = Arc::clone(&pass.segment.file);
     let io = file.io().unwrap();
@@ -523,4 +525,59 @@ fn the_earlier_life_of_a_recycled_segment_is_known_by_its_seed() {
     );
     let stop = tolerant.unwrap().stop.expect("a cut");
     assert_eq!((stop.cut, stop.verdict), (data_end, Verdict::Cut));
+}
+
+/// A seal ends its segment: the scan takes it (the segment is sealed, its records end before
+/// it), and a frame after it, even one carrying the next LSN, is damage.
+#[test]
+fn nothing_follows_a_seal() {
+    let layout = Layout::V2;
+    let mut rng = Rng(0x5ea1);
+    let header = header(layout, 1, 7, 0);
+    let (records, _) = frames(&mut rng, layout, header.seed(), 1, 10);
+    let mut bytes = header.encode();
+    bytes.extend_from_slice(&records);
+    let sealed = scan(
+        segment_file(&bytes, header),
+        bytes.len() as u64,
+        true,
+        Strict,
+        MIN_CHUNK,
+    );
+    let last = sealed.unwrap().segment.last_lsn;
+    let meta = FrameMeta {
+        kind: KIND_SEAL,
+        lsn: last.next(),
+        durable_hint: last,
+        flags: 0,
+        timestamp_ms: 0,
+    };
+    let payload = seal_payload(Lsn::FIRST, last, 0, 0);
+    encode_frame(&mut bytes, layout, header.seed(), meta, &payload);
+    let end = bytes.len() as u64;
+    for mode in MODES {
+        let s = scan(segment_file(&bytes, header), end, false, mode, MIN_CHUNK).unwrap();
+        assert_eq!(s.stop, None, "{mode:?}");
+        assert!(s.segment.sealed, "{mode:?}");
+        assert_eq!((s.segment.last_lsn, s.segment.end), (last, end), "{mode:?}");
+    }
+    let after = last.next();
+    encode_test_frame(
+        &mut bytes,
+        layout,
+        header.seed(),
+        (after, last),
+        b"after the seal",
+        FLAG_BATCH_START | FLAG_BATCH_END,
+    );
+    let len = bytes.len() as u64;
+    for mode in [Strict, TolerateTornTail] {
+        let s = scan(segment_file(&bytes, header), len, false, mode, MIN_CHUNK).unwrap();
+        let stop = s.stop.expect("damage");
+        assert_eq!(
+            (stop.offset, stop.kind, stop.verdict),
+            (end, CorruptionKind::BatchFraming, Verdict::Refuse),
+            "{mode:?}"
+        );
+    }
 }

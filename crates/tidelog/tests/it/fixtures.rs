@@ -47,6 +47,8 @@ const SEGMENT_HEADER_LEN: usize = 128;
 const FRAME_HEADER_LEN: usize = 32;
 /// The kind byte of a sync marker (docs/format.md, 2.4).
 const KIND_SYNC: u8 = 2;
+/// Frame kind of a seal (format version 2).
+const KIND_SEAL: u8 = 3;
 
 /// The format versions whose fixtures are committed.
 const VERSIONS: [u32; 2] = [1, 2];
@@ -706,6 +708,7 @@ fn follow_the_format_document(version: u32) {
     let dir = version_dir(version).join("healthy");
     let mut lsn = 1;
     let mut markers = 0;
+    let mut seals = 0;
     for path in segments(&dir) {
         let b = read(&path);
         let mut seed_input = b[16..32].to_vec();
@@ -727,6 +730,24 @@ fn follow_the_format_document(version: u32) {
                 assert_eq!(u32_at(frame, 20), 1, "durable through LSN 75");
                 markers += 1;
                 at += frame.len();
+                continue;
+            }
+            if frame[16] == KIND_SEAL {
+                // The seal of the first segment, its last frame: the next LSN, no flags, the
+                // first and last LSN and time of its records; nothing was durable yet.
+                assert_eq!(version, 2);
+                assert_eq!((u64_at(frame, 8), frame[17], len), (lsn, 0, 32), "the seal");
+                assert_eq!(
+                    lsn - u64::from(u32_at(frame, 20)),
+                    0,
+                    "the seal's durable lag"
+                );
+                let p = &frame[frame_header..];
+                let seal = (u64_at(p, 0), u64_at(p, 8), u64_at(p, 16), u64_at(p, 24));
+                assert_eq!(seal, (1, lsn - 1, FIXED_NOW_MS, FIXED_NOW_MS), "the seal");
+                seals += 1;
+                at += frame.len();
+                assert_eq!(at, b.len(), "the seal ends its segment");
                 continue;
             }
             assert_eq!(u64_at(frame, 8), lsn, "{}", path.display());
@@ -760,6 +781,7 @@ fn follow_the_format_document(version: u32) {
     }
     assert_eq!(lsn, 76);
     assert_eq!(markers, usize::from(version == 2));
+    assert_eq!(seals, usize::from(version == 2));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -807,7 +829,7 @@ struct Outcome {
     /// Segments removed as wholly below the checkpoint.
     removed: Vec<&'static str>,
     /// A segment created for appends (by a writable open that skipped damage in the last
-    /// segment): a header of its own (a new salt), no frame.
+    /// segment, or whose last segment is sealed): a header of its own (a new salt), no frame.
     created: Option<&'static str>,
 }
 
@@ -908,9 +930,9 @@ fn expected_v2(case: &str) -> [Expect; 4] {
                 Corrupt(S1, 1482, kind.clone()),
                 Corrupt(S1, 1482, kind.clone()),
                 Opens(Outcome {
-                    damage: vec![(S1, 1482, kind.clone(), cut(1482, 2594))],
-                    cut: 2594,
-                    intact_cut: 36,
+                    damage: vec![(S1, 1482, kind.clone(), cut(1482, 2658))],
+                    cut: 2658,
+                    intact_cut: 37, // 36 records and the seal
                     quarantined: vec![
                         "00000000000000000001.seg.1482.cut",
                         "00000000000000000057.seg",
@@ -941,9 +963,11 @@ fn expected_v2(case: &str) -> [Expect; 4] {
             [
                 missing.clone(),
                 missing,
+                // Segment 1 now ends the log, and it is sealed: appends go to a new segment.
                 Opens(Outcome {
                     damage: vec![(S113, 0, gap.clone(), DamageAction::Quarantined)],
                     quarantined: vec![S113],
+                    created: Some("00000000000000000057.seg"),
                     ..clean(&[1..=56], 56, 1, 56)
                 }),
                 Opens(Outcome {

@@ -21,5 +21,6 @@ mod reader;
 mod recovery;
 mod recycle;
 mod repair;
+mod seal;
 mod seams;
 mod stress;

@@ -1120,9 +1120,11 @@ fn point_in_time_ends_the_log_at_a_missing_segment() -> Result<()> {
         for s in &segs[3..] {
             assert_eq!(env.read_file(&quarantine_dir(&env).join(&s.name)), s.bytes);
         }
+        // The segment the log now ends with was sealed: appends go to a new one.
+        let new = segs[1].path.with_file_name(format!("{first:020}.seg"));
         assert_eq!(
             env.segment_paths(),
-            vec![segs[0].path.clone(), segs[1].path.clone()],
+            vec![segs[0].path.clone(), segs[1].path.clone(), new],
             "{ctx}"
         );
         assert_holds(&log, 1, first - 1)?;

@@ -1,0 +1,185 @@
+//! Seals (format version 2, format.md 2.5): every segment a roll ends carries, as its last
+//! frame, the LSNs and times of its records; nothing is ever appended after a seal, not even
+//! when a crash kept the next segment from being created.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tidelog::inspect::{Checksum, Entry, Frames, Seal, segment_files};
+use tidelog::io::{FaultPlan, FaultyStorage, Op};
+use tidelog::{Durability, Lsn, Result};
+
+use crate::common::{Env, append_n, assert_holds, payload};
+
+/// The seal ending the segment file at `path`, checked to be its last frame, intact; `None` if
+/// its last frame is no seal.
+fn seal_of(env: &Env, path: &Path) -> Result<Option<Seal>> {
+    let frames = Frames::open_with(&*env.storage, path, None)?;
+    let all = Frames::open_with(&*env.storage, path, None)?.collect::<Result<Vec<_>>>()?;
+    let Some(Entry::Frame(last)) = all.last() else {
+        return Ok(None);
+    };
+    assert_eq!(last.checksum(), Checksum::Valid, "{}", path.display());
+    let seal = frames.seal(last)?;
+    if let Some(seal) = seal {
+        assert_eq!(
+            last.lsn,
+            seal.last_lsn.next(),
+            "a seal carries the next LSN"
+        );
+    }
+    Ok(seal)
+}
+
+/// The time of each record, by LSN.
+fn times(log: &tidelog::Log) -> Result<Vec<(u64, u64)>> {
+    log.iter()?
+        .map(|r| r.map(|r| (r.lsn().get(), r.timestamp_ms().expect("version 2"))))
+        .collect()
+}
+
+#[test]
+fn every_rolled_segment_ends_with_a_seal_naming_its_records_and_times() -> Result<()> {
+    for env in Env::both() {
+        let ctx = env.name();
+        let log = env.open()?;
+        append_n(&log, 300)?;
+        log.sync()?;
+        let times = times(&log)?;
+        let time = |lsn: Lsn| times[lsn.get() as usize - 1].1;
+        let segments = log.segments();
+        assert!(segments.len() > 3, "{ctx}: the log rolled");
+        for s in &segments[..segments.len() - 1] {
+            let seal = seal_of(&env, &s.path)?.expect("a rolled segment is sealed");
+            assert_eq!(
+                (seal.first_lsn, seal.last_lsn),
+                (s.first_lsn, s.last_lsn),
+                "{ctx}: {s:?}"
+            );
+            assert_eq!(seal.first_ms, time(s.first_lsn), "{ctx}: {s:?}");
+            assert_eq!(seal.last_ms, time(s.last_lsn), "{ctx}: {s:?}");
+        }
+        let active = segments.last().unwrap();
+        assert_eq!(
+            seal_of(&env, &active.path)?,
+            None,
+            "{ctx}: the active one is not"
+        );
+        // A checkpoint that frees the active segment rolls it too, and seals it: an iterator
+        // on it keeps its file on disk to be seen.
+        let next = log.append(b"last", Durability::Synced)?.next();
+        let mut reading = log.iter_from(active.first_lsn)?;
+        assert!(reading.next().is_some());
+        log.checkpoint(next)?;
+        let seal = seal_of(&env, &active.path)?.expect("sealed by the checkpoint's roll");
+        assert_eq!(
+            (seal.first_lsn, seal.last_lsn),
+            (active.first_lsn, next.prev())
+        );
+        drop(reading);
+        drop(log);
+        let log = env.open()?;
+        assert!(
+            log.recovery_report().is_clean(),
+            "{ctx}: {}",
+            log.recovery_report()
+        );
+    }
+    Ok(())
+}
+
+/// A roll syncs the sealed segment before it creates the next one: a crash in between leaves a
+/// log whose last segment is sealed. Recovery keeps every record and starts the next segment;
+/// appends never go behind the seal.
+#[test]
+fn a_crash_between_a_seal_and_the_next_segment_loses_nothing() -> Result<()> {
+    for env in Env::both() {
+        let ctx = env.name();
+        drop(env.open()?);
+        // The reopen renames nothing: the first rename is the next segment's, at the first roll.
+        let faulty = FaultyStorage::new(
+            Arc::clone(&env.storage),
+            FaultPlan::new().fail_nth(Op::Rename, 1),
+        );
+        let log = env.builder().storage(Arc::new(faulty)).open()?;
+        let mut last = 0;
+        let failed = loop {
+            match log.append(&payload(last + 1), Durability::Buffered) {
+                Ok(lsn) => last = lsn.get(),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(failed, tidelog::Error::Io { .. }),
+            "{ctx}: {failed}"
+        );
+        drop(log);
+        if let Some(mem) = &env.mem {
+            mem.crash(tidelog::io::CrashMode::DropUnsynced);
+        }
+        let first = segment_files(&*env.storage, &env.dir)?;
+        assert_eq!(first.len(), 1, "{ctx}: no second segment");
+        let seal = seal_of(&env, &first[0])?.expect("sealed before the crash");
+        assert_eq!(seal.last_lsn, Lsn::new(last), "{ctx}");
+
+        let log = env.open()?;
+        let report = log.recovery_report();
+        assert!(report.damage.is_empty(), "{ctx}: {report}");
+        assert_eq!(report.last_lsn, Lsn::new(last), "{ctx}");
+        let segments = log.segments();
+        assert_eq!(segments.len(), 2, "{ctx}: a new segment takes the appends");
+        assert_eq!(segments[1].first_lsn, Lsn::new(last + 1), "{ctx}");
+        assert_eq!(
+            log.append(&payload(last + 1), Durability::Synced)?,
+            Lsn::new(last + 1)
+        );
+        drop(log);
+        let log = env.open()?;
+        assert!(
+            log.recovery_report().is_clean(),
+            "{ctx}: {}",
+            log.recovery_report()
+        );
+        assert_holds(&log, 1, last + 1)?;
+        assert_eq!(
+            seal_of(&env, &first[0])?,
+            Some(seal),
+            "{ctx}: the seal stays"
+        );
+    }
+    Ok(())
+}
+
+/// A rollback into a sealed segment makes it the active one again: its seal goes with the
+/// records the rollback removed, and appends follow the kept record. A rollback to its last
+/// record keeps it sealed: appends go to the segment after it.
+#[test]
+fn a_rollback_into_a_sealed_segment_removes_its_seal() -> Result<()> {
+    for env in Env::both() {
+        let ctx = env.name();
+        let log = env.open()?;
+        append_n(&log, 150)?;
+        log.sync()?;
+        let sealed = log.segments()[0].clone();
+        let end = sealed.last_lsn;
+        log.truncate_after(end)?;
+        let seal = seal_of(&env, &sealed.path)?.expect("still sealed");
+        assert_eq!(seal.last_lsn, end, "{ctx}");
+        assert_eq!(log.segments().len(), 2, "{ctx}");
+        let kept = end.get() - 5;
+        log.truncate_after(Lsn::new(kept))?;
+        assert_eq!(seal_of(&env, &sealed.path)?, None, "{ctx}: the seal went");
+        assert_eq!(log.segments().len(), 1, "{ctx}");
+        append_n(&log, 40)?;
+        log.sync()?;
+        drop(log);
+        let log = env.open()?;
+        assert!(
+            log.recovery_report().is_clean(),
+            "{ctx}: {}",
+            log.recovery_report()
+        );
+        assert_holds(&log, 1, kept + 40)?;
+    }
+    Ok(())
+}
