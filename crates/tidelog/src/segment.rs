@@ -2,6 +2,7 @@
 //! each (its last LSN, its valid length, a sparse index from LSN to offset).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, IoContext, Result};
@@ -28,6 +29,9 @@ pub(crate) struct SegmentFile {
     pub(crate) header: SegmentHeader,
     pub(crate) seed: u32,
     handle: OnceLock<Box<dyn StorageFile>>,
+    /// Recovery skipped damage in it (`SkipCorrupt`): once freed, it is removed, never
+    /// recycled (the frames a recycled file keeps behind its new data must be one clean life).
+    damaged: AtomicBool,
 }
 
 impl SegmentFile {
@@ -40,6 +44,7 @@ impl SegmentFile {
             seed: header.seed(),
             header,
             handle,
+            damaged: AtomicBool::new(false),
         }
     }
 
@@ -52,11 +57,22 @@ impl SegmentFile {
             seed: header.seed(),
             header,
             handle: OnceLock::new(),
+            damaged: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn first_lsn(&self) -> Lsn {
         self.header.first_lsn
+    }
+
+    /// Notes that recovery skipped damage in the file: it is never recycled.
+    pub(crate) fn mark_damaged(&self) {
+        self.damaged.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the file may be recycled once freed.
+    pub(crate) fn recyclable(&self) -> bool {
+        !self.damaged.load(Ordering::Relaxed)
     }
 
     /// The layout of the file's header and frames.
@@ -160,6 +176,26 @@ impl SegmentFile {
         }
         file.sync_data().at("sync", free)?;
         Ok(Some(file))
+    }
+}
+
+/// Whether a free file found on disk holds one clean life: a header that decodes and intact
+/// frames one after another up to its end. Only such a file is recycled: the frames it keeps
+/// behind a new segment's data are known by their seed as the end of the data (format.md,
+/// 2.3), and damage among them would read as damage to the new segment.
+pub(crate) fn clean_life(storage: &dyn Storage, path: &Path) -> Result<bool> {
+    let file = storage.open(path, OpenMode::ReadOnly).at("open", path)?;
+    let Ok(header) = read_header(&*file, path)? else {
+        return Ok(false);
+    };
+    let len = file.len().at("read length", path)?;
+    let mut cursor = FrameCursor::new(header.layout, header.seed(), len, header.len());
+    loop {
+        match cursor.step(&*file).at("read", path)? {
+            Step::Frame { .. } => {}
+            Step::End => return Ok(cursor.position() == len),
+            Step::Zeros { .. } | Step::Damage { .. } => return Ok(false),
+        }
     }
 }
 

@@ -189,7 +189,10 @@ impl Inner {
         let mut failed = None;
         let mut recycled = 0;
         for (i, file) in free.iter().enumerate() {
-            if self.options.recycle_segments && lock(&self.free)?.len() < FREE_FILES_KEPT {
+            if self.options.recycle_segments
+                && file.recyclable()
+                && lock(&self.free)?.len() < FREE_FILES_KEPT
+            {
                 let target = self.dir.join(free_file_name(file.first_lsn()));
                 // If the rename fails, the file is removed as usual instead.
                 if self.storage.rename(&file.path, &target).is_ok() {

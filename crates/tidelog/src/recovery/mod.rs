@@ -138,7 +138,14 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
             rec.remove(&path, "remove temporary file")?;
             rec.report.removed_temp_files.push(path);
         } else if is_free_name(&name) {
-            free.push(path);
+            // Only a file holding one clean life is recycled (a writable open reads it whole,
+            // once); another is removed.
+            if rec.dry_run || crate::segment::clean_life(storage, &path)? {
+                free.push(path);
+            } else {
+                rec.remove(&path, "remove unusable free file")?;
+                rec.report.removed_temp_files.push(path);
+            }
         } else if name == crate::io::LOCK_FILE || name == QUARANTINE_DIR || name == RETENTION_FILE {
         } else {
             rec.report.unknown_files.push(path);
@@ -303,6 +310,9 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
                 // A scan never stops at the end of the data.
                 Verdict::Refuse | Verdict::EndOfData => return Err(corrupt(path, &stop)),
             }
+        }
+        if last_skipped || !segment.skips.is_empty() {
+            segment.file.mark_damaged();
         }
         expected = Some(segment.last_lsn.next());
         kept.push(segment);

@@ -40,7 +40,8 @@ pub struct RecoveryReport {
     pub lost: Vec<RangeInclusive<Lsn>>,
     /// Files written to or moved into the `quarantine/` folder.
     pub quarantined: Vec<PathBuf>,
-    /// Temporary files of interrupted operations, removed.
+    /// Temporary files of interrupted operations, and free files kept for recycling that hold
+    /// no clean earlier life (a damaged or foreign file), removed.
     pub removed_temp_files: Vec<PathBuf>,
     /// Segments wholly below the checkpoint, removed (an interrupted checkpoint).
     pub removed_below_checkpoint: Vec<PathBuf>,

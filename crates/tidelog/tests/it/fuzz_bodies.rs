@@ -51,7 +51,8 @@ use crate::model;
 // The format, from docs/format.md.
 // ---------------------------------------------------------------------------------------------
 
-/// Version 1's segment header length: the harness writes version 1.
+/// Version 1's segment header length: the harness's fixed headers are of version 1 (`log_dir`
+/// writes both versions).
 const SEGMENT_HEADER_LEN: usize = 64;
 
 /// A format version's layout (format.md, 2.1 and 2.2): the lengths of its segment header and of
@@ -87,6 +88,9 @@ const FORMAT_VERSION: u32 = 1;
 const RECORD_KIND: u8 = 1;
 /// A sync marker (version 2 only): no flags, no payload.
 const SYNC_KIND: u8 = 2;
+/// A seal (version 2 only): no flags, a payload of 32 bytes (format.md, 2.5).
+const SEAL_KIND: u8 = 3;
+const SEAL_LEN: u32 = 32;
 const FLAG_BATCH_END: u8 = 0x01;
 const FLAG_BATCH_START: u8 = 0x02;
 const MAX_RECORD_BYTES_LIMIT: u32 = 1 << 30;
@@ -161,6 +165,95 @@ fn encode_frame(seed: u32, lsn: u64, flags: u8, durable_lag: u32, payload: &[u8]
     f
 }
 
+/// A 128-byte segment header of version 2 (format.md, 2.1): a recycled file's keeps the seed,
+/// version and end of its earlier life.
+fn encode_segment_header_v2(
+    log_id: u128,
+    first_lsn: u64,
+    salt: u64,
+    prev: (u32, u32, u64),
+) -> Vec<u8> {
+    let (prev_seed, prev_version, prev_end) = prev;
+    let mut h = Vec::with_capacity(V2.segment_header);
+    h.extend_from_slice(SEGMENT_MAGIC);
+    h.extend_from_slice(&2u32.to_le_bytes());
+    h.extend_from_slice(&(V2.segment_header as u32).to_le_bytes());
+    h.extend_from_slice(&log_id.to_le_bytes());
+    h.extend_from_slice(&first_lsn.to_le_bytes());
+    h.extend_from_slice(&salt.to_le_bytes());
+    h.extend_from_slice(&CREATED_MS.to_le_bytes());
+    h.extend_from_slice(&prev_seed.to_le_bytes());
+    h.extend_from_slice(&prev_version.to_le_bytes());
+    h.extend_from_slice(&0u64.to_le_bytes()); // generation
+    h.extend_from_slice(&prev_end.to_le_bytes());
+    h.resize(V2.segment_header - 4, 0);
+    let crc = crc32c::crc32c(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// A checkpoint file of version 2 (format.md, 3), with `metadata`.
+fn encode_checkpoint_v2(log_id: u128, lsn: u64, metadata: &[u8]) -> Vec<u8> {
+    let len = 72 + metadata.len();
+    let mut c = Vec::with_capacity(len);
+    c.extend_from_slice(CHECKPOINT_MAGIC);
+    c.extend_from_slice(&2u32.to_le_bytes());
+    c.extend_from_slice(&u32::try_from(len).expect("small").to_le_bytes());
+    c.extend_from_slice(&log_id.to_le_bytes());
+    c.extend_from_slice(&lsn.to_le_bytes());
+    c.extend_from_slice(&CREATED_MS.to_le_bytes());
+    c.extend_from_slice(&lsn.saturating_sub(1).to_le_bytes()); // durable
+    c.extend_from_slice(&0u64.to_le_bytes()); // generation
+    c.extend_from_slice(&u32::try_from(metadata.len()).expect("small").to_le_bytes());
+    c.extend_from_slice(metadata);
+    let crc = crc32c::crc32c(&c);
+    c.extend_from_slice(&crc.to_le_bytes());
+    c
+}
+
+/// A frame of version 2 (format.md, 2.2): a record, a sync marker or a seal, with its time.
+fn encode_frame_v2(
+    seed: u32,
+    kind: u8,
+    lsn: u64,
+    flags: u8,
+    lag: u32,
+    ms: u64,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![0; 4];
+    f.extend_from_slice(
+        &u32::try_from(payload.len())
+            .expect("a small payload")
+            .to_le_bytes(),
+    );
+    f.extend_from_slice(&lsn.to_le_bytes());
+    f.extend_from_slice(&[kind, flags, 0, 0]);
+    f.extend_from_slice(&lag.to_le_bytes());
+    f.extend_from_slice(&ms.to_le_bytes());
+    f.extend_from_slice(payload);
+    let crc = crc32c::crc32c_append(seed, &f[4..]);
+    f[..4].copy_from_slice(&crc.to_le_bytes());
+    f
+}
+
+/// A record frame of `lay`.
+fn encode_record(
+    lay: Lay,
+    seed: u32,
+    lsn: u64,
+    flags: u8,
+    lag: u32,
+    ms: u64,
+    payload: &[u8],
+) -> Vec<u8> {
+    if lay == V1 {
+        encode_frame(seed, lsn, flags, lag, payload)
+    } else {
+        encode_frame_v2(seed, RECORD_KIND, lsn, flags, lag, ms, payload)
+    }
+}
+
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -191,7 +284,9 @@ impl FrameHead {
             kind: b[16],
             header_len: lay.frame_header,
         };
-        let marker = b[16] == SYNC_KIND && lay == V2 && head.flags == 0 && head.len == 0;
+        let marker = lay == V2
+            && head.flags == 0
+            && (b[16] == SYNC_KIND && head.len == 0 || b[16] == SEAL_KIND && head.len == SEAL_LEN);
         let valid = (b[16] == RECORD_KIND || marker)
             && head.flags & !(FLAG_BATCH_START | FLAG_BATCH_END) == 0
             && b[18] == 0
@@ -812,13 +907,16 @@ pub(crate) fn checkpoint(data: &[u8]) {
 
 const DEFAULT_LIMIT: u32 = tidelog::DEFAULT_MAX_RECORD_BYTES;
 
-/// A whole log directory generated from `data` by [`gen_dir`], opened every way.
+/// Two log directories generated from `data` by [`gen_dir`], each opened every way: one of
+/// format version 1 (the bytes read as they always were, so the inputs of earlier findings
+/// keep their meaning), and one of version 2 or an upgrade from 1 to 2.
 pub(crate) fn log_dir(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let Ok((files, limit)) = gen_dir(&mut u) else {
-        return;
-    };
-    check_dir(&files, limit);
+    for v2 in [false, true] {
+        let mut u = Unstructured::new(data);
+        if let Ok((files, limit)) = gen_dir(&mut u, v2) {
+            check_dir(&files, limit);
+        }
+    }
 }
 
 /// The operation sequences of `model.rs`.
@@ -831,7 +929,7 @@ pub(crate) fn log_ops(data: &[u8]) {
 /// (torn and flipped bytes, zeros, garbage, frames of another segment's salt or out of place,
 /// gaps and overlaps between segments, damaged headers), and a checkpoint and retention file.
 /// Returns the files and the record limit to open them with.
-fn gen_dir(u: &mut Unstructured<'_>) -> arbitrary::Result<(Files, u32)> {
+fn gen_dir(u: &mut Unstructured<'_>, v2: bool) -> arbitrary::Result<(Files, u32)> {
     let flags: u8 = u.arbitrary()?;
     let limit = LIMITS[usize::from(flags & 3)];
     let first_lsn: u64 = match (flags >> 2) & 3 {
@@ -839,10 +937,17 @@ fn gen_dir(u: &mut Unstructured<'_>) -> arbitrary::Result<(Files, u32)> {
         2 => u.int_in_range(1..=1000)?,
         _ => u64::MAX - u.int_in_range(0..=8)?,
     };
+    // The format of the segments: version 1; or with `v2`, version 2 or an upgraded log (the
+    // first segment of version 1, the later ones of version 2).
+    let upgrade = v2 && (flags >> 4) & 3 == 2;
+    let lay_of = |i: usize| if !v2 || upgrade && i == 0 { V1 } else { V2 };
     let mut files: Files = Vec::new();
     let mut next = first_lsn;
+    // The time batches carry (version 2): it never goes back.
+    let mut ms = CREATED_MS;
     let segments = u.int_in_range(1..=4)?;
-    for _ in 0..segments {
+    for i in 0..segments {
+        let lay = lay_of(i);
         let sflags: u8 = u.arbitrary()?;
         let first = match sflags & 7 {
             0 => next.saturating_sub(u.int_in_range(1..=3)?),
@@ -855,24 +960,52 @@ fn gen_dir(u: &mut Unstructured<'_>) -> arbitrary::Result<(Files, u32)> {
             LOG_ID
         };
         let salt: u64 = u.arbitrary()?;
-        let prev_extent = if sflags & 0x20 != 0 {
+        let recycled = sflags & 0x20 != 0;
+        let prev_extent = if recycled && lay == V1 {
             u.int_in_range(0..=40)?
         } else {
             0
         };
+        // A recycled file of version 2: the seed and version of its earlier life, whose frames
+        // may follow the data; where that life ended is filled in once the bytes are known.
+        let prev_salt: u64 = if recycled && lay == V2 {
+            u.arbitrary()?
+        } else {
+            0
+        };
+        let prev_seed = frame_seed(log_id, prev_salt);
+        let prev_version = if recycled && lay == V2 {
+            u.int_in_range(1..=2)?
+        } else {
+            0
+        };
         let seed = frame_seed(log_id, salt);
-        let mut bytes = encode_segment_header(log_id, first, salt, prev_extent);
-        if sflags & 0xc0 == 0xc0 {
-            let at = u.int_in_range(0..=SEGMENT_HEADER_LEN - 1)?;
-            bytes[at] ^= u.int_in_range(1..=255)?;
-        }
+        // Damage to the header: drawn here, applied once the header is final.
+        let header_damage = if sflags & 0xc0 == 0xc0 {
+            Some((
+                u.int_in_range(0..=lay.segment_header - 1)?,
+                u.int_in_range(1..=255)?,
+            ))
+        } else {
+            None
+        };
+        let mut bytes = if lay == V1 {
+            encode_segment_header(log_id, first, salt, prev_extent)
+        } else {
+            encode_segment_header_v2(log_id, first, salt, (0, 0, 0))
+        };
         let mut lsn = first;
         // The log was durable up to here when the frames being written were encoded.
         let mut durable = first.saturating_sub(1);
+        let lag = |lsn: u64, durable: u64| {
+            u32::try_from(lsn.saturating_sub(durable)).unwrap_or(LAG_UNKNOWN)
+        };
         let mut pieces = 0;
         while pieces < 48 && !u.is_empty() {
             pieces += 1;
-            match u.int_in_range(0u8..=15)? {
+            // Version 1 draws from the pieces it always had.
+            let last_piece = if v2 { 18 } else { 15 };
+            match u.int_in_range(0u8..=last_piece)? {
                 // A batch of intact frames, the next LSNs in order.
                 0..=8 => {
                     let n = if u.ratio(3, 4)? {
@@ -880,6 +1013,9 @@ fn gen_dir(u: &mut Unstructured<'_>) -> arbitrary::Result<(Files, u32)> {
                     } else {
                         u.int_in_range(2..=4)?
                     };
+                    if lay == V2 {
+                        ms += u.int_in_range(0..=3)?;
+                    }
                     for i in 0..n {
                         let mut flags = 0;
                         if i == 0 {
@@ -893,8 +1029,9 @@ fn gen_dir(u: &mut Unstructured<'_>) -> arbitrary::Result<(Files, u32)> {
                         } else {
                             u.int_in_range(0..=80)?
                         };
-                        let lag = u32::try_from(lsn.saturating_sub(durable)).unwrap_or(LAG_UNKNOWN);
-                        bytes.extend(encode_frame(seed, lsn, flags, lag, &payload(lsn, len)));
+                        let lag = lag(lsn, durable);
+                        let p = payload(lsn, len);
+                        bytes.extend(encode_record(lay, seed, lsn, flags, lag, ms, &p));
                         lsn = lsn.saturating_add(1);
                     }
                 }
@@ -910,8 +1047,8 @@ fn gen_dir(u: &mut Unstructured<'_>) -> arbitrary::Result<(Files, u32)> {
                     let frame_seed = if u.arbitrary()? { seed } else { seed ^ 1 };
                     let lag = u.arbitrary()?;
                     let len = u.int_in_range(0..=80)?;
-                    let mut frame =
-                        encode_frame(frame_seed, at_lsn, flags, lag, &payload(at_lsn, len));
+                    let p = payload(at_lsn, len);
+                    let mut frame = encode_record(lay, frame_seed, at_lsn, flags, lag, ms, &p);
                     if u.ratio(1, 4)? {
                         frame[0] ^= 1;
                     }
@@ -928,18 +1065,75 @@ fn gen_dir(u: &mut Unstructured<'_>) -> arbitrary::Result<(Files, u32)> {
                 // A torn write: the end cut off.
                 12 => {
                     let n = u.int_in_range(1..=40)?;
-                    bytes.truncate(bytes.len().saturating_sub(n).max(SEGMENT_HEADER_LEN));
+                    bytes.truncate(bytes.len().saturating_sub(n).max(lay.segment_header));
                 }
-                // A sync: what was written so far is durable.
-                13 => durable = lsn.saturating_sub(1),
+                // A sync: what was written so far is durable; in version 2 a sync marker says
+                // so (or, now and then, the marker is lost or never written).
+                13 => {
+                    durable = lsn.saturating_sub(1);
+                    if lay == V2 && u.ratio(3, 4)? {
+                        let lag = lag(lsn, durable);
+                        bytes.extend(encode_frame_v2(seed, SYNC_KIND, lsn, 0, lag, ms, &[]));
+                    }
+                }
                 // A flipped bit.
                 14 => {
                     let at = u.int_in_range(0..=bytes.len() - 1)?;
                     bytes[at] ^= 1 << u.int_in_range(0..=7)?;
                 }
+                // A seal (version 2): what a roll writes last, the LSNs and times of the
+                // segment's records (a lying one now and then).
+                15 if lay == V2 => {
+                    let mut seal = Vec::with_capacity(SEAL_LEN as usize);
+                    let last = if u.ratio(7, 8)? {
+                        lsn.saturating_sub(1)
+                    } else {
+                        u.arbitrary()?
+                    };
+                    seal.extend_from_slice(&first.to_le_bytes());
+                    seal.extend_from_slice(&last.to_le_bytes());
+                    seal.extend_from_slice(&CREATED_MS.to_le_bytes());
+                    seal.extend_from_slice(&ms.to_le_bytes());
+                    let lag = lag(lsn, durable);
+                    bytes.extend(encode_frame_v2(seed, SEAL_KIND, lsn, 0, lag, ms, &seal));
+                }
+                // Frames of a recycled file's earlier life (version 2): its own seed and
+                // layout, earlier LSNs.
+                16 if prev_version != 0 => {
+                    let old = if prev_version == 1 { V1 } else { V2 };
+                    let n = u.int_in_range(1..=4)?;
+                    let mut old_lsn = u.int_in_range(1..=first.max(1))?;
+                    for _ in 0..n {
+                        let len = u.int_in_range(0..=80)?;
+                        let p = payload(old_lsn, len);
+                        let flags = FLAG_BATCH_START | FLAG_BATCH_END;
+                        bytes.extend(encode_record(old, prev_seed, old_lsn, flags, 1, ms, &p));
+                        old_lsn = old_lsn.saturating_add(1);
+                    }
+                }
                 // The unsynced tail lost, the rest intact: LSNs move on.
                 _ => lsn = lsn.saturating_add(u.int_in_range(1..=2)?),
             }
+        }
+        if lay == V2 {
+            // Where the earlier life ended: the end of the file, or near it.
+            let prev_end = if prev_version == 0 {
+                0
+            } else if u.ratio(3, 4)? {
+                bytes.len() as u64
+            } else {
+                u.int_in_range(0..=bytes.len() as u64 + 100)?
+            };
+            let prev = if prev_version == 0 {
+                (0, 0, 0)
+            } else {
+                (prev_seed, prev_version, prev_end)
+            };
+            let header = encode_segment_header_v2(log_id, first, salt, prev);
+            bytes[..V2.segment_header].copy_from_slice(&header);
+        }
+        if let Some((at, x)) = header_damage {
+            bytes[at] ^= x;
         }
         let name = match sflags & 7 {
             7 => format!("{:020}.free", first),
@@ -959,10 +1153,13 @@ fn gen_dir(u: &mut Unstructured<'_>) -> arbitrary::Result<(Files, u32)> {
     };
     if let Some(cp) = checkpoint {
         let id = if cflags & 4 == 0 { LOG_ID } else { LOG_ID ^ 1 };
-        files.push((
-            "CHECKPOINT".to_owned(),
-            encode_checkpoint(CHECKPOINT_MAGIC, id, cp),
-        ));
+        let file = if !v2 || cflags & 0x20 != 0 {
+            encode_checkpoint(CHECKPOINT_MAGIC, id, cp)
+        } else {
+            let n = u.int_in_range(0..=40)?;
+            encode_checkpoint_v2(id, cp, u.bytes(n)?)
+        };
+        files.push(("CHECKPOINT".to_owned(), file));
     }
     if cflags & 0x18 == 0x18 {
         let floor = first_lsn.saturating_add(u.int_in_range(0..=20)?);
@@ -1229,6 +1426,17 @@ mod tests {
             "log_dir",
             "regression-skip-corrupt-dry-run-reads-a-segment-it-never-created",
         );
+    }
+
+    /// A free file that holds no clean earlier life, recycled: segment 244 (format version 2,
+    /// 4,988 bytes, sealed at LSN 322) and `00000000000000000323.free`, whose frames after its
+    /// header are zeros, damage, then intact frames. `Strict` opened the log clean; the append
+    /// of 323 rolled into the free file, and the reopen found the zeros behind the new data:
+    /// `ZeroedRegion` at 215, since damaged frames of the earlier life cannot be known as that
+    /// life. A writable open now removes a free file that is not one clean life.
+    #[test]
+    fn regression_a_free_file_is_recycled_only_if_it_holds_one_clean_life() {
+        regression("log_dir", "regression-damaged-free-file-recycled");
     }
 
     /// The harness did not know sync markers (format version 2, kind 2): `inspect` showed one

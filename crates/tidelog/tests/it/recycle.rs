@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tidelog::io::{CrashMode, MemStorage, Storage};
-use tidelog::{Durability, Log, Lsn, Result};
+use tidelog::{Durability, Log, Lsn, RecoveryMode, Result};
 
 use crate::common::{Env, SEGMENT_BYTES, append_n, assert_holds};
 
@@ -197,6 +197,87 @@ fn damage_to_a_synced_record_of_a_recycled_segment_is_reported() -> Result<()> {
             "{ctx}: {:?}",
             opened.as_ref().map(Log::recovery_report)
         );
+    }
+    Ok(())
+}
+
+/// Only a file that holds one clean life is recycled: the frames it keeps behind a new
+/// segment's data must be known by their seed as the end of the data. A free file found
+/// damaged is removed by a writable open; a segment in which `SkipCorrupt` skipped damage is
+/// removed, not recycled, when a checkpoint frees it. Either way the log reopens clean, in
+/// `Strict` too, after the next rolls.
+#[test]
+fn only_a_clean_file_is_recycled() -> Result<()> {
+    for env in Env::both() {
+        let ctx = env.name();
+        let log = env.builder().recycle_segments(true).open()?;
+        let last = append_n(&log, 400)?;
+        log.checkpoint(last.next())?;
+        assert_eq!(free_files(&env), 2, "{ctx}");
+        drop(log);
+        // Damage in a free file's frames.
+        let free: Vec<String> = env
+            .list(&env.dir)
+            .into_iter()
+            .filter(|n| n.ends_with(".free"))
+            .collect();
+        let path = env.dir.join(&free[0]);
+        let mut bytes = env.read_file(&path);
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x20;
+        env.write_file(&path, &bytes);
+        let log = env.builder().recycle_segments(true).open()?;
+        assert_eq!(
+            log.recovery_report().removed_temp_files,
+            vec![path.clone()],
+            "{ctx}"
+        );
+        assert_eq!(free_files(&env), 1, "{ctx}: the clean one stays");
+        let last = append_n(&log, 400)?;
+        log.sync()?;
+        drop(log);
+        let log = env.builder().recovery_mode(RecoveryMode::Strict).open()?;
+        assert!(
+            log.recovery_report().is_clean(),
+            "{ctx}: {}",
+            log.recovery_report()
+        );
+        assert_holds(&log, 401, last.get())?;
+        drop(log);
+
+        // A sealed segment damaged in the middle, opened with `SkipCorrupt`, then freed.
+        // The oldest segment, the first a checkpoint frees (and would keep for reuse).
+        let (path, offset) = payload_offset(&env, Lsn::new(405));
+        let mut bytes = env.read_file(&path);
+        bytes[offset as usize] ^= 0x20;
+        env.write_file(&path, &bytes);
+        let log = env
+            .builder()
+            .recycle_segments(true)
+            .recovery_mode(RecoveryMode::SkipCorrupt)
+            .open()?;
+        assert_eq!(log.recovery_report().damage.len(), 1, "{ctx}");
+        let before = free_files(&env);
+        let end = append_n(&log, 1)?;
+        log.checkpoint(end.next())?;
+        let kept = env.list(&env.dir);
+        let name = path.with_extension("free");
+        let name = name
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert!(!kept.iter().any(|n| n == name), "{ctx}: {kept:?}");
+        assert!(free_files(&env) <= before.max(2), "{ctx}");
+        let last = append_n(&log, 400)?;
+        log.sync()?;
+        drop(log);
+        let log = env.builder().recovery_mode(RecoveryMode::Strict).open()?;
+        assert!(
+            log.recovery_report().is_clean(),
+            "{ctx}: {}",
+            log.recovery_report()
+        );
+        assert_holds(&log, end.get() + 1, last.get())?;
     }
     Ok(())
 }
