@@ -748,6 +748,8 @@ pub(crate) struct FrameCursor {
     pos: u64,
     payload: (usize, usize),
     chunk: usize,
+    /// Frames whose payload is longer read as damage (none are read whole).
+    max_len: u32,
 }
 
 impl std::fmt::Debug for FrameCursor {
@@ -772,7 +774,15 @@ impl FrameCursor {
             pos,
             payload: (0, 0),
             chunk: READ_CHUNK,
+            max_len: MAX_RECORD_BYTES_LIMIT,
         }
+    }
+
+    /// Takes a frame with a payload longer than `max_len` for damage, without reading it (so
+    /// no read is longer than `max_len`, a frame header and the chunk).
+    pub(crate) fn with_max_len(mut self, max_len: u32) -> Self {
+        self.max_len = max_len;
+        self
     }
 
     /// Uses reads of `chunk` bytes (random reads want less than scans).
@@ -851,7 +861,8 @@ impl FrameCursor {
                 },
             });
         }
-        let Some(header) = FrameHeader::parse(head, layout) else {
+        let Some(header) = FrameHeader::parse(head, layout).filter(|h| h.len <= self.max_len)
+        else {
             return Ok(Step::Damage {
                 offset,
                 kind: CorruptionKind::BadFrameHeader,
@@ -888,11 +899,11 @@ impl FrameCursor {
     /// Whether every byte from `from` to the end of the file is zero.
     fn rest_is_zero(&self, file: &dyn StorageFile, from: u64) -> std::io::Result<bool> {
         let mut at = from;
-        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut chunk = vec![0u8; self.chunk];
         while at < self.file_len {
             let n = usize::try_from(self.file_len - at)
                 .unwrap_or(usize::MAX)
-                .min(READ_CHUNK);
+                .min(self.chunk);
             let got = file.read_full_at(&mut chunk[..n], at)?;
             if got == 0 {
                 break;

@@ -183,13 +183,18 @@ impl SegmentFile {
 /// frames one after another up to its end. Only such a file is recycled: the frames it keeps
 /// behind a new segment's data are known by their seed as the end of the data (format.md,
 /// 2.3), and damage among them would read as damage to the new segment.
-pub(crate) fn clean_life(storage: &dyn Storage, path: &Path) -> Result<bool> {
+///
+/// Reads in pieces of `chunk` bytes; a frame longer than a piece counts as damage, unread.
+pub(crate) fn clean_life(storage: &dyn Storage, path: &Path, chunk: usize) -> Result<bool> {
     let file = storage.open(path, OpenMode::ReadOnly).at("open", path)?;
     let Ok(header) = read_header(&*file, path)? else {
         return Ok(false);
     };
     let len = file.len().at("read length", path)?;
-    let mut cursor = FrameCursor::new(header.layout, header.seed(), len, header.len());
+    let max_len = u32::try_from(chunk.saturating_sub(MAX_FRAME_HEADER_LEN)).unwrap_or(u32::MAX);
+    let mut cursor = FrameCursor::new(header.layout, header.seed(), len, header.len())
+        .with_chunk(chunk)
+        .with_max_len(max_len);
     loop {
         match cursor.step(&*file).at("read", path)? {
             Step::Frame { .. } => {}

@@ -140,7 +140,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, options: &Options) -> R
         } else if is_free_name(&name) {
             // Only a file holding one clean life is recycled (a writable open reads it whole,
             // once); another is removed.
-            if rec.dry_run || crate::segment::clean_life(storage, &path)? {
+            if rec.dry_run || crate::segment::clean_life(storage, &path, rec.chunk)? {
                 free.push(path);
             } else {
                 rec.remove(&path, "remove unusable free file")?;

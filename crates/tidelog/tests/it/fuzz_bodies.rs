@@ -1439,6 +1439,18 @@ mod tests {
         regression("log_dir", "regression-damaged-free-file-recycled");
     }
 
+    /// Reading free files whole at open (the fix above) read them in pieces of 256 KiB, and a
+    /// frame whole whatever its length: with a record limit of 8 KiB, a read of 10,959 bytes,
+    /// past the bound a recovery keeps to. They are read in the recovery's pieces now, and a
+    /// longer frame makes the file unfit for reuse, unread.
+    #[test]
+    fn regression_free_files_are_read_in_the_pieces_of_the_recovery() {
+        regression(
+            "log_dir",
+            "regression-recovery-reads-a-free-file-in-large-pieces",
+        );
+    }
+
     /// The harness did not know sync markers (format version 2, kind 2): `inspect` showed one
     /// in a cut file read as version 2, and the harness called it no well-formed frame. The
     /// harness was wrong, not the library.
