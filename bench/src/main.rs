@@ -66,7 +66,7 @@ pub struct Config {
 
 const USAGE: &str = "\
 usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4]
-                     [--contenders tidelog,okaywal,wal-db,raft-engine,walrus-rust,commitlog]
+                     [--contenders tidelog,okaywal,wal-db,raft-engine,walrus-rust,commitlog,writeahead]
 
   --dir DIR         where the logs are written (default ./target/bench-data); each run uses a
                     fresh subdirectory, removed afterwards; must not be tmpfs or ramfs

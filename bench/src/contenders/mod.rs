@@ -7,6 +7,7 @@ mod raft_engine;
 mod tidelog;
 mod wal_db;
 mod walrus;
+mod writeahead;
 
 use std::path::Path;
 
@@ -77,16 +78,18 @@ pub enum Kind {
     RaftEngine,
     Walrus,
     Commitlog,
+    Writeahead,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Tidelog,
         Kind::Okaywal,
         Kind::WalDb,
         Kind::RaftEngine,
         Kind::Walrus,
         Kind::Commitlog,
+        Kind::Writeahead,
     ];
 
     /// Name on the command line and in tables (the crate's name).
@@ -98,6 +101,7 @@ impl Kind {
             Kind::RaftEngine => "raft-engine",
             Kind::Walrus => "walrus-rust",
             Kind::Commitlog => "commitlog",
+            Kind::Writeahead => "writeahead",
         }
     }
 
@@ -110,6 +114,7 @@ impl Kind {
             "raft-engine" | "raftengine" => Kind::RaftEngine,
             "walrus" | "walrus-rust" => Kind::Walrus,
             "commitlog" => Kind::Commitlog,
+            "writeahead" => Kind::Writeahead,
             _ => return None,
         })
     }
@@ -134,6 +139,7 @@ pub fn open(kind: Kind, dir: &Path, purpose: Purpose) -> Result<Box<dyn Wal>> {
         Kind::RaftEngine => raft_engine::open(dir, purpose),
         Kind::Walrus => walrus::open(dir, purpose),
         Kind::Commitlog => commitlog::open(dir, purpose),
+        Kind::Writeahead => writeahead::open(dir, purpose),
     }
 }
 
