@@ -10,3 +10,8 @@ pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+
+#[cfg(loom)]
+pub(crate) use loom::thread::{Thread, current as current_thread, park};
+#[cfg(not(loom))]
+pub(crate) use std::thread::{Thread, current as current_thread, park};

@@ -18,8 +18,18 @@
 //! LSN, and a waiter whose LSN the rollback removed gets [`Error::RolledBack`] instead of `Ok` for
 //! a different record that later takes the same LSN.
 //!
+//! # Waking
+//!
+//! A blocking caller that cannot lead parks on a slot of its own, registered under the lock
+//! with its target. Whoever changes what it waits for wakes exactly the callers concerned: a
+//! sync wakes those it covered, and once nobody is syncing, the one caller with the lowest
+//! target still waiting (the next leader), never all of them. A rollback, a poisoning or a
+//! close wakes every one. Async waiters have their wakers; other waits ([`GroupCommit::
+//! wait_until`]) share one condition variable, on which no committer waits.
+//!
 //! Invariants: `written` and `durable` only move forward within a generation;
-//! `durable <= written`; the generation changes only under the lock, with the watermarks.
+//! `durable <= written`; the generation changes only under the lock, with the watermarks; a
+//! registered sleeper's slot is woken at most once, by whoever removes it from the list.
 //!
 //! The primitives come from `crate::sync`, so loom can model this module.
 
@@ -30,7 +40,9 @@ use std::task::{Poll, Waker};
 
 use super::deadline::{Deadline, Waited};
 use crate::error::{Error, Result};
-use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{
+    AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering, Thread, current_thread,
+};
 use crate::types::Lsn;
 
 /// How many past rollbacks are remembered exactly; a caller older than all of them is told its
@@ -86,6 +98,8 @@ struct Progress {
     cause: Option<Cause>,
     /// Async waiters: the LSN each waits for.
     wakers: Vec<(Lsn, Waker)>,
+    /// Blocking committers parked until their target is decided or they are to lead.
+    sleepers: Vec<Sleeper>,
     /// The latest rollbacks, oldest first: the generation each started and the LSN the log was
     /// truncated after.
     rollbacks: VecDeque<(u64, Lsn)>,
@@ -94,7 +108,96 @@ struct Progress {
     forgotten: Option<(u64, Lsn)>,
 }
 
+/// A blocking caller of [`GroupCommit::commit`], parked until it is woken.
+#[derive(Debug)]
+struct Sleeper {
+    target: Lsn,
+    slot: std::sync::Arc<Slot>,
+}
+
+/// Where a parked committer learns why it was woken: a state set under the lock before its
+/// thread is unparked, so a spurious or early return from `park` is told apart from a real
+/// wake-up, and a caller whose target a sync covered returns without taking the lock again.
+#[derive(Debug)]
+struct Slot {
+    state: AtomicU64,
+    thread: Thread,
+}
+
+/// A slot's states: parked, its target made durable, woken to look again (to lead, or to see
+/// a rollback, a poisoning or a close).
+const WAITING: u64 = 0;
+const COVERED: u64 = 1;
+const WOKEN: u64 = 2;
+
+impl Slot {
+    fn wake(&self) {
+        self.state.store(WOKEN, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// Unparks the committers of `slots` (marked covered under the lock), after it is released:
+/// a thread woken while the waker still holds the lock would only block on it.
+fn unpark_all(slots: Vec<std::sync::Arc<Slot>>) {
+    for slot in slots {
+        slot.thread.unpark();
+    }
+}
+
 impl Progress {
+    /// Wakes (and forgets) every sleeper `wanted` picks.
+    fn wake_sleepers(&mut self, wanted: impl Fn(Lsn) -> bool) {
+        let mut i = 0;
+        while i < self.sleepers.len() {
+            if wanted(self.sleepers[i].target) {
+                self.sleepers.swap_remove(i).slot.wake();
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Removes the sleepers whose target is at or below `lsn`, marked covered, for the caller
+    /// to unpark once it has released the lock.
+    fn take_covered(&mut self, lsn: Lsn) -> Vec<std::sync::Arc<Slot>> {
+        let mut covered = Vec::new();
+        let mut i = 0;
+        while i < self.sleepers.len() {
+            if self.sleepers[i].target <= lsn {
+                let slot = self.sleepers.swap_remove(i).slot;
+                slot.state.store(COVERED, Ordering::Release);
+                covered.push(slot);
+            } else {
+                i += 1;
+            }
+        }
+        covered
+    }
+
+    /// With nobody syncing, wakes the sleeper with the lowest target to lead the next sync
+    /// (the others wait for it): one wake-up, not a stampede.
+    fn wake_next_leader(&mut self) {
+        if self.syncing {
+            return;
+        }
+        let lowest = (0..self.sleepers.len()).min_by_key(|&i| self.sleepers[i].target);
+        if let Some(i) = lowest {
+            self.sleepers.swap_remove(i).slot.wake();
+        }
+    }
+
+    /// Forgets the sleeper of `slot`, if it is still registered (a wait that timed out).
+    fn forget_sleeper(&mut self, slot: &std::sync::Arc<Slot>) {
+        if let Some(i) = self
+            .sleepers
+            .iter()
+            .position(|s| std::sync::Arc::ptr_eq(&s.slot, slot))
+        {
+            self.sleepers.swap_remove(i);
+        }
+    }
+
     /// The lowest LSN the log was rolled back to since generation `since`, if any rollback
     /// happened since then.
     fn rolled_back_since(&self, since: u64) -> Option<Lsn> {
@@ -222,6 +325,7 @@ impl GroupCommit {
                 update(&mut p);
                 flag.store(true, Ordering::Release);
                 self.changed.notify_all();
+                p.wake_sleepers(|_| true);
                 std::mem::take(&mut p.wakers)
             }
             Err(_) => {
@@ -255,6 +359,8 @@ impl GroupCommit {
         if advanced {
             self.written.store(p.written.get(), Ordering::Release);
             self.changed.notify_all();
+            // Something to sync: a waiter may lead now, if nobody does.
+            p.wake_next_leader();
         }
         Ok(())
     }
@@ -263,17 +369,27 @@ impl GroupCommit {
     /// started a new generation since `generation` was read.
     pub(crate) fn advance_durable(&self, lsn: Lsn, generation: u64) -> Result<()> {
         let mut p = self.lock()?;
-        if generation == self.generation() {
-            self.raise_durable(&mut p, lsn);
-        }
+        let covered = if generation == self.generation() {
+            self.raise_durable(&mut p, lsn)
+        } else {
+            Vec::new()
+        };
         self.changed.notify_all();
+        p.wake_next_leader();
+        drop(p);
+        unpark_all(covered);
         Ok(())
     }
 
-    fn raise_durable(&self, p: &mut Progress, lsn: Lsn) {
+    /// Raises the durable LSN to `lsn`; returns the committers it covered, to unpark once the
+    /// lock is released.
+    #[must_use]
+    fn raise_durable(&self, p: &mut Progress, lsn: Lsn) -> Vec<std::sync::Arc<Slot>> {
+        let mut covered = Vec::new();
         if lsn > p.durable {
             p.durable = lsn;
             self.durable.store(lsn.get(), Ordering::Release);
+            covered = p.take_covered(lsn);
             let mut i = 0;
             while i < p.wakers.len() {
                 if p.wakers[i].0 <= lsn {
@@ -283,6 +399,7 @@ impl GroupCommit {
                 }
             }
         }
+        covered
     }
 
     /// Starts a rollback to `to`: a new generation begins, so from now on every waiter for an
@@ -309,6 +426,7 @@ impl GroupCommit {
                 i += 1;
             }
         }
+        p.wake_sleepers(|target| target > to);
         self.changed.notify_all();
         Ok(())
     }
@@ -324,6 +442,7 @@ impl GroupCommit {
         self.durable.store(to.get(), Ordering::Release);
         self.handed.store(to.get(), Ordering::Release);
         self.changed.notify_all();
+        p.wake_sleepers(|_| true);
         Ok(())
     }
 
@@ -370,8 +489,9 @@ impl GroupCommit {
 
     /// Wakes everyone waiting in [`GroupCommit::wait_until`] to re-check.
     pub(crate) fn notify(&self) {
-        if let Ok(_p) = self.progress.lock() {
+        if let Ok(mut p) = self.progress.lock() {
             self.changed.notify_all();
+            p.wake_next_leader();
         }
     }
 
@@ -453,13 +573,22 @@ impl GroupCommit {
                 p.syncing = false;
                 match result {
                     Ok(synced) => {
-                        if synced.generation == self.generation() {
-                            self.raise_durable(&mut p, synced.lsn);
-                        }
+                        let covered = if synced.generation == self.generation() {
+                            self.raise_durable(&mut p, synced.lsn)
+                        } else {
+                            Vec::new()
+                        };
                         self.changed.notify_all();
+                        p.wake_next_leader();
+                        if !covered.is_empty() {
+                            drop(p);
+                            unpark_all(covered);
+                            p = self.lock()?;
+                        }
                     }
                     Err(e) => {
                         self.changed.notify_all();
+                        p.wake_next_leader();
                         drop(p);
                         // A failed write or fsync poisons; giving up (closed) does not.
                         if matches!(e, Error::Io { .. }) {
@@ -470,12 +599,64 @@ impl GroupCommit {
                 }
                 continue;
             }
-            match self.wait(p, deadline)? {
+            if deadline.expired() {
+                // A wake-up meant for a leader may have been this caller's: pass it on.
+                p.wake_next_leader();
+                return Ok(false);
+            }
+            match self.sleep(p, target, deadline)? {
                 Some(g) => p = g,
-                None => return Ok(false),
+                // A sync covered the target (in the generation the caller's wait began in: a
+                // rollback since would have woken it to look again).
+                None => return Ok(true),
             }
         }
     }
+
+    /// Parks the calling committer until a wake-up meant for it or the deadline. `None` if a
+    /// sync covered its target; otherwise the lock, to check again.
+    fn sleep<'a>(
+        &'a self,
+        mut p: MutexGuard<'a, Progress>,
+        target: Lsn,
+        deadline: Deadline,
+    ) -> Result<Option<MutexGuard<'a, Progress>>> {
+        let slot = std::sync::Arc::new(Slot {
+            state: AtomicU64::new(WAITING),
+            thread: current_thread(),
+        });
+        p.sleepers.push(Sleeper {
+            target,
+            slot: std::sync::Arc::clone(&slot),
+        });
+        drop(p);
+        while slot.state.load(Ordering::Acquire) == WAITING && !deadline.expired() {
+            park_until(deadline);
+        }
+        if slot.state.load(Ordering::Acquire) == COVERED {
+            return Ok(None);
+        }
+        let mut p = self.lock()?;
+        if slot.state.load(Ordering::Acquire) == WAITING {
+            p.forget_sleeper(&slot);
+        }
+        Ok(Some(p))
+    }
+}
+
+/// Parks the thread until it is unparked (or spuriously), or until `deadline`.
+#[cfg(not(loom))]
+fn park_until(deadline: Deadline) {
+    match deadline.remaining() {
+        None => crate::sync::park(),
+        Some(left) => std::thread::park_timeout(left),
+    }
+}
+
+/// Loom has no clock: a timed park is an untimed one there.
+#[cfg(loom)]
+fn park_until(_deadline: Deadline) {
+    crate::sync::park();
 }
 
 #[cfg(all(test, not(loom)))]
