@@ -570,7 +570,6 @@ impl GroupCommit {
                 drop(p);
                 let result = lead();
                 p = self.lock()?;
-                p.syncing = false;
                 match result {
                     Ok(synced) => {
                         let covered = if synced.generation == self.generation() {
@@ -579,14 +578,19 @@ impl GroupCommit {
                             Vec::new()
                         };
                         self.changed.notify_all();
-                        p.wake_next_leader();
                         if !covered.is_empty() {
+                            // Still leading while it wakes those it covered: the committers
+                            // woken first append again meanwhile, and wait for the next sync
+                            // instead of each starting one of its own.
                             drop(p);
                             unpark_all(covered);
                             p = self.lock()?;
                         }
+                        p.syncing = false;
+                        p.wake_next_leader();
                     }
                     Err(e) => {
+                        p.syncing = false;
                         self.changed.notify_all();
                         p.wake_next_leader();
                         drop(p);
