@@ -62,6 +62,8 @@ pub struct Config {
     pub workloads: Vec<Workload>,
     pub contenders: Vec<Kind>,
     pub sizes: Sizes,
+    /// Every fsync of every contender delayed by this many microseconds (an `LD_PRELOAD` shim).
+    pub fsync_delay_us: Option<u64>,
 }
 
 const USAGE: &str = "\
@@ -73,7 +75,11 @@ usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4]
   --quick           smaller sizes and 1 s durations, for a smoke run
   --runs N          runs per case (default 3); the median is reported
   --only LIST       workloads to run (default all)
-  --contenders LIST contenders to run (default all)";
+  --contenders LIST contenders to run (default all)
+  --fsync-delay-us N
+                    delay every fsync and fdatasync of every contender (and of the raw
+                    limits) by N µs, through the LD_PRELOAD shim fsync-delay (build it with
+                    `cargo build --release --workspace`): a slower disk, alike for all";
 
 fn parse_args(args: &[String]) -> Result<Config> {
     let mut dir = PathBuf::from("target/bench-data");
@@ -81,6 +87,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
     let mut runs = 3;
     let mut workloads = vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4];
     let mut contenders = Kind::ALL.to_vec();
+    let mut fsync_delay_us = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -127,6 +134,13 @@ fn parse_args(args: &[String]) -> Result<Config> {
                 picked.dedup();
                 contenders = picked;
             }
+            "--fsync-delay-us" => {
+                fsync_delay_us = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--fsync-delay-us needs a number of microseconds")?,
+                );
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -144,6 +158,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         workloads,
         contenders,
         sizes: Sizes::new(quick),
+        fsync_delay_us,
     })
 }
 
@@ -159,6 +174,12 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(micros) = config.fsync_delay_us
+        && let Err(e) = runner::delay_fsyncs(micros)
+    {
+        eprintln!("tidelog-bench: {e}");
+        std::process::exit(2);
+    }
     if let Err(e) = run(&config) {
         eprintln!("tidelog-bench: {e}");
         std::process::exit(1);

@@ -31,13 +31,13 @@ pub fn fsync_latency(dir: &Path, count: usize, device: Option<&str>) -> Result<M
     let block = pattern(4096);
     // The first write allocates the block; time overwrites only.
     file.write_all_at(&block, 0)?;
-    file.sync_data()?;
+    crate::runner::sync_data(&file)?;
     let flushes_before = device.and_then(sysinfo::device_flushes);
     let mut lat = Vec::with_capacity(count);
     for _ in 0..count {
         let t = Instant::now();
         file.write_all_at(&block, 0)?;
-        file.sync_data()?;
+        crate::runner::sync_data(&file)?;
         lat.push(t.elapsed().as_nanos() as f64 / 1e3);
     }
     let flushes_after = device.and_then(sysinfo::device_flushes);
@@ -64,7 +64,7 @@ pub fn commit_loop(dir: &Path, secs: f64) -> Result<Metrics> {
     let mut n = 0u64;
     while start.elapsed() < deadline {
         file.write_all_at(&rec, n * 100)?;
-        file.sync_data()?;
+        crate::runner::sync_data(&file)?;
         n += 1;
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -89,7 +89,7 @@ pub fn sequential(dir: &Path, name: &str, bytes: u64, read_back: bool) -> Result
         file.write_all_at(&buf[..n], off)?;
         off += n as u64;
     }
-    file.sync_data()?;
+    crate::runner::sync_data(&file)?;
     let secs = start.elapsed().as_secs_f64();
     let mut m = Metrics::new();
     m.insert("write_mb_s".into(), bytes as f64 / secs / 1e6);

@@ -253,6 +253,14 @@ fn header(out: &mut String, config: &Config, machine: &Machine, results: &Result
             ms(p99)
         );
     }
+    if let Some(micros) = config.fsync_delay_us {
+        let _ = writeln!(
+            out,
+            "- **Every fsync and fdatasync delayed by {micros} µs**, for every contender alike \
+             (the `LD_PRELOAD` shim `fsync-delay`, which counts the calls it delayed: a case in \
+             which it delayed none fails), and in the raw limits: a slower disk than this one"
+        );
+    }
     let _ = writeln!(
         out,
         "- Runs: {}, median reported{}",
