@@ -12,8 +12,13 @@ use crate::payload::Verifier;
 pub fn open(dir: &Path, _purpose: Purpose) -> Result<Box<dyn Wal>> {
     // TIDELOG_BENCH_PREALLOCATE=0 turns segment preallocation off, to measure its effect.
     let preallocate = std::env::var_os("TIDELOG_BENCH_PREALLOCATE").is_none_or(|v| v != "0");
+    // TIDELOG_BENCH_TRUST_SEALS=1 opens trusting sealed segments' seals (W4's reopen).
+    let trust_seals = std::env::var_os("TIDELOG_BENCH_TRUST_SEALS").is_some_and(|v| v == "1");
     Ok(Box::new(Tidelog {
-        log: Log::builder(dir).preallocate(preallocate).open()?,
+        log: Log::builder(dir)
+            .preallocate(preallocate)
+            .trust_seals(trust_seals)
+            .open()?,
     }))
 }
 

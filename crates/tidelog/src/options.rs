@@ -168,6 +168,17 @@ pub struct Options {
     /// background thread starts, and every call that would write fails with
     /// [`Error::ReadOnly`]. Default `false`.
     pub read_only: bool,
+    /// Trust a segment's seal at open: a segment of format version 2 that is not the last one
+    /// and ends with an intact seal (format.md, 2.5) is taken as the seal describes it, without
+    /// reading its frames, so an open reads two small pieces of each sealed segment and scans
+    /// only the last one; its cost no longer grows with the log. What such an open does not
+    /// see is damage inside a sealed segment: it is found when the segment is read (every
+    /// frame's checksum is checked as it is read; a read by LSN in the middle of such a segment
+    /// first reads the whole segment, checking it, to index it) and reported then as
+    /// [`Error::Corrupt`](crate::Error::Corrupt), never skipped or cut, whatever the recovery
+    /// mode; `tidelog verify` checks every frame. A segment whose seal is missing or damaged
+    /// is read in full, as without this option. Default `false`: an open checks every frame.
+    pub trust_seals: bool,
     /// Permission bits of the directories the log creates (the log directory and missing
     /// parents, `quarantine/`), on Unix, less the process's umask. Must give the owner `rwx` and
     /// nobody else write. Default [`DEFAULT_DIR_MODE`] (`0o700`): a log holds its writer's data.
@@ -196,6 +207,7 @@ impl Default for Options {
             create_if_missing: true,
             preallocate: true,
             recycle_segments: false,
+            trust_seals: false,
             capacity_bytes: None,
             when_full: WhenFull::Fail,
             read_only: false,

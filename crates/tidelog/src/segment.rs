@@ -215,6 +215,9 @@ pub(crate) fn read_header(
     Ok(SegmentHeader::decode(&head[..n]))
 }
 
+/// The index of a segment no one has read yet, built by its first reader and shared.
+pub(crate) type LazyIndex = Arc<OnceLock<Vec<(Lsn, u64)>>>;
+
 /// What the log knows about one segment.
 #[derive(Debug, Clone)]
 pub(crate) struct Segment {
@@ -237,6 +240,10 @@ pub(crate) struct Segment {
     /// The offset and checksum of the last frame recovery or a refresh read (a read-only log
     /// checks them to see the writer roll back and write other frames in their place).
     pub(crate) last_frame: Option<(u64, u32)>,
+    /// A segment an open took as its seal describes it (`trust_seals`): its frames were not
+    /// read, so `index` is empty; the first read by LSN in its middle reads it whole, checking
+    /// every frame, and leaves the index here for every later reader.
+    pub(crate) unindexed: Option<LazyIndex>,
 }
 
 impl Segment {
@@ -253,6 +260,7 @@ impl Segment {
             min_ms: 0,
             sealed: false,
             last_frame: None,
+            unindexed: None,
         }
     }
 
@@ -286,6 +294,11 @@ impl Segment {
 
     /// Drops every index point at or past `offset` (after a cut).
     pub(crate) fn forget_from(&mut self, offset: u64) {
+        // A segment indexed on its first read keeps what it learned there (a cut segment no
+        // longer ends at its seal, and is indexed like any other from now on).
+        if let Some(built) = self.unindexed.take().and_then(|i| i.get().cloned()) {
+            self.index = built;
+        }
         self.index.retain(|&(_, at)| at < offset);
     }
 
@@ -297,6 +310,11 @@ impl Segment {
             start: self.scan_start(lsn),
             end: self.end,
             skips: self.skips.clone(),
+            unindexed: self
+                .unindexed
+                .as_ref()
+                .filter(|_| lsn > self.first_lsn())
+                .map(|index| (Arc::clone(index), lsn)),
         }
     }
 }
@@ -310,13 +328,54 @@ pub(crate) struct SegmentView {
     /// End of the bytes that may be read.
     pub(crate) end: u64,
     pub(crate) skips: Vec<(u64, u64)>,
+    /// For a segment whose frames no one has read yet (see [`Segment::unindexed`]): its index,
+    /// to build if it is not built, and the LSN `start` is for.
+    pub(crate) unindexed: Option<(LazyIndex, Lsn)>,
 }
 
 impl SegmentView {
-    /// A cursor at `start`, reading in chunks of `chunk` bytes.
-    #[must_use]
-    pub(crate) fn cursor(&self, chunk: usize) -> FrameCursor {
-        FrameCursor::new(self.file.layout(), self.file.seed, self.end, self.start).with_chunk(chunk)
+    /// A cursor at the batch start at or before the LSN of interest, reading in chunks of
+    /// `chunk` bytes. For a segment no one has indexed yet, reads it whole first (checking
+    /// every frame) to index it.
+    pub(crate) fn cursor(&self, chunk: usize) -> Result<FrameCursor> {
+        let start = match &self.unindexed {
+            None => self.start,
+            Some((index, lsn)) => {
+                let index = match index.get() {
+                    Some(index) => index,
+                    None => {
+                        let built = self.build_index()?;
+                        let _ = index.set(built);
+                        index.get().map_or(&[][..], Vec::as_slice)
+                    }
+                };
+                let i = index.partition_point(|&(l, _)| l <= *lsn);
+                i.checked_sub(1)
+                    .and_then(|i| index.get(i))
+                    .map_or(self.file.data_start(), |&(_, offset)| offset)
+            }
+        };
+        Ok(FrameCursor::new(self.file.layout(), self.file.seed, self.end, start).with_chunk(chunk))
+    }
+
+    /// Reads every frame of the segment, checking each, and returns its sparse index.
+    fn build_index(&self) -> Result<Vec<(Lsn, u64)>> {
+        let start = self.file.data_start();
+        let mut cursor = FrameCursor::new(self.file.layout(), self.file.seed, self.end, start);
+        let mut index: Vec<(Lsn, u64)> = Vec::new();
+        let mut open_batch = false;
+        while let Some((header, offset)) = self.step_frame(&mut cursor)? {
+            if header.is_record() {
+                let due = index
+                    .last()
+                    .is_none_or(|&(_, at)| offset >= at + INDEX_INTERVAL_BYTES);
+                if !open_batch && due {
+                    index.push((header.lsn, offset));
+                }
+                open_batch = !header.batch_end();
+            }
+        }
+        Ok(index)
     }
 
     /// Reads the next record's frame, jumping over skipped ranges and markers, and turning
@@ -359,7 +418,7 @@ impl SegmentView {
     /// Finds the frame of `lsn`. Returns it, or `None` when the segment has no such record (it
     /// was lost to corruption).
     pub(crate) fn find(&self, lsn: Lsn) -> Result<Option<FoundFrame>> {
-        let mut cursor = self.cursor(INDEX_INTERVAL_BYTES as usize + MAX_FRAME_HEADER_LEN);
+        let mut cursor = self.cursor(INDEX_INTERVAL_BYTES as usize + MAX_FRAME_HEADER_LEN)?;
         while let Some((header, offset)) = self.step(&mut cursor)? {
             if header.lsn == lsn {
                 let payload = cursor.payload().to_vec();

@@ -74,6 +74,13 @@ impl LogBuilder {
         self
     }
 
+    /// Whether an open trusts the seals of sealed segments instead of reading their frames
+    /// ([`Options::trust_seals`]).
+    pub fn trust_seals(mut self, trust: bool) -> Self {
+        self.options.trust_seals = trust;
+        self
+    }
+
     /// Whether segment files a checkpoint frees are reused ([`Options::recycle_segments`]).
     pub fn recycle_segments(mut self, recycle: bool) -> Self {
         self.options.recycle_segments = recycle;

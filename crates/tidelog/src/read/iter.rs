@@ -124,7 +124,7 @@ impl Iter {
             if self.current.is_none() {
                 match self.views.next() {
                     Some(view) => {
-                        let cursor = view.cursor(SCAN_CHUNK);
+                        let cursor = view.cursor(SCAN_CHUNK)?;
                         self.current = Some((view, cursor));
                     }
                     // The range ends early only if a rollback cut it short.

@@ -20,6 +20,9 @@ pub struct RecoveryReport {
     pub created: bool,
     /// Segment files read.
     pub segments_scanned: usize,
+    /// Of them, the sealed segments taken as their seal describes them, their frames unread
+    /// ([`Options::trust_seals`](crate::Options::trust_seals)).
+    pub segments_trusted: usize,
     /// Complete records found in the segments kept (checkpointed ones included).
     pub records_recovered: u64,
     /// Records below this LSN were dropped by a checkpoint.
@@ -122,6 +125,13 @@ impl fmt::Display for RecoveryReport {
             "  {} segments scanned, {} records recovered, last LSN {}, checkpoint LSN {}",
             self.segments_scanned, self.records_recovered, self.last_lsn, self.checkpoint_lsn
         )?;
+        if self.segments_trusted > 0 {
+            writeln!(
+                f,
+                "  {} sealed segments trusted by their seal, their frames unread",
+                self.segments_trusted
+            )?;
+        }
         if self.torn_bytes_cut > 0 {
             writeln!(f, "  torn tail: {} bytes cut", self.torn_bytes_cut)?;
         }

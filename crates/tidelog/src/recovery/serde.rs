@@ -107,6 +107,7 @@ impl Serialize for RecoveryReport {
         m.serialize_entry("clean", &self.is_clean())?;
         m.serialize_entry("created", &self.created)?;
         m.serialize_entry("segments_scanned", &self.segments_scanned)?;
+        m.serialize_entry("segments_trusted", &self.segments_trusted)?;
         m.serialize_entry("records_recovered", &self.records_recovered)?;
         m.serialize_entry("checkpoint_lsn", &self.checkpoint_lsn)?;
         m.serialize_entry("last_lsn", &self.last_lsn)?;

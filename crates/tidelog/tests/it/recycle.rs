@@ -134,7 +134,7 @@ fn a_crash_in_a_recycled_segment_never_reads_old_frames_back() -> Result<()> {
 
 /// The bytes of the segment file holding `lsn`, and the offset of that record's payload, found
 /// through `tidelog::inspect` (which reads the frames as format.md describes them).
-fn payload_offset(env: &Env, lsn: Lsn) -> (std::path::PathBuf, u64) {
+pub(crate) fn payload_offset(env: &Env, lsn: Lsn) -> (std::path::PathBuf, u64) {
     for path in env.segment_paths() {
         let frames =
             tidelog::inspect::Frames::open_with(&*env.storage, &path, None).expect("inspect");

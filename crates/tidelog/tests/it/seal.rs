@@ -183,3 +183,119 @@ fn a_rollback_into_a_sealed_segment_removes_its_seal() -> Result<()> {
     }
     Ok(())
 }
+
+/// A log of many sealed segments, closed: `(env, last LSN, segment paths)`.
+fn sealed_log(env: &Env) -> Result<(u64, Vec<std::path::PathBuf>)> {
+    let log = env.open()?;
+    let last = append_n(&log, 400)?.get();
+    log.close()?;
+    let paths = env.segment_paths();
+    assert!(paths.len() > 5, "{}: the log rolled", env.name());
+    Ok((last, paths))
+}
+
+/// An open that trusts seals reads two small pieces of each sealed segment and scans only the
+/// last; the log it gives reads back the same, sequentially and by LSN (a read in the middle
+/// of a trusted segment reads it whole once, to index it), and rolls back and checkpoints.
+#[test]
+fn an_open_that_trusts_seals_gives_the_same_log() -> Result<()> {
+    for env in Env::both() {
+        let ctx = env.name();
+        let (last, paths) = sealed_log(&env)?;
+        let log = env.builder().trust_seals(true).open()?;
+        let report = log.recovery_report();
+        assert!(report.is_clean(), "{ctx}: {report}");
+        assert_eq!(report.segments_trusted, paths.len() - 1, "{ctx}: {report}");
+        assert_eq!(report.records_recovered, last, "{ctx}");
+        assert_eq!(report.last_lsn, Lsn::new(last), "{ctx}");
+        assert_holds(&log, 1, last)?;
+        for lsn in (1..=last).rev() {
+            let record = log.read(Lsn::new(lsn))?;
+            assert_eq!(record.data(), payload(lsn), "{ctx}: LSN {lsn}");
+        }
+        let mut from_middle = log.iter_from(Lsn::new(last / 2))?;
+        let first = from_middle.next().expect("a record")?;
+        assert_eq!(first.lsn(), Lsn::new(last / 2), "{ctx}");
+        // A rollback into a trusted segment, appends, a checkpoint: a full open agrees.
+        let kept = last / 3;
+        log.truncate_after(Lsn::new(kept))?;
+        let end = append_n(&log, 30)?.get();
+        log.checkpoint(Lsn::new(kept / 2))?;
+        log.close()?;
+        let log = env.open()?;
+        assert!(
+            log.recovery_report().is_clean(),
+            "{ctx}: {}",
+            log.recovery_report()
+        );
+        assert_holds(&log, kept / 2, end)?;
+    }
+    Ok(())
+}
+
+/// What an open that trusts seals does not see at open: damage inside a sealed segment. It is
+/// found when the segment is read, as `Error::Corrupt` naming the file and the offset, whichever
+/// way it is read; an open that reads every frame refuses the log at once.
+#[test]
+fn damage_in_a_trusted_segment_is_reported_when_it_is_read() -> Result<()> {
+    for env in Env::both() {
+        let ctx = env.name();
+        let (last, paths) = sealed_log(&env)?;
+        let lsn = last / 2;
+        let (path, offset) = crate::recycle::payload_offset(&env, Lsn::new(lsn));
+        assert_ne!(Some(&path), paths.last(), "{ctx}: a sealed segment");
+        let mut bytes = env.read_file(&path);
+        bytes[offset as usize] ^= 0x01;
+        env.write_file(&path, &bytes);
+
+        let log = env.builder().trust_seals(true).open()?;
+        assert!(log.recovery_report().is_clean(), "{ctx}: not seen at open");
+        let corrupt = |e: tidelog::Error| match e {
+            tidelog::Error::Corrupt { path: p, .. } => assert_eq!(p, path, "{ctx}"),
+            other => panic!("{ctx}: {other:?}"),
+        };
+        let read_all: Result<Vec<_>> = log.iter()?.collect();
+        corrupt(read_all.expect_err("the damage is met"));
+        corrupt(log.read(Lsn::new(lsn)).expect_err("the damaged record"));
+        drop(log);
+        match env.open() {
+            Err(tidelog::Error::Corrupt { path: p, .. }) => assert_eq!(p, path, "{ctx}"),
+            other => panic!("{ctx}: a full open refuses the log: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+/// A seal that is not intact is not trusted: its segment is read in full, and its damage
+/// reported as without the option.
+#[test]
+fn a_damaged_seal_is_not_trusted() -> Result<()> {
+    for env in Env::both() {
+        let ctx = env.name();
+        let (_, paths) = sealed_log(&env)?;
+        let path = &paths[1];
+        let mut bytes = env.read_file(path);
+        let at = bytes.len() - 10;
+        bytes[at] ^= 0x01;
+        env.write_file(path, &bytes);
+        let full = env.open().map(|_| ()).map_err(|e| format!("{e:?}"));
+        let trusting = env
+            .builder()
+            .trust_seals(true)
+            .open()
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"));
+        assert!(full.is_err(), "{ctx}");
+        assert_eq!(trusting, full, "{ctx}");
+        // Where the damage is accepted, the other seals are trusted and the damaged one is not.
+        let log = env
+            .builder()
+            .trust_seals(true)
+            .recovery_mode(tidelog::RecoveryMode::SkipCorrupt)
+            .open()?;
+        let report = log.recovery_report();
+        assert_eq!(report.segments_trusted, paths.len() - 2, "{ctx}: {report}");
+        assert_eq!(report.damage.len(), 1, "{ctx}: {report}");
+    }
+    Ok(())
+}
