@@ -216,6 +216,7 @@ pub fn versions() -> Vec<(&'static str, String)> {
         "raft-engine",
         "walrus-rust",
         "commitlog",
+        "writeahead",
     ]
     .into_iter()
     .map(|name| {
