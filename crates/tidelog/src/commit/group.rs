@@ -100,6 +100,8 @@ struct Progress {
     wakers: Vec<(Lsn, Waker)>,
     /// Blocking committers parked until their target is decided or they are to lead.
     sleepers: Vec<Sleeper>,
+    /// How many parked committers the last sync covered.
+    last_covered: usize,
     /// The latest rollbacks, oldest first: the generation each started and the LSN the log was
     /// truncated after.
     rollbacks: VecDeque<(u64, Lsn)>,
@@ -123,6 +125,11 @@ struct Slot {
     state: AtomicU64,
     thread: Thread,
 }
+
+/// How many times a new leader gives up its core, at most, to let the committers the last
+/// sync woke append again and join its sync (measured best of 0, 4, 8, 16 and 64 with 4 to 64
+/// committers; with one, no sync covers a parked committer and it never yields).
+const GATHER_TURNS: u32 = 8;
 
 /// A slot's states: parked, its target made durable, woken to look again (to lead, or to see
 /// a rollback, a poisoning or a close).
@@ -567,6 +574,16 @@ impl GroupCommit {
             let in_buffer = self.handed.load(Ordering::Acquire) < target.get();
             if !p.syncing && (p.written > p.durable || in_buffer) {
                 p.syncing = true;
+                // The committers the last sync covered were just woken and are appending
+                // again: give them a moment to join this sync, rather than leave them for the
+                // next.
+                let mut turns = 0;
+                while p.sleepers.len() < p.last_covered && turns < GATHER_TURNS {
+                    drop(p);
+                    std::thread::yield_now();
+                    p = self.lock()?;
+                    turns += 1;
+                }
                 drop(p);
                 let result = lead();
                 p = self.lock()?;
@@ -577,6 +594,7 @@ impl GroupCommit {
                         } else {
                             Vec::new()
                         };
+                        p.last_covered = covered.len();
                         self.changed.notify_all();
                         if !covered.is_empty() {
                             // Still leading while it wakes those it covered: the committers
