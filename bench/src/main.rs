@@ -4,6 +4,7 @@
 mod child;
 mod contenders;
 mod payload;
+mod plot;
 mod raw;
 mod report;
 mod runner;
@@ -64,6 +65,8 @@ pub struct Config {
     pub sizes: Sizes,
     /// Every fsync of every contender delayed by this many microseconds (an `LD_PRELOAD` shim).
     pub fsync_delay_us: Option<u64>,
+    /// Where to write W2's scaling curve as an SVG chart.
+    pub svg: Option<PathBuf>,
 }
 
 const USAGE: &str = "\
@@ -76,6 +79,8 @@ usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4]
   --runs N          runs per case (default 3); the median is reported
   --only LIST       workloads to run (default all)
   --contenders LIST contenders to run (default all)
+  --threads LIST    W2's numbers of committing threads (default 1,4,16,64)
+  --svg FILE        also write W2's commits/s by threads as an SVG chart to FILE
   --fsync-delay-us N
                     delay every fsync and fdatasync of every contender (and of the raw
                     limits) by N µs, through the LD_PRELOAD shim fsync-delay (build it with
@@ -88,6 +93,8 @@ fn parse_args(args: &[String]) -> Result<Config> {
     let mut workloads = vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4];
     let mut contenders = Kind::ALL.to_vec();
     let mut fsync_delay_us = None;
+    let mut svg = None;
+    let mut threads: Option<Vec<usize>> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -134,6 +141,24 @@ fn parse_args(args: &[String]) -> Result<Config> {
                 picked.dedup();
                 contenders = picked;
             }
+            "--svg" => svg = Some(PathBuf::from(value()?)),
+            "--threads" => {
+                let mut list: Vec<usize> = value()?
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| {
+                        s.trim()
+                            .parse()
+                            .map_err(|_| format!("not a number of threads: {s}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                list.sort_unstable();
+                list.dedup();
+                if list.is_empty() || list[0] == 0 {
+                    return Err("--threads needs numbers of at least 1".into());
+                }
+                threads = Some(list);
+            }
             "--fsync-delay-us" => {
                 fsync_delay_us = Some(
                     value()?
@@ -151,14 +176,19 @@ fn parse_args(args: &[String]) -> Result<Config> {
     if workloads.is_empty() || contenders.is_empty() {
         return Err("nothing to run".into());
     }
+    let mut sizes = Sizes::new(quick);
+    if let Some(threads) = threads {
+        sizes.w2_threads = threads;
+    }
     Ok(Config {
         dir,
         quick,
         runs,
         workloads,
         contenders,
-        sizes: Sizes::new(quick),
+        sizes,
         fsync_delay_us,
+        svg,
     })
 }
 
@@ -288,6 +318,12 @@ fn run(config: &Config) -> Result<()> {
         device_counts_flushes: counts_flushes,
     };
     report::print(config, &machine, &results);
+    if let Some(path) = &config.svg {
+        match plot::w2_svg(config, &results) {
+            Some(svg) => std::fs::write(path, svg)?,
+            None => eprintln!("no chart: W2 ran with fewer than two thread counts"),
+        }
+    }
     eprintln!(
         "tidelog-bench: done in {:.0} s",
         started.elapsed().as_secs_f64()

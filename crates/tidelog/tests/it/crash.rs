@@ -226,6 +226,7 @@ pub(crate) fn verify_at(
         Log::builder(dir)
             .storage(Arc::clone(storage))
             .segment_bytes(SEGMENT_BYTES)
+            .trust_seals(TRUST_SEALS.get())
             .open()
     };
     let log = match open() {
@@ -293,6 +294,30 @@ pub(crate) fn verify_at(
     );
     assert_eq!(log.last_lsn(), next);
     Ok(next)
+}
+
+std::thread_local! {
+    /// Whether [`verify_at`] reopens trusting seals (`Options::trust_seals`), on this thread.
+    static TRUST_SEALS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A crash at every storage operation of the script (recycling on, so a trusted segment may be a
+/// recycled file), each log reopened trusting the seals of its sealed segments: a roll syncs a segment's frames and its seal before the next segment
+/// exists, so what a crash leaves in a sealed segment is what its seal says, and nothing
+/// acknowledged is lost, nothing invented, whatever the crash.
+#[test]
+fn opens_that_trust_seals_after_a_crash_at_every_op_keep_acknowledged_records() -> Result<()> {
+    TRUST_SEALS.set(true);
+    let result = crash_at_every_op_with(
+        |n| match n % 3 {
+            0 => CrashMode::DropUnsynced,
+            1 => CrashMode::Torn { seed: n },
+            _ => CrashMode::Reordered { seed: n },
+        },
+        true,
+    );
+    TRUST_SEALS.set(false);
+    result
 }
 
 /// Small segments and a write-through buffer, so the script makes many storage operations.
