@@ -527,6 +527,18 @@ fn open(
     limit: u32,
     context: &str,
 ) -> Result<Log, Error> {
+    open_with(storage, mode, read_only, limit, false, context)
+}
+
+/// [`open`], trusting seals or not (`Options::trust_seals`).
+fn open_with(
+    storage: &MemStorage,
+    mode: RecoveryMode,
+    read_only: bool,
+    limit: u32,
+    trust_seals: bool,
+    context: &str,
+) -> Result<Log, Error> {
     let hooked = HookedStorage::new(Arc::new(storage.clone()));
     let opened = Log::builder(DIR)
         .storage(Arc::new(hooked.clone()))
@@ -534,6 +546,7 @@ fn open(
         .read_only(read_only)
         .max_record_bytes(limit)
         .segment_bytes(4096)
+        .trust_seals(trust_seals)
         .open();
     let largest = hooked.reads().largest();
     let bound = recovery_read_bound(limit);
@@ -909,12 +922,81 @@ const DEFAULT_LIMIT: u32 = tidelog::DEFAULT_MAX_RECORD_BYTES;
 
 /// Two log directories generated from `data` by [`gen_dir`], each opened every way: one of
 /// format version 1 (the bytes read as they always were, so the inputs of earlier findings
-/// keep their meaning), and one of version 2 or an upgrade from 1 to 2.
+/// keep their meaning), and one of version 2 or an upgrade from 1 to 2, which is also opened
+/// trusting seals.
 pub(crate) fn log_dir(data: &[u8]) {
     for v2 in [false, true] {
         let mut u = Unstructured::new(data);
         if let Ok((files, limit)) = gen_dir(&mut u, v2) {
             check_dir(&files, limit);
+            if v2 {
+                check_trusted(&files, limit);
+            }
+        }
+    }
+}
+
+/// A read-only open trusting seals beside one that reads every frame (the default mode): where
+/// the full open finds the log clean, the trusted one gives the same records; otherwise it
+/// refuses the log with a typed error, or gives records, each an intact frame of the files, in
+/// order, until an error that names what is wrong (damage in a trusted segment is found when it
+/// is read).
+fn check_trusted(files: &[(String, Vec<u8>)], limit: u32) {
+    let intact = Intact::of(files);
+    let mode = RecoveryMode::default();
+    let full = open(
+        &build(files),
+        mode,
+        true,
+        limit,
+        "full open beside a trusting one",
+    )
+    .ok()
+    .filter(|log| log.recovery_report().is_clean())
+    .map(|log| read_all(&log, &intact, "full open beside a trusting one"));
+    let context = "read-only open trusting seals";
+    let trusted = open_with(&build(files), mode, true, limit, true, context);
+    match (full, trusted) {
+        (Some(full), Ok(log)) => {
+            let read = read_all(&log, &intact, context);
+            assert_eq!(read, full, "{context}: not what the full open read");
+        }
+        (Some(full), Err(e)) => {
+            panic!("{context}: refuses a log a full open finds clean ({full:?}): {e:?}")
+        }
+        (None, Err(e)) => assert_typed(&e, context),
+        (None, Ok(log)) => {
+            let mut previous = 0;
+            let iter = log
+                .iter()
+                .unwrap_or_else(|e| panic!("{context}: iter: {e:?}"));
+            for item in iter {
+                match item {
+                    Ok(r) => {
+                        let lsn = r.lsn().get();
+                        assert!(lsn > previous, "{context}: LSN {lsn} after {previous}");
+                        assert!(
+                            intact.holds(lsn, r.data()),
+                            "{context}: LSN {lsn} is no intact frame of the files"
+                        );
+                        previous = lsn;
+                    }
+                    Err(e) => {
+                        assert_typed(&e, context);
+                        break;
+                    }
+                }
+            }
+            let (first, last) = (log.checkpoint_lsn().get(), log.last_lsn().get());
+            for lsn in (first..=last).take(100) {
+                match log.read(Lsn::new(lsn)) {
+                    Ok(r) => assert!(
+                        intact.holds(lsn, r.data()),
+                        "{context}: read({lsn}) is no intact frame of the files"
+                    ),
+                    Err(e) => assert_typed(&e, context),
+                }
+            }
         }
     }
 }
