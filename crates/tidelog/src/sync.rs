@@ -12,6 +12,6 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
 #[cfg(loom)]
-pub(crate) use loom::thread::{Thread, current as current_thread, park};
+pub(crate) use loom::thread::{Thread, current as current_thread, park, yield_now};
 #[cfg(not(loom))]
-pub(crate) use std::thread::{Thread, current as current_thread, park};
+pub(crate) use std::thread::{Thread, current as current_thread, park, yield_now};
