@@ -132,6 +132,13 @@ impl Env {
         self.storage.sync_dir(&self.dir).expect("sync dir");
     }
 
+    /// Flips the bits of `mask` in the byte at `offset` of the file at `path`.
+    pub(crate) fn flip_byte(&self, path: &Path, offset: usize, mask: u8) {
+        let mut bytes = self.read_file(path);
+        bytes[offset] ^= mask;
+        self.write_file(path, &bytes);
+    }
+
     pub(crate) fn remove_file(&self, path: &Path) {
         self.storage.remove_file(path).expect("remove");
         self.storage.sync_dir(&self.dir).expect("sync dir");

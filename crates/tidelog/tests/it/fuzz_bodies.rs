@@ -148,8 +148,15 @@ fn frame_seed(log_id: u128, salt: u64) -> u32 {
     crc32c::crc32c(&seed)
 }
 
-/// A frame of a user record (format.md, 2.2).
-fn encode_frame(seed: u32, lsn: u64, flags: u8, durable_lag: u32, payload: &[u8]) -> Vec<u8> {
+/// A frame of `lay` (format.md, 2.2): a record, or in version 2 a sync marker or a seal, with
+/// its LSN, flags, durable lag and (version 2) time.
+fn encode_frame_of(
+    lay: Lay,
+    seed: u32,
+    kind: u8,
+    (lsn, flags, lag, ms): (u64, u8, u32, u64),
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = vec![0; 4];
     f.extend_from_slice(
         &u32::try_from(payload.len())
@@ -157,8 +164,11 @@ fn encode_frame(seed: u32, lsn: u64, flags: u8, durable_lag: u32, payload: &[u8]
             .to_le_bytes(),
     );
     f.extend_from_slice(&lsn.to_le_bytes());
-    f.extend_from_slice(&[RECORD_KIND, flags, 0, 0]);
-    f.extend_from_slice(&durable_lag.to_le_bytes());
+    f.extend_from_slice(&[kind, flags, 0, 0]);
+    f.extend_from_slice(&lag.to_le_bytes());
+    if lay == V2 {
+        f.extend_from_slice(&ms.to_le_bytes());
+    }
     f.extend_from_slice(payload);
     let crc = crc32c::crc32c_append(seed, &f[4..]);
     f[..4].copy_from_slice(&crc.to_le_bytes());
@@ -209,49 +219,6 @@ fn encode_checkpoint_v2(log_id: u128, lsn: u64, metadata: &[u8]) -> Vec<u8> {
     let crc = crc32c::crc32c(&c);
     c.extend_from_slice(&crc.to_le_bytes());
     c
-}
-
-/// A frame of version 2 (format.md, 2.2): a record, a sync marker or a seal, with its time.
-fn encode_frame_v2(
-    seed: u32,
-    kind: u8,
-    lsn: u64,
-    flags: u8,
-    lag: u32,
-    ms: u64,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut f = vec![0; 4];
-    f.extend_from_slice(
-        &u32::try_from(payload.len())
-            .expect("a small payload")
-            .to_le_bytes(),
-    );
-    f.extend_from_slice(&lsn.to_le_bytes());
-    f.extend_from_slice(&[kind, flags, 0, 0]);
-    f.extend_from_slice(&lag.to_le_bytes());
-    f.extend_from_slice(&ms.to_le_bytes());
-    f.extend_from_slice(payload);
-    let crc = crc32c::crc32c_append(seed, &f[4..]);
-    f[..4].copy_from_slice(&crc.to_le_bytes());
-    f
-}
-
-/// A record frame of `lay`.
-fn encode_record(
-    lay: Lay,
-    seed: u32,
-    lsn: u64,
-    flags: u8,
-    lag: u32,
-    ms: u64,
-    payload: &[u8],
-) -> Vec<u8> {
-    if lay == V1 {
-        encode_frame(seed, lsn, flags, lag, payload)
-    } else {
-        encode_frame_v2(seed, RECORD_KIND, lsn, flags, lag, ms, payload)
-    }
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -1113,7 +1080,13 @@ fn gen_dir(u: &mut Unstructured<'_>, v2: bool) -> arbitrary::Result<(Files, u32)
                         };
                         let lag = lag(lsn, durable);
                         let p = payload(lsn, len);
-                        bytes.extend(encode_record(lay, seed, lsn, flags, lag, ms, &p));
+                        bytes.extend(encode_frame_of(
+                            lay,
+                            seed,
+                            RECORD_KIND,
+                            (lsn, flags, lag, ms),
+                            &p,
+                        ));
                         lsn = lsn.saturating_add(1);
                     }
                 }
@@ -1130,7 +1103,8 @@ fn gen_dir(u: &mut Unstructured<'_>, v2: bool) -> arbitrary::Result<(Files, u32)
                     let lag = u.arbitrary()?;
                     let len = u.int_in_range(0..=80)?;
                     let p = payload(at_lsn, len);
-                    let mut frame = encode_record(lay, frame_seed, at_lsn, flags, lag, ms, &p);
+                    let mut frame =
+                        encode_frame_of(lay, frame_seed, RECORD_KIND, (at_lsn, flags, lag, ms), &p);
                     if u.ratio(1, 4)? {
                         frame[0] ^= 1;
                     }
@@ -1155,7 +1129,7 @@ fn gen_dir(u: &mut Unstructured<'_>, v2: bool) -> arbitrary::Result<(Files, u32)
                     durable = lsn.saturating_sub(1);
                     if lay == V2 && u.ratio(3, 4)? {
                         let lag = lag(lsn, durable);
-                        bytes.extend(encode_frame_v2(seed, SYNC_KIND, lsn, 0, lag, ms, &[]));
+                        bytes.extend(encode_frame_of(V2, seed, SYNC_KIND, (lsn, 0, lag, ms), &[]));
                     }
                 }
                 // A flipped bit.
@@ -1177,7 +1151,13 @@ fn gen_dir(u: &mut Unstructured<'_>, v2: bool) -> arbitrary::Result<(Files, u32)
                     seal.extend_from_slice(&CREATED_MS.to_le_bytes());
                     seal.extend_from_slice(&ms.to_le_bytes());
                     let lag = lag(lsn, durable);
-                    bytes.extend(encode_frame_v2(seed, SEAL_KIND, lsn, 0, lag, ms, &seal));
+                    bytes.extend(encode_frame_of(
+                        V2,
+                        seed,
+                        SEAL_KIND,
+                        (lsn, 0, lag, ms),
+                        &seal,
+                    ));
                 }
                 // Frames of a recycled file's earlier life (version 2): its own seed and
                 // layout, earlier LSNs.
@@ -1189,7 +1169,13 @@ fn gen_dir(u: &mut Unstructured<'_>, v2: bool) -> arbitrary::Result<(Files, u32)
                         let len = u.int_in_range(0..=80)?;
                         let p = payload(old_lsn, len);
                         let flags = FLAG_BATCH_START | FLAG_BATCH_END;
-                        bytes.extend(encode_record(old, prev_seed, old_lsn, flags, 1, ms, &p));
+                        bytes.extend(encode_frame_of(
+                            old,
+                            prev_seed,
+                            RECORD_KIND,
+                            (old_lsn, flags, 1, ms),
+                            &p,
+                        ));
                         old_lsn = old_lsn.saturating_add(1);
                     }
                 }

@@ -222,10 +222,8 @@ fn only_a_clean_file_is_recycled() -> Result<()> {
             .filter(|n| n.ends_with(".free"))
             .collect();
         let path = env.dir.join(&free[0]);
-        let mut bytes = env.read_file(&path);
-        let at = bytes.len() / 2;
-        bytes[at] ^= 0x20;
-        env.write_file(&path, &bytes);
+        let len = env.read_file(&path).len();
+        env.flip_byte(&path, len / 2, 0x20);
         let log = env.builder().recycle_segments(true).open()?;
         assert_eq!(
             log.recovery_report().removed_temp_files,
@@ -233,24 +231,12 @@ fn only_a_clean_file_is_recycled() -> Result<()> {
             "{ctx}"
         );
         assert_eq!(free_files(&env), 1, "{ctx}: the clean one stays");
-        let last = append_n(&log, 400)?;
-        log.sync()?;
-        drop(log);
-        let log = env.builder().recovery_mode(RecoveryMode::Strict).open()?;
-        assert!(
-            log.recovery_report().is_clean(),
-            "{ctx}: {}",
-            log.recovery_report()
-        );
-        assert_holds(&log, 401, last.get())?;
-        drop(log);
+        appends_reopen_strict_and_clean(&env, log, 401)?;
 
         // A sealed segment damaged in the middle, opened with `SkipCorrupt`, then freed.
         // The oldest segment, the first a checkpoint frees (and would keep for reuse).
         let (path, offset) = payload_offset(&env, Lsn::new(405));
-        let mut bytes = env.read_file(&path);
-        bytes[offset as usize] ^= 0x20;
-        env.write_file(&path, &bytes);
+        env.flip_byte(&path, offset as usize, 0x20);
         let log = env
             .builder()
             .recycle_segments(true)
@@ -268,16 +254,23 @@ fn only_a_clean_file_is_recycled() -> Result<()> {
             .unwrap_or_default();
         assert!(!kept.iter().any(|n| n == name), "{ctx}: {kept:?}");
         assert!(free_files(&env) <= before.max(2), "{ctx}");
-        let last = append_n(&log, 400)?;
-        log.sync()?;
-        drop(log);
-        let log = env.builder().recovery_mode(RecoveryMode::Strict).open()?;
-        assert!(
-            log.recovery_report().is_clean(),
-            "{ctx}: {}",
-            log.recovery_report()
-        );
-        assert_holds(&log, end.get() + 1, last.get())?;
+        appends_reopen_strict_and_clean(&env, log, end.get() + 1)?;
     }
     Ok(())
+}
+
+/// Appends 400 records to `log` (rolling into recycled files), closes it, and reopens it in
+/// `Strict`: clean, holding every record from `first` on.
+fn appends_reopen_strict_and_clean(env: &Env, log: Log, first: u64) -> Result<()> {
+    let last = append_n(&log, 400)?;
+    log.sync()?;
+    drop(log);
+    let log = env.builder().recovery_mode(RecoveryMode::Strict).open()?;
+    assert!(
+        log.recovery_report().is_clean(),
+        "{}: {}",
+        env.name(),
+        log.recovery_report()
+    );
+    assert_holds(&log, first, last.get())
 }

@@ -244,9 +244,7 @@ fn damage_in_a_trusted_segment_is_reported_when_it_is_read() -> Result<()> {
         let lsn = last / 2;
         let (path, offset) = crate::recycle::payload_offset(&env, Lsn::new(lsn));
         assert_ne!(Some(&path), paths.last(), "{ctx}: a sealed segment");
-        let mut bytes = env.read_file(&path);
-        bytes[offset as usize] ^= 0x01;
-        env.write_file(&path, &bytes);
+        env.flip_byte(&path, offset as usize, 0x01);
 
         let log = env.builder().trust_seals(true).open()?;
         assert!(log.recovery_report().is_clean(), "{ctx}: not seen at open");
@@ -274,10 +272,8 @@ fn a_damaged_seal_is_not_trusted() -> Result<()> {
         let ctx = env.name();
         let (_, paths) = sealed_log(&env)?;
         let path = &paths[1];
-        let mut bytes = env.read_file(path);
-        let at = bytes.len() - 10;
-        bytes[at] ^= 0x01;
-        env.write_file(path, &bytes);
+        let len = env.read_file(path).len();
+        env.flip_byte(path, len - 10, 0x01);
         let full = env.open().map(|_| ()).map_err(|e| format!("{e:?}"));
         let trusting = env
             .builder()
