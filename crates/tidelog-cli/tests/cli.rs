@@ -282,6 +282,41 @@ fn info_shows_segments_and_watermarks_and_changes_nothing() {
 }
 
 #[test]
+fn info_trusting_seals_reads_the_same_log_from_its_seals() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let segs = segments(&dir);
+    assert!(segs.len() > 2);
+    let full = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    let trusting = unchanged(&dir, || {
+        tidelog(&["info", "--json", "--trust-seals", s(&dir)])
+    })
+    .expect(0)
+    .json();
+    for key in [
+        "last_lsn",
+        "durable_lsn",
+        "checkpoint_lsn",
+        "records",
+        "segments",
+    ] {
+        assert_eq!(trusting[key], full[key], "{key}");
+    }
+    assert_eq!(full["recovery"]["segments_trusted"], 0);
+    assert_eq!(
+        trusting["recovery"]["segments_trusted"],
+        segs.len() as u64 - 1
+    );
+    // The damage of a sealed segment is not looked for: `verify` finds it.
+    let (_tmp, flipped) = flipped_log();
+    let info = tidelog(&["info", "--json", "--trust-seals", s(&flipped)])
+        .expect(0)
+        .json();
+    assert!(info["damaged"].is_null(), "{info}");
+    tidelog(&["verify", s(&flipped)]).expect(1);
+}
+
+#[test]
 fn info_on_a_damaged_log_warns_and_changes_nothing() {
     let (_tmp, dir) = flipped_log();
     let run = unchanged(&dir, || tidelog(&["info", s(&dir)])).expect(0);

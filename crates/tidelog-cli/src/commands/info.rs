@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use tidelog::{FORMAT_VERSION, Log, RecoveryMode};
 
-use super::{Modes, is_damage, open_read_only};
+use super::{Modes, is_damage, open_read_only_trusting};
 use crate::output::{Ctx, Style, Table, human_bytes, thousands};
 use crate::report;
 
@@ -14,23 +14,27 @@ use crate::report;
 #[command(after_help = "\
 Opens the log read-only: nothing in the directory changes, and a process writing the log may
 keep running. If the log is damaged, the figures come from a skip-corrupt dry run and a
-warning says so.
+warning says so. With --trust-seals the open reads only the seal of each sealed segment and
+scans the last one, so it takes about as long for a log of 10 GiB as for one of 100 MiB; it
+does not look for damage inside sealed segments (tidelog verify does).
 
 Examples:
   tidelog info ./wal
+  tidelog info ./wal --trust-seals
   tidelog info ./wal --json | jq .last_lsn")]
 pub(crate) struct Args {
     /// The log directory.
     pub(crate) dir: PathBuf,
+    /// Take each sealed segment as its seal describes it, without reading its frames.
+    #[arg(long)]
+    pub(crate) trust_seals: bool,
 }
 
 pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let (log, damage) = match open_read_only(&args.dir, RecoveryMode::TolerateTornTail) {
+    let open = |mode| open_read_only_trusting(&args.dir, mode, args.trust_seals);
+    let (log, damage) = match open(RecoveryMode::TolerateTornTail) {
         Ok(log) => (log, None),
-        Err(e) if is_damage(&e) => (
-            open_read_only(&args.dir, RecoveryMode::SkipCorrupt)?,
-            Some(format!("{e:#}")),
-        ),
+        Err(e) if is_damage(&e) => (open(RecoveryMode::SkipCorrupt)?, Some(format!("{e:#}"))),
         Err(e) => return Err(e),
     };
     let facts = Facts::of(&log)?;

@@ -97,10 +97,21 @@ pub(crate) fn memory_file_system(_dir: &Path) -> Option<&'static str> {
 /// Opens the log in `dir` read-only: recovery runs as a dry run in `mode`, nothing is changed,
 /// and no lock is taken (another process may be writing).
 pub(crate) fn open_read_only(dir: &Path, mode: RecoveryMode) -> anyhow::Result<Log> {
+    open_read_only_trusting(dir, mode, false)
+}
+
+/// [`open_read_only`], trusting the seals of sealed segments instead of reading their frames
+/// if `trust_seals` (`Options::trust_seals`).
+pub(crate) fn open_read_only_trusting(
+    dir: &Path,
+    mode: RecoveryMode,
+    trust_seals: bool,
+) -> anyhow::Result<Log> {
     Log::builder(dir)
         .read_only(true)
         .create_if_missing(false)
         .recovery_mode(mode)
+        .trust_seals(trust_seals)
         .open()
         .with_context(|| format!("cannot open the log in {} (read-only)", dir.display()))
 }
