@@ -88,6 +88,8 @@ pub(crate) const KIND_SYNC: u8 = 2;
 pub(crate) const KIND_SEAL: u8 = 3;
 /// The payload length of a seal: first and last LSN, first and last batch time.
 pub(crate) const SEAL_LEN: usize = 32;
+/// The length of a whole seal frame (version 2 header and payload).
+pub(crate) const SEAL_FRAME_LEN: usize = Layout::V2.frame_header_len() + SEAL_LEN;
 /// Frame flag: this record is the last of its batch (a single append is a batch of one).
 pub(crate) const FLAG_BATCH_END: u8 = 1;
 /// Frame flag: this record is the first of its batch.

@@ -17,12 +17,9 @@ use super::{Inner, Log, SegmentInfo, State, lock, lock_any};
 use crate::commit::Deadline;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    FrameMeta, KIND_SEAL, Layout, SEAL_LEN, SEGMENT_HEADER_LEN, encode_frame, free_file_name,
+    FrameMeta, KIND_SEAL, Layout, SEAL_FRAME_LEN, SEGMENT_HEADER_LEN, encode_frame, free_file_name,
     seal_payload,
 };
-
-/// The length of a seal frame.
-pub(crate) const SEAL_FRAME_LEN: u64 = (Layout::V2.frame_header_len() + SEAL_LEN) as u64;
 use crate::read::Reaper;
 use crate::segment::{Segment, SegmentFile};
 use crate::types::Lsn;
@@ -102,7 +99,7 @@ impl Inner {
         }
         let payload = seal_payload(first, last, first_ms, last_ms);
         encode_frame(&mut st.buf, Layout::V2, file.seed, meta, &payload);
-        st.active_mut().end += SEAL_FRAME_LEN;
+        st.active_mut().end += SEAL_FRAME_LEN as u64;
     }
 
     /// Plans a roll: the active segment is sealed and a new one, starting at the next LSN, takes

@@ -51,7 +51,7 @@ impl Inner {
         // append would roll.
         let needed = |st: &State| {
             let rolls = self.rolls(st.active(), total);
-            let roll_bytes = SEGMENT_HEADER_LEN as u64 + super::segments::SEAL_FRAME_LEN;
+            let roll_bytes = SEGMENT_HEADER_LEN as u64 + crate::format::SEAL_FRAME_LEN as u64;
             total + if rolls { roll_bytes } else { 0 }
         };
         let full = |st: &State| Error::LogFull {

@@ -11,12 +11,9 @@
 use std::sync::Arc;
 
 use crate::error::{IoContext, Result};
-use crate::format::{FrameHeader, Layout, SEAL_LEN, decode_seal};
+use crate::format::{FrameHeader, Layout, SEAL_FRAME_LEN, SEAL_LEN, decode_seal};
 use crate::segment::{Segment, SegmentFile};
 use crate::types::Lsn;
-
-/// The length of a seal frame of format version 2.
-const SEAL_FRAME_LEN: usize = Layout::V2.frame_header_len() + SEAL_LEN;
 
 /// The segment as its seal describes it, or the file back if its seal cannot be trusted.
 pub(super) fn by_seal(
