@@ -806,6 +806,12 @@ impl FrameCursor {
         &self.buf[self.payload.0..self.payload.1]
     }
 
+    /// The whole frame (header and payload) the last `step` returned, as its bytes.
+    pub(crate) fn frame(&self) -> &[u8] {
+        let header_len = self.layout.frame_header_len();
+        &self.buf[self.payload.0.saturating_sub(header_len)..self.payload.1]
+    }
+
     /// The same payload, sharing the read buffer instead of copying it.
     pub(crate) fn shared_payload(&self) -> (Arc<Vec<u8>>, std::ops::Range<usize>) {
         (Arc::clone(&self.buf), self.payload.0..self.payload.1)

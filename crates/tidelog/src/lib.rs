@@ -58,6 +58,7 @@ macro_rules! span {
 }
 
 mod commit;
+mod copy;
 mod error;
 mod format;
 pub mod inspect;
@@ -73,6 +74,7 @@ mod sync;
 mod types;
 
 pub use crate::commit::DurableFuture;
+pub use crate::copy::{Importer, SegmentCopy};
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::format::{FORMAT_VERSION, MAX_METADATA_BYTES, MAX_RECORD_BYTES_LIMIT};
 pub use crate::log::{Log, LogBuilder, SegmentEvent, SegmentInfo};

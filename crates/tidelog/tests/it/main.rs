@@ -3,6 +3,7 @@
 mod append;
 mod checkpoint;
 mod common;
+mod copy;
 mod crash;
 mod faults;
 mod fixtures;
