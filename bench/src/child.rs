@@ -52,7 +52,12 @@ fn run(args: &[String]) -> Result<Metrics> {
             params.get("dev").copied().filter(|d| *d != "-"),
         ),
         "w4-write" => w4_write(kind, &dir, num("n")?),
-        "w4-reopen" => w4_reopen(kind, &dir, num("n")?),
+        "w4-reopen" => w4_reopen(
+            kind,
+            &dir,
+            num("n")?,
+            params.get("trust_seals").is_some_and(|v| *v == "1"),
+        ),
         other => Err(format!("unknown case {other}").into()),
     }
 }
@@ -166,14 +171,17 @@ fn w4_write(kind: Kind, dir: &Path, n: u64) -> Result<Metrics> {
     Ok(m)
 }
 
-/// W4, second process: reopen (timed), then read every record and verify it (timed).
-fn w4_reopen(kind: Kind, dir: &Path, n: u64) -> Result<Metrics> {
+/// W4 and the sizes workload, second process: reopen (timed), then read every record and
+/// verify it (timed). With `trust_seals`, the open trusts sealed segments' seals where the
+/// contender can. Also reports what the log tells of itself and the process's peak memory.
+fn w4_reopen(kind: Kind, dir: &Path, n: u64, trust_seals: bool) -> Result<Metrics> {
     let t0 = Instant::now();
     let wal = contenders::open(
         kind,
         dir,
         Purpose::Reopen {
             len: payload::SMALL,
+            trust_seals,
         },
     )?;
     let reopen = t0.elapsed().as_secs_f64();
@@ -184,8 +192,11 @@ fn w4_reopen(kind: Kind, dir: &Path, n: u64) -> Result<Metrics> {
     if verify.next != n {
         return Err(format!("read back {} of {n} records", verify.next).into());
     }
+    let mut m = wal.open_figures();
     wal.close()?;
-    let mut m = Metrics::new();
+    if let Some(kib) = sysinfo::peak_rss_kib() {
+        m.insert("peak_rss_kib".into(), kib as f64);
+    }
     m.insert("reopen_secs".into(), reopen);
     if reading == Reading::Read {
         m.insert("read_secs".into(), read);

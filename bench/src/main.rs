@@ -12,10 +12,12 @@ mod stats;
 mod sysinfo;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use contenders::Kind;
+use report::int;
 use stats::Metrics;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -27,6 +29,8 @@ pub enum Workload {
     W2,
     W3,
     W4,
+    /// Open and read time of logs of several sizes (`--only sizes`; not run by default).
+    Sizes,
 }
 
 /// Sizes and durations of one mode.
@@ -38,6 +42,8 @@ pub struct Sizes {
     pub w3_total: u64,
     pub w3_lens: Vec<usize>,
     pub w4_records: u64,
+    /// The sizes workload's logs, in records of 100 B.
+    pub size_records: Vec<u64>,
     pub raw_fsyncs: usize,
 }
 
@@ -50,6 +56,12 @@ impl Sizes {
             w3_total: if quick { 128 << 20 } else { 1 << 30 },
             w3_lens: vec![4 << 10, 1 << 20],
             w4_records: if quick { 1_000_000 } else { 10_000_000 },
+            // About 100 MiB, 1 GiB and 10 GiB of log (quick: a tenth of each).
+            size_records: if quick {
+                vec![80_000, 800_000, 8_000_000]
+            } else {
+                vec![800_000, 8_000_000, 81_000_000]
+            },
             raw_fsyncs: 2000,
         }
     }
@@ -62,25 +74,35 @@ pub struct Config {
     pub runs: usize,
     pub workloads: Vec<Workload>,
     pub contenders: Vec<Kind>,
+    /// The contenders of the sizes workload: tidelog unless `--contenders` names them.
+    pub size_contenders: Vec<Kind>,
     pub sizes: Sizes,
     /// Every fsync of every contender delayed by this many microseconds (an `LD_PRELOAD` shim).
     pub fsync_delay_us: Option<u64>,
     /// Where to write W2's scaling curve as an SVG chart.
     pub svg: Option<PathBuf>,
+    /// Where to write the sizes workload's times by log size as an SVG chart.
+    pub sizes_svg: Option<PathBuf>,
 }
 
 const USAGE: &str = "\
-usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4]
+usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes]
                      [--contenders tidelog,okaywal,wal-db,raft-engine,walrus-rust,commitlog,writeahead]
 
   --dir DIR         where the logs are written (default ./target/bench-data); each run uses a
                     fresh subdirectory, removed afterwards; must not be tmpfs or ramfs
   --quick           smaller sizes and 1 s durations, for a smoke run
   --runs N          runs per case (default 3); the median is reported
-  --only LIST       workloads to run (default all)
-  --contenders LIST contenders to run (default all)
+  --only LIST       workloads to run (default W1,W2,W3,W4); `sizes`, run only when named,
+                    writes logs of several sizes and times their open (full, and trusting
+                    seals) and read-all, each in a new process
+  --contenders LIST contenders to run (default all; the sizes workload: tidelog)
   --threads LIST    W2's numbers of committing threads (default 1,4,16,64)
   --svg FILE        also write W2's commits/s by threads as an SVG chart to FILE
+  --size-records LIST
+                    the sizes workload's logs in records of 100 B (default
+                    800000,8000000,81000000: about 100 MiB, 1 GiB and 10 GiB; quick: a tenth)
+  --sizes-svg FILE  also write the sizes workload's times by log size as an SVG chart to FILE
   --fsync-delay-us N
                     delay every fsync and fdatasync of every contender (and of the raw
                     limits) by N µs, through the LD_PRELOAD shim fsync-delay (build it with
@@ -92,9 +114,12 @@ fn parse_args(args: &[String]) -> Result<Config> {
     let mut runs = 3;
     let mut workloads = vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4];
     let mut contenders = Kind::ALL.to_vec();
+    let mut contenders_named = false;
     let mut fsync_delay_us = None;
     let mut svg = None;
+    let mut sizes_svg = None;
     let mut threads: Option<Vec<usize>> = None;
+    let mut size_records: Option<Vec<u64>> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -125,7 +150,8 @@ fn parse_args(args: &[String]) -> Result<Config> {
                         "W2" => Ok(Workload::W2),
                         "W3" => Ok(Workload::W3),
                         "W4" => Ok(Workload::W4),
-                        other => Err(format!("unknown workload {other} (W1, W2, W3, W4)")),
+                        "SIZES" => Ok(Workload::Sizes),
+                        other => Err(format!("unknown workload {other} (W1, W2, W3, W4, sizes)")),
                     })
                     .collect::<Result<_, _>>()?;
                 workloads.sort();
@@ -140,8 +166,27 @@ fn parse_args(args: &[String]) -> Result<Config> {
                 picked.sort();
                 picked.dedup();
                 contenders = picked;
+                contenders_named = true;
             }
             "--svg" => svg = Some(PathBuf::from(value()?)),
+            "--sizes-svg" => sizes_svg = Some(PathBuf::from(value()?)),
+            "--size-records" => {
+                let mut list: Vec<u64> = value()?
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| {
+                        s.trim()
+                            .parse()
+                            .map_err(|_| format!("not a number of records: {s}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                list.sort_unstable();
+                list.dedup();
+                if list.is_empty() || list[0] == 0 {
+                    return Err("--size-records needs numbers of at least 1".into());
+                }
+                size_records = Some(list);
+            }
             "--threads" => {
                 let mut list: Vec<usize> = value()?
                     .split(',')
@@ -176,19 +221,39 @@ fn parse_args(args: &[String]) -> Result<Config> {
     if workloads.is_empty() || contenders.is_empty() {
         return Err("nothing to run".into());
     }
+    if workloads.contains(&Workload::Sizes)
+        && std::env::var_os("TIDELOG_BENCH_TRUST_SEALS").is_some_and(|v| v == "1")
+    {
+        return Err(
+            "TIDELOG_BENCH_TRUST_SEALS=1 would make the sizes workload's full open \
+                    trust seals too; it times both opens by itself"
+                .into(),
+        );
+    }
     let mut sizes = Sizes::new(quick);
     if let Some(threads) = threads {
         sizes.w2_threads = threads;
     }
+    if let Some(records) = size_records {
+        sizes.size_records = records;
+    }
+    // The sizes workload is about how tidelog's open grows; peers only when named.
+    let size_contenders = if contenders_named {
+        contenders.clone()
+    } else {
+        vec![Kind::Tidelog]
+    };
     Ok(Config {
         dir,
         quick,
         runs,
         workloads,
         contenders,
+        size_contenders,
         sizes,
         fsync_delay_us,
         svg,
+        sizes_svg,
     })
 }
 
@@ -236,6 +301,8 @@ pub struct Results {
     pub w2: BTreeMap<(usize, Kind), Outcome>,
     pub w3: BTreeMap<(usize, Kind), Outcome>,
     pub w4: BTreeMap<Kind, Outcome>,
+    /// By records in the log.
+    pub sizes: BTreeMap<(u64, Kind), Outcome>,
 }
 
 /// Collects the runs of one case.
@@ -322,6 +389,12 @@ fn run(config: &Config) -> Result<()> {
         match plot::w2_svg(config, &results) {
             Some(svg) => std::fs::write(path, svg)?,
             None => eprintln!("no chart: W2 ran with fewer than two thread counts"),
+        }
+    }
+    if let Some(path) = &config.sizes_svg {
+        match plot::sizes_svg(config, &results) {
+            Some(svg) => std::fs::write(path, svg)?,
+            None => eprintln!("no chart: the sizes workload has figures for fewer than two sizes"),
         }
     }
     eprintln!(
@@ -561,5 +634,87 @@ fn measure(config: &Config, run_dir: &Path, device: Option<&str>) -> Result<(Res
             results.w4.insert(k, acc.outcome(k.name()));
         }
     }
+
+    if has(config, Workload::Sizes) {
+        for &n in &sizes.size_records {
+            let mut acc = Runs::default();
+            for r in 0..runs {
+                for &k in &config.size_contenders {
+                    if acc.failed(k.name()) {
+                        continue;
+                    }
+                    let d = case_dir(&format!("sizes-{n}-{}", k.name()));
+                    let out = open_and_read(k, &d, n, long);
+                    clean(&d);
+                    let label = format!(
+                        "[sizes {}] run {}/{runs} {:<12}",
+                        int(n as f64),
+                        r + 1,
+                        k.name()
+                    );
+                    match &out {
+                        Ok(m) => eprintln!("{label} {}", size_progress(m)),
+                        Err(e) => eprintln!("{label} FAILED: {e}"),
+                    }
+                    acc.add(k.name().into(), out);
+                }
+            }
+            for &k in &config.size_contenders {
+                results.sizes.insert((n, k), acc.outcome(k.name()));
+            }
+        }
+    }
     Ok((results, counts_flushes))
+}
+
+/// One case of the sizes workload: `n` records written in a child process, the log's bytes
+/// counted, then reopened and read whole in a new child, and again in another new child
+/// trusting the seals where the contender can. The trusting run's figures get a `trusted_`
+/// prefix.
+fn open_and_read(k: Kind, d: &Path, n: u64, timeout: Duration) -> Outcome {
+    let params = [format!("n={n}")];
+    let mut m = runner::run_child("w4-write", k, d, &params, timeout)
+        .map_err(|e| format!("writing: {e}"))?;
+    let (bytes, allocated) =
+        runner::dir_bytes(d).map_err(|e| format!("sizing {}: {e}", d.display()))?;
+    m.insert("log_bytes".into(), bytes as f64);
+    m.insert("disk_bytes".into(), allocated as f64);
+    m.extend(runner::run_child("w4-reopen", k, d, &params, timeout)?);
+    if k.can_trust_seals() {
+        let trusting = [format!("n={n}"), "trust_seals=1".into()];
+        let t = runner::run_child("w4-reopen", k, d, &trusting, timeout)
+            .map_err(|e| format!("trusting seals: {e}"))?;
+        // Every segment but the last is sealed: an open that trusted none did not trust.
+        if t.get("segments").is_some_and(|&s| s > 1.0)
+            && t.get("segments_trusted").is_none_or(|&s| s == 0.0)
+        {
+            return Err("the open asked to trust seals trusted no segment".into());
+        }
+        m.extend(t.into_iter().map(|(key, v)| (format!("trusted_{key}"), v)));
+    }
+    Ok(m)
+}
+
+/// A progress line of the sizes workload.
+fn size_progress(m: &Metrics) -> String {
+    let f = |key: &str| m.get(key).copied();
+    let mut s = format!(
+        "{} on disk, {} segment(s): reopen {:.3} s",
+        f("log_bytes").map_or("?".into(), report::bytes_label),
+        f("segments").map_or("?".into(), |n| n.to_string()),
+        f("reopen_secs").unwrap_or(f64::NAN)
+    );
+    if let Some(t) = f("trusted_reopen_secs") {
+        let _ = write!(s, " (trusting seals {t:.3} s)");
+    }
+    match f("read_secs") {
+        Some(r) => {
+            let _ = write!(s, ", read {r:.3} s");
+        }
+        None => s.push_str(", read during reopen"),
+    }
+    if let Some(kib) = f("peak_rss_kib") {
+        let _ = write!(s, ", peak RSS {:.1} MiB", kib / 1024.0);
+    }
+    s
 }

@@ -17,7 +17,34 @@ pub fn size_label(len: usize) -> String {
     }
 }
 
-fn int(x: f64) -> String {
+/// A number of bytes in the binary unit that suits it: 128 MiB, 1.0 GiB, 10.0 GiB.
+pub fn bytes_label(bytes: f64) -> String {
+    const KIB: f64 = 1024.0;
+    if bytes >= KIB * KIB * KIB {
+        format!("{:.1} GiB", bytes / (KIB * KIB * KIB))
+    } else if bytes >= KIB * KIB {
+        format!("{:.0} MiB", bytes / (KIB * KIB))
+    } else if bytes >= KIB {
+        format!("{:.0} KiB", bytes / KIB)
+    } else {
+        format!("{bytes:.0} B")
+    }
+}
+
+/// A duration in seconds, in ms below one second: 27 ms, 430 ms, 4.70 s.
+fn dur(x: f64) -> String {
+    if !x.is_finite() {
+        "n/a".into()
+    } else if x < 0.01 {
+        format!("{:.1} ms", x * 1e3)
+    } else if x < 1.0 {
+        format!("{:.0} ms", x * 1e3)
+    } else {
+        format!("{} s", secs(x))
+    }
+}
+
+pub fn int(x: f64) -> String {
     if !x.is_finite() {
         return "n/a".into();
     }
@@ -117,7 +144,7 @@ fn name_cell(kind: Kind, w: Workload, notes: &mut Notes) -> String {
     let mut s = kind.name().to_owned();
     let mut cite = |l: &str, t: &str| s.push_str(&notes.cite(l, t));
     match (kind, w) {
-        (Kind::Walrus, Workload::W1 | Workload::W3 | Workload::W4) => {
+        (Kind::Walrus, Workload::W1 | Workload::W3 | Workload::W4 | Workload::Sizes) => {
             cite("walrus-nosync", WALRUS_NOSYNC)
         }
         (Kind::Walrus, Workload::W2) => cite("walrus-synceach", WALRUS_SYNCEACH),
@@ -125,17 +152,17 @@ fn name_cell(kind: Kind, w: Workload, notes: &mut Notes) -> String {
             cite("commitlog-flush", COMMITLOG_FLUSH)
         }
         (Kind::Okaywal, Workload::W1 | Workload::W3) => cite("okaywal-bulk", OKAYWAL_BULK),
-        (Kind::Okaywal, Workload::W4) => {
+        (Kind::Okaywal, Workload::W4 | Workload::Sizes) => {
             cite("okaywal-bulk", OKAYWAL_BULK);
             cite("okaywal-recover", OKAYWAL_RECOVER);
         }
-        (Kind::Commitlog, Workload::W4) => cite("commitlog-open", COMMITLOG_OPEN),
-        (Kind::RaftEngine, Workload::W4) => {
+        (Kind::Commitlog, Workload::W4 | Workload::Sizes) => cite("commitlog-open", COMMITLOG_OPEN),
+        (Kind::RaftEngine, Workload::W4 | Workload::Sizes) => {
             cite("raft-kv", RAFT_KV);
             cite("raft-memtable", RAFT_MEMTABLE);
         }
         (Kind::RaftEngine, _) => cite("raft-kv", RAFT_KV),
-        (Kind::Writeahead, Workload::W1 | Workload::W3 | Workload::W4) => {
+        (Kind::Writeahead, Workload::W1 | Workload::W3 | Workload::W4 | Workload::Sizes) => {
             cite("writeahead-batches", WRITEAHEAD_BATCHES)
         }
         _ => {}
@@ -206,6 +233,9 @@ pub fn print(config: &Config, machine: &Machine, results: &Results) {
     }
     if config.workloads.contains(&Workload::W4) {
         w4(&mut out, config, results, &mut notes);
+    }
+    if config.workloads.contains(&Workload::Sizes) {
+        sizes(&mut out, results, &mut notes);
     }
     if !notes.0.is_empty() {
         let _ = writeln!(out, "## Notes\n");
@@ -596,4 +626,108 @@ fn w4(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
         let _ = writeln!(out, "| *raw read bound* | | | {} | | | 1.00 |", int(r));
     }
     out.push('\n');
+}
+
+fn sizes(out: &mut String, results: &Results, notes: &mut Notes) {
+    let _ = writeln!(out, "## Open and read by log size\n");
+    let _ = writeln!(
+        out,
+        "Logs of {} B records written in bulk with one sync and closed; then, in a new process, \
+         each is reopened (timed: the open call) and read back whole, every record verified \
+         (timed separately); then the same in another new process with an open that trusts the \
+         seals of sealed segments (`trust_seals`, which only tidelog has). The page cache is \
+         warm. Log: the lengths of the files in the log's directory; in use: the bytes its \
+         segments hold (headers and frames, not the room preallocated past the last frame), \
+         where the log tells them; full open GB/s: the log's bytes over the full reopen; peak \
+         RSS: the high-water mark of the reading process's resident memory \
+         (`VmHWM`).\n",
+        payload::SMALL
+    );
+    let many = results
+        .sizes
+        .keys()
+        .map(|(_, k)| k)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    let (lead, lead_rule) = if many {
+        ("| Contender ", "|---")
+    } else {
+        ("", "")
+    };
+    let _ = writeln!(
+        out,
+        "{lead}| Log | in use | records | segments | reopen, full | full open GB/s | reopen, \
+         `trust_seals` | read-all, full / trusting | peak RSS, full / trusting |\n\
+         {lead_rule}|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (&(n, kind), outcome) in &results.sizes {
+        let lead = if many {
+            format!("| {} ", name_cell(kind, Workload::Sizes, notes))
+        } else {
+            String::new()
+        };
+        let m = match outcome {
+            Ok(m) => m,
+            Err(e) => {
+                let label = format!("sizes {}", int(n as f64));
+                let _ = writeln!(
+                    out,
+                    "{lead}| {} | | {} | | | | | | |",
+                    failed_cell(kind, &label, e, notes),
+                    int(n as f64)
+                );
+                continue;
+            }
+        };
+        let bytes = get(m, "log_bytes");
+        let used = get(m, "used_bytes");
+        let reopen = get(m, "reopen_secs");
+        let pair = |a: Option<String>, b: Option<String>| match (a, b) {
+            (Some(a), Some(b)) => format!("{a} / {b}"),
+            (Some(a), None) => a,
+            (None, Some(b)) => format!("— / {b}"),
+            (None, None) => "—".into(),
+        };
+        let read = |key: &str| get(m, key).map(dur);
+        let reads = if get(m, "read_secs").is_none() && get(m, "reopen_secs").is_some() {
+            "in reopen".into()
+        } else {
+            pair(read("read_secs"), read("trusted_read_secs"))
+        };
+        let mib = |key: &str| get(m, key).map(|k| format!("{:.1}", k / 1024.0));
+        let rss = match pair(mib("peak_rss_kib"), mib("trusted_peak_rss_kib")).as_str() {
+            "—" => "—".to_owned(),
+            p => format!("{p} MiB"),
+        };
+        let _ = writeln!(
+            out,
+            "{lead}| {} | {} | {} | {} | {} | {} | {} | {reads} | {rss} |",
+            bytes.map_or("—".into(), bytes_label),
+            used.map_or("—".into(), bytes_label),
+            int(n as f64),
+            get(m, "segments").map_or("—".into(), int),
+            reopen.map_or("—".into(), dur),
+            bytes
+                .zip(reopen)
+                .map_or("—".into(), |(b, r)| format!("{:.2}", b / r / 1e9)),
+            get(m, "trusted_reopen_secs").map_or("—".into(), dur),
+        );
+    }
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(bytes_label(128.0 * 1024.0 * 1024.0), "128 MiB");
+        assert_eq!(bytes_label(10.0 * 1024.0 * 1024.0 * 1024.0), "10.0 GiB");
+        assert_eq!(dur(0.0271), "27 ms");
+        assert_eq!(dur(0.0043), "4.3 ms");
+        assert_eq!(dur(4.7), "4.70 s");
+        assert_eq!(int(81_000_000.0), "81,000,000");
+    }
 }

@@ -138,6 +138,26 @@ pub fn quiesce() {
     unsafe { libc::sync() };
 }
 
+/// The bytes of every file under `dir`: their lengths, and the space allocated to them on
+/// disk (`st_blocks`; preallocated space counts).
+pub fn dir_bytes(dir: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let (mut len, mut allocated) = (0, 0);
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            let (l, a) = dir_bytes(&entry.path())?;
+            len += l;
+            allocated += a;
+        } else {
+            len += meta.len();
+            allocated += meta.blocks() * 512;
+        }
+    }
+    Ok((len, allocated))
+}
+
 /// The calls the shim delayed, summed over the report's lines (one per process).
 fn shim_calls(report: &Path) -> u64 {
     std::fs::read_to_string(report)

@@ -206,6 +206,20 @@ pub fn cpu_seconds() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// The peak resident memory of this process so far, in KiB: `VmHWM` in /proc/self/status.
+/// Read by the process itself because the parent's `wait4` figure (`ru_maxrss`) is no good
+/// here: a child spawned through `vfork` and `exec` inherits the spawning process's own
+/// high-water mark in it.
+pub fn peak_rss_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The versions of the benchmarked crates, from this workspace's lock file.
 pub fn versions() -> Vec<(&'static str, String)> {
     const LOCK: &str = include_str!("../Cargo.lock");

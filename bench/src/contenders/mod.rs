@@ -13,6 +13,7 @@ use std::path::Path;
 
 use crate::Result;
 use crate::payload::{self, Verifier};
+use crate::stats::Metrics;
 
 /// One open log. Object-safe and shareable between threads; a peer that needs `&mut self` is
 /// wrapped in a `Mutex` by its adapter.
@@ -45,6 +46,12 @@ pub trait Wal: Send + Sync {
         None
     }
 
+    /// What the log can tell of itself once opened, as named figures (tidelog: its segments,
+    /// the bytes they hold, and how many of them the open took on trust). None by default.
+    fn open_figures(&self) -> Metrics {
+        Metrics::new()
+    }
+
     /// Closes the log cleanly.
     fn close(self: Box<Self>) -> Result<()>;
 }
@@ -65,8 +72,10 @@ pub enum Purpose {
     Bulk,
     /// Durable commits, counted.
     Durable,
-    /// Reopening an existing log to read it back; records are `len` bytes.
-    Reopen { len: usize },
+    /// Reopening an existing log to read it back; records are `len` bytes. With `trust_seals`,
+    /// a log that can takes its sealed segments as their seals describe them (tidelog's
+    /// `trust_seals`; the others have no such open and ignore it).
+    Reopen { len: usize, trust_seals: bool },
 }
 
 /// The contenders.
@@ -127,6 +136,11 @@ impl Kind {
     /// Whether this contender's commit call (W2) returns only after an fsync.
     pub fn commit_is_durable(self) -> bool {
         !matches!(self, Kind::Commitlog)
+    }
+
+    /// Whether this contender has an open that trusts the seals of sealed segments.
+    pub fn can_trust_seals(self) -> bool {
+        self == Kind::Tidelog
     }
 }
 

@@ -18,7 +18,7 @@ use crate::payload::{self, Verifier};
 
 pub fn open(dir: &Path, purpose: Purpose) -> Result<Box<dyn Wal>> {
     let len = match purpose {
-        Purpose::Reopen { len } => len,
+        Purpose::Reopen { len, .. } => len,
         _ => payload::SMALL,
     };
     let state = Arc::new(Mutex::new(Recovered {

@@ -8,12 +8,20 @@ use tidelog::{Durability, Log};
 use super::{Purpose, Reading, Wal};
 use crate::Result;
 use crate::payload::Verifier;
+use crate::stats::Metrics;
 
-pub fn open(dir: &Path, _purpose: Purpose) -> Result<Box<dyn Wal>> {
+pub fn open(dir: &Path, purpose: Purpose) -> Result<Box<dyn Wal>> {
     // TIDELOG_BENCH_PREALLOCATE=0 turns segment preallocation off, to measure its effect.
     let preallocate = std::env::var_os("TIDELOG_BENCH_PREALLOCATE").is_none_or(|v| v != "0");
-    // TIDELOG_BENCH_TRUST_SEALS=1 opens trusting sealed segments' seals (W4's reopen).
-    let trust_seals = std::env::var_os("TIDELOG_BENCH_TRUST_SEALS").is_some_and(|v| v == "1");
+    // A reopen asked to trust the seals (the sizes workload), or TIDELOG_BENCH_TRUST_SEALS=1
+    // for every open (W4's reopen).
+    let trust_seals = matches!(
+        purpose,
+        Purpose::Reopen {
+            trust_seals: true,
+            ..
+        }
+    ) || std::env::var_os("TIDELOG_BENCH_TRUST_SEALS").is_some_and(|v| v == "1");
     Ok(Box::new(Tidelog {
         log: Log::builder(dir)
             .preallocate(preallocate)
@@ -50,6 +58,18 @@ impl Wal for Tidelog {
 
     fn lib_syncs(&self) -> Option<u64> {
         Some(self.log.metrics().fsyncs)
+    }
+
+    fn open_figures(&self) -> Metrics {
+        let report = self.log.recovery_report();
+        let segments = self.log.segments();
+        let mut m = Metrics::new();
+        m.insert("segments".into(), segments.len() as f64);
+        // Headers and frames, without the preallocated room past the last frame.
+        let used: u64 = segments.iter().map(|s| s.bytes).sum();
+        m.insert("used_bytes".into(), used as f64);
+        m.insert("segments_trusted".into(), report.segments_trusted as f64);
+        m
     }
 
     fn close(self: Box<Self>) -> Result<()> {
