@@ -1,0 +1,614 @@
+//! [`Archiver`]: a background thread that uploads a log's segments to a [`Store`] as they are
+//! sealed, and the durable part of the segment taking appends every `interval`, and keeps the
+//! `archived_lsn` watermark.
+//!
+//! Invariants: `archived_lsn` only moves once the manifest naming the object that holds it was
+//! written, so a failed upload or manifest write never counts; while the archiver runs, the
+//! log's retention floor sits at `archived_lsn + 1`, so no local checkpoint removes a segment
+//! that is not archived; objects already in the store with the same range and checksum (left by
+//! an earlier run that stopped before its manifest write) are taken as they are, never
+//! uploaded twice.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tidelog::{Log, Lsn, SegmentCopy, SegmentEvent};
+use tokio::runtime::Runtime;
+
+use crate::error::{Error, Result};
+use crate::io::{self, Backoff};
+use crate::manifest::{Manifest, ObjectEntry, ObjectKind, SEGMENTS, parse_name};
+use crate::store::Store;
+
+/// How an [`Archiver`] works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ArchiveOptions {
+    /// How often the durable part of the segment taking appends is uploaded: the archive lags
+    /// the durable log by at most this plus one upload (the recovery-point objective). Sealed
+    /// segments are uploaded as soon as they are sealed. Default 1 s.
+    pub interval: Duration,
+    /// Objects larger than this are uploaded in parts of this size (S3 wants at least 5 MiB).
+    /// Default 8 MiB.
+    pub part_bytes: usize,
+    /// How failed store operations are retried (forever while the archiver runs; a few times
+    /// when it is stopping).
+    pub backoff: Backoff,
+}
+
+impl Default for ArchiveOptions {
+    fn default() -> Self {
+        ArchiveOptions {
+            interval: Duration::from_secs(1),
+            part_bytes: 8 << 20,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl ArchiveOptions {
+    /// Sets [`ArchiveOptions::interval`].
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets [`ArchiveOptions::part_bytes`].
+    pub fn part_bytes(mut self, bytes: usize) -> Self {
+        self.part_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ArchiveOptions::backoff`].
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.interval.is_zero() || self.interval > Duration::from_secs(86_400) {
+            return Err(Error::InvalidOptions {
+                name: "interval",
+                reason: "must be more than zero and at most a day",
+            });
+        }
+        if self.part_bytes < 1024 {
+            return Err(Error::InvalidOptions {
+                name: "part_bytes",
+                reason: "must be at least 1 KiB",
+            });
+        }
+        if self.backoff.initial.is_zero() || self.backoff.max < self.backoff.initial {
+            return Err(Error::InvalidOptions {
+                name: "backoff",
+                reason: "the first wait must be more than zero and at most the longest",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What an archiver has done, from [`Archiver::status`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ArchiveStatus {
+    /// Every record at or below it is in the store, named by the manifest.
+    pub archived_lsn: Lsn,
+    /// The log's durable LSN when the status was taken.
+    pub durable_lsn: Lsn,
+    /// The writer generation this archiver writes under.
+    pub generation: u64,
+    /// Objects uploaded (or found already there) and named by the manifest.
+    pub uploads: u64,
+    /// Bytes of those objects.
+    pub bytes: u64,
+    /// Store operations that failed and were retried.
+    pub retries: u64,
+    /// The last failure, if the last operation failed (cleared by the next success).
+    pub last_error: Option<String>,
+    /// Why the archiver stopped, if it stopped on an error.
+    pub stopped: Option<String>,
+}
+
+impl ArchiveStatus {
+    /// Durable records not archived yet.
+    pub fn lag_records(&self) -> u64 {
+        self.durable_lsn
+            .get()
+            .saturating_sub(self.archived_lsn.get())
+    }
+}
+
+struct Shared {
+    status: Mutex<ArchiveStatus>,
+    changed: Condvar,
+    watch: tokio::sync::watch::Sender<(Lsn, bool)>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn status(&self) -> MutexGuard<'_, ArchiveStatus> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn archived(&self, lsn: Lsn) {
+        self.status().archived_lsn = lsn;
+        self.watch.send_modify(|w| w.0 = lsn);
+        self.changed.notify_all();
+    }
+
+    fn stopped(&self, reason: String) {
+        self.status().stopped = Some(reason);
+        self.watch.send_modify(|w| w.1 = true);
+        self.changed.notify_all();
+    }
+}
+
+/// Uploads a log's segments to a store in the background (see the module docs).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tidelog::{Durability, Log};
+/// use tidelog_archive::{ArchiveOptions, Archiver, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = Arc::new(Log::open(dir.path().join("log"))?);
+/// let store = Store::from_url(&format!("file://{}", dir.path().join("archive").display()))?;
+/// let archiver = Archiver::start(Arc::clone(&log), store, ArchiveOptions::default())?;
+/// let lsn = log.append(b"hello", Durability::Synced)?;
+/// archiver.wait_archived(lsn, Duration::from_secs(10))?; // in the store now
+/// archiver.stop()?;
+/// # Ok(()) }
+/// ```
+pub struct Archiver {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<Result<()>>>,
+    log: Arc<Log>,
+}
+
+impl std::fmt::Debug for Archiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archiver")
+            .field("status", &*self.shared.status())
+            .finish()
+    }
+}
+
+impl Archiver {
+    /// Starts archiving `log` to `store`: reads the store's manifest (or starts a new archive),
+    /// takes the next writer generation, holds the log's segments from the first LSN not
+    /// archived on (the retention floor), and starts the background thread.
+    ///
+    /// # Errors
+    /// [`Error::ForeignArchive`] if the store holds another log's archive,
+    /// [`Error::ArchiveAhead`] if it holds records past the log's last,
+    /// [`Error::BadManifest`], [`Error::Store`] (after the backoff's retries: a store that
+    /// cannot be reached at the start is reported, not waited for), [`Error::InvalidOptions`],
+    /// [`Error::Log`].
+    pub fn start(log: Arc<Log>, store: Store, options: ArchiveOptions) -> Result<Archiver> {
+        options.validate()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io {
+                op: "start the archiver's runtime for",
+                path: log.dir().to_path_buf(),
+                source,
+            })?;
+        let (watch, _) = tokio::sync::watch::channel((Lsn::ZERO, false));
+        let shared = Arc::new(Shared {
+            status: Mutex::new(ArchiveStatus::default()),
+            changed: Condvar::new(),
+            watch,
+            stop: AtomicBool::new(false),
+        });
+        // Subscribe before listing, so no seal falls between the two.
+        let events = log.segment_events();
+        let mut worker = Worker {
+            log: Arc::clone(&log),
+            store,
+            options,
+            shared: Arc::clone(&shared),
+            runtime,
+            manifest: Manifest::new(log.log_id(), 0),
+            existing: HashMap::new(),
+            events,
+        };
+        worker.resume()?;
+        let thread = std::thread::Builder::new()
+            .name("tidelog-archiver".to_owned())
+            .spawn(move || {
+                let result = worker.run();
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "tidelog archiver stopped");
+                    worker.shared.stopped(e.to_string());
+                } else {
+                    worker.shared.stopped("stopped".to_owned());
+                }
+                result
+            })
+            .map_err(|source| Error::Io {
+                op: "start the archiver thread for",
+                path: log.dir().to_path_buf(),
+                source,
+            })?;
+        Ok(Archiver {
+            shared,
+            thread: Some(thread),
+            log,
+        })
+    }
+
+    /// Every record at or below this LSN is archived.
+    pub fn archived_lsn(&self) -> Lsn {
+        self.shared.status().archived_lsn
+    }
+
+    /// What the archiver has done, with the lag behind the durable log.
+    pub fn status(&self) -> ArchiveStatus {
+        let mut status = self.shared.status().clone();
+        status.durable_lsn = self.log.durable_lsn();
+        status
+    }
+
+    /// Waits until `lsn` is archived, at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], or [`Error::Stopped`] if the archiver stopped first.
+    pub fn wait_archived(&self, lsn: Lsn, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut status = self.shared.status();
+        loop {
+            if status.archived_lsn >= lsn {
+                return Ok(());
+            }
+            if let Some(reason) = &status.stopped {
+                return Err(Error::Stopped {
+                    reason: reason.clone(),
+                });
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    lsn,
+                    archived: status.archived_lsn,
+                });
+            }
+            status = self
+                .shared
+                .changed
+                .wait_timeout(status, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Resolves once `lsn` is archived: the async form of [`Archiver::wait_archived`], for
+    /// any runtime.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] if the archiver stopped first.
+    pub async fn archived(&self, lsn: Lsn) -> Result<()> {
+        let mut rx = self.shared.watch.subscribe();
+        let seen = rx
+            .wait_for(|&(archived, stopped)| archived >= lsn || stopped)
+            .await
+            .map(|w| w.0);
+        match seen {
+            Ok(archived) if archived >= lsn => Ok(()),
+            _ => Err(Error::Stopped {
+                reason: self
+                    .shared
+                    .status()
+                    .stopped
+                    .clone()
+                    .unwrap_or_else(|| "stopped".to_owned()),
+            }),
+        }
+    }
+
+    /// Uploads what is durable now (sealed segments and the tail), then stops the thread. The
+    /// log's retention floor stays where the archive ends, so a later archiver resumes there.
+    ///
+    /// # Errors
+    /// The error the archiver stopped on, or of the last upload, which is retried a few times.
+    pub fn stop(mut self) -> Result<()> {
+        self.stop_thread()
+    }
+
+    fn stop_thread(&mut self) -> Result<()> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::Stopped {
+                reason: "the archiver thread panicked".to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Archiver {
+    fn drop(&mut self) {
+        let _ = self.stop_thread();
+    }
+}
+
+/// The archiver thread's state.
+struct Worker {
+    log: Arc<Log>,
+    store: Store,
+    options: ArchiveOptions,
+    shared: Arc<Shared>,
+    runtime: Runtime,
+    manifest: Manifest,
+    /// Objects in the store by (first, last, crc, kind): name and size.
+    existing: HashMap<(u64, u64, u32, ObjectKind), (String, u64)>,
+    events: Receiver<SegmentEvent>,
+}
+
+/// How long the thread waits for an event before it looks at the stop flag again.
+const POLL: Duration = Duration::from_millis(20);
+/// Attempts at each store operation once the archiver is stopping.
+const STOPPING_ATTEMPTS: u32 = 4;
+
+impl Worker {
+    /// Runs `op` against the store, retrying with backoff; gives up on the first failure that
+    /// is not the store's, or after a few attempts once stopping.
+    fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            match self.runtime.block_on(op()) {
+                Ok(v) => {
+                    if attempt > 0 {
+                        self.shared.status().last_error = None;
+                    }
+                    return Ok(v);
+                }
+                Err(e @ Error::Store { .. }) => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "tidelog archiver: {what} failed");
+                    metrics::counter!("tidelog_archive_retries_total").increment(1);
+                    {
+                        let mut status = self.shared.status();
+                        status.retries += 1;
+                        status.last_error = Some(e.to_string());
+                    }
+                    if self.shared.stop.load(Ordering::SeqCst) && attempt >= STOPPING_ATTEMPTS {
+                        return Err(e);
+                    }
+                    std::thread::sleep(self.options.backoff.wait(attempt));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads what the store holds: the manifest (checked against the log) and the objects
+    /// already uploaded; takes the next generation and sets the retention floor.
+    fn resume(&mut self) -> Result<()> {
+        let store = self.store.clone();
+        let attempts = std::cell::Cell::new(0u32);
+        let found = loop {
+            match self.runtime.block_on(io::read_manifest(&store)) {
+                Err(e @ Error::Store { .. }) if attempts.get() < STOPPING_ATTEMPTS => {
+                    attempts.set(attempts.get() + 1);
+                    tracing::warn!(error = %e, "tidelog archiver: reading the manifest failed");
+                    std::thread::sleep(self.options.backoff.wait(attempts.get()));
+                }
+                other => break other?,
+            }
+        };
+        let log_id = self.log.log_id();
+        if let Some(manifest) = &found {
+            if manifest.log_id() != log_id {
+                return Err(Error::ForeignArchive {
+                    expected: log_id,
+                    found: manifest.log_id(),
+                });
+            }
+            if manifest.last_lsn() > self.log.last_lsn() {
+                return Err(Error::ArchiveAhead {
+                    archived: manifest.last_lsn(),
+                    last: self.log.last_lsn(),
+                });
+            }
+        }
+        let generation = found.as_ref().map_or(1, |m| m.generation + 1);
+        let mut manifest = found.unwrap_or_else(|| Manifest::new(log_id, generation));
+        manifest.generation = generation;
+        self.manifest = manifest;
+        let listed = self.retry("list", || io::list(&store, SEGMENTS))?;
+        for (name, size) in listed {
+            if let Some(p) = parse_name(&name).filter(|p| p.log_id == log_id) {
+                self.existing
+                    .insert((p.first_lsn, p.last_lsn, p.crc32c, p.kind), (name, size));
+            }
+        }
+        let archived = self.manifest.last_lsn();
+        self.log.set_retention_floor(Some(archived.next()))?;
+        {
+            let mut status = self.shared.status();
+            status.generation = generation;
+        }
+        self.shared.archived(archived);
+        Ok(())
+    }
+
+    fn archived(&self) -> Lsn {
+        self.manifest.last_lsn()
+    }
+
+    fn run(&mut self) -> Result<()> {
+        let mut next_tail = Instant::now() + self.options.interval;
+        loop {
+            let stopping = self.shared.stop.load(Ordering::SeqCst);
+            self.catch_up()?;
+            if stopping {
+                return self.upload_tail();
+            }
+            if Instant::now() >= next_tail {
+                self.upload_tail()?;
+                next_tail = Instant::now() + self.options.interval;
+            }
+            let wait = next_tail
+                .saturating_duration_since(Instant::now())
+                .min(POLL);
+            match self.events.recv_timeout(wait) {
+                Ok(SegmentEvent::RolledBack { to }) if to < self.archived() => {
+                    return Err(Error::RolledBackBelowArchive {
+                        to,
+                        archived: self.archived(),
+                    });
+                }
+                Ok(_) | Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+            }
+            self.report_lag();
+        }
+    }
+
+    fn report_lag(&self) {
+        let lag = self
+            .log
+            .durable_lsn()
+            .get()
+            .saturating_sub(self.archived().get());
+        metrics::gauge!("tidelog_archive_lag_records").set(lag as f64);
+    }
+
+    /// Uploads every complete segment not archived whole yet, in order.
+    fn catch_up(&mut self) -> Result<()> {
+        for info in self.log.segments() {
+            let archived = self.archived();
+            let tail_of_it =
+                self.manifest.objects.last().is_some_and(|o| {
+                    o.kind == ObjectKind::Tail && o.first_lsn == info.first_lsn.get()
+                });
+            let behind = info.last_lsn > archived || tail_of_it;
+            if info.active || !behind || info.last_lsn < info.first_lsn {
+                continue;
+            }
+            let copy = match self.log.copy_segment(info.first_lsn) {
+                Ok(copy) => copy,
+                // The event that follows says what happened.
+                Err(tidelog::Error::RolledBack { .. }) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            if !copy.is_complete() {
+                // Being sealed right now: its event comes.
+                return Ok(());
+            }
+            self.upload(copy, ObjectKind::Seg)?;
+        }
+        Ok(())
+    }
+
+    /// Uploads the durable part of the segment taking appends, if it holds records not
+    /// archived yet and everything before it is archived.
+    fn upload_tail(&mut self) -> Result<()> {
+        let segments = self.log.segments();
+        let Some(active) = segments.last() else {
+            return Ok(());
+        };
+        let archived = self.archived();
+        if archived.next() < active.first_lsn || self.log.durable_lsn() <= archived {
+            return Ok(());
+        }
+        let copy = match self.log.copy_segment(active.first_lsn) {
+            Ok(copy) => copy,
+            Err(tidelog::Error::RolledBack { .. } | tidelog::Error::InvalidLsn { .. }) => {
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if copy.last_lsn() <= archived {
+            return Ok(());
+        }
+        let kind = if copy.is_complete() {
+            ObjectKind::Seg
+        } else {
+            ObjectKind::Tail
+        };
+        self.upload(copy, kind)
+    }
+
+    /// Puts `copy` in the store (unless an identical object is there), names it in the
+    /// manifest in place of the tail it replaces, and moves the watermark and the floor.
+    fn upload(&mut self, copy: SegmentCopy, kind: ObjectKind) -> Result<()> {
+        let (first, last) = (copy.first_lsn(), copy.last_lsn());
+        let (first_ms, last_ms) = (copy.first_ms(), copy.last_ms());
+        let bytes = Bytes::from(copy.into_bytes());
+        let len = bytes.len() as u64;
+        let crc = crc32c::crc32c(&bytes);
+        let _span =
+            tracing::info_span!("tidelog_archive.upload", first = %first, last = %last).entered();
+        let key = (first.get(), last.get(), crc, kind);
+        let name = match self.existing.get(&key) {
+            Some((name, size)) if *size == len => name.clone(),
+            _ => {
+                let name = ObjectEntry::name_for(
+                    self.manifest.log_id(),
+                    first,
+                    last,
+                    self.manifest.generation,
+                    crc,
+                    kind,
+                );
+                let (store, part) = (self.store.clone(), self.options.part_bytes);
+                self.retry("upload", || io::put(&store, &name, bytes.clone(), part))?;
+                name
+            }
+        };
+        let entry = ObjectEntry {
+            name,
+            first_lsn: first.get(),
+            last_lsn: last.get(),
+            bytes: len,
+            crc32c: crc,
+            first_ms,
+            last_ms,
+            kind,
+            generation: self.manifest.generation,
+        };
+        let mut next = self.manifest.clone();
+        let replaced = match next.objects.last() {
+            Some(o) if o.kind == ObjectKind::Tail => next.objects.pop(),
+            _ => None,
+        };
+        next.objects.push(entry);
+        let store = self.store.clone();
+        self.retry("manifest write", || io::write_manifest(&store, &next))?;
+        self.manifest = next;
+        if let Some(old) =
+            replaced.filter(|o| Some(&o.name) != self.manifest.objects.last().map(|e| &e.name))
+        {
+            // Best effort: a leftover is named by no manifest and never read.
+            let _ = self.runtime.block_on(io::delete(&store, &old.name));
+        }
+        {
+            let mut status = self.shared.status();
+            status.uploads += 1;
+            status.bytes += len;
+        }
+        metrics::counter!("tidelog_archive_uploads_total").increment(1);
+        metrics::counter!("tidelog_archive_upload_bytes_total").increment(len);
+        self.log.set_retention_floor(Some(last.next()))?;
+        self.shared.archived(last);
+        self.report_lag();
+        Ok(())
+    }
+}

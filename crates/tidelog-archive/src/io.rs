@@ -1,0 +1,139 @@
+//! The store operations the archiver and the restore use, each mapped to the archive's error
+//! with the object's name, and retried with backoff where the caller asks.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+
+use crate::error::{Error, Result};
+use crate::manifest::{MANIFEST, Manifest};
+use crate::store::Store;
+
+/// How failed store operations are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The wait after the first failure; doubled after each next one.
+    pub initial: Duration,
+    /// The longest wait between two attempts.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before attempt `n` (counting from 1 for the first retry).
+    pub(crate) fn wait(&self, n: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(n.saturating_sub(1).min(20))
+            .unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+fn store_error(op: &'static str, key: &str, source: object_store::Error) -> Error {
+    match source {
+        object_store::Error::NotFound { .. } if op == "get" => Error::MissingObject {
+            key: key.to_owned(),
+        },
+        source => Error::Store {
+            op,
+            key: key.to_owned(),
+            source,
+        },
+    }
+}
+
+/// Reads the manifest, or `None` if there is none.
+pub(crate) async fn read_manifest(store: &Store) -> Result<Option<Manifest>> {
+    let path = store.path(MANIFEST);
+    match store.object_store().get(&path).await {
+        Ok(got) => {
+            let bytes = got
+                .bytes()
+                .await
+                .map_err(|e| store_error("get", path.as_ref(), e))?;
+            Manifest::decode(&bytes, path.as_ref()).map(Some)
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_error("get", path.as_ref(), e)),
+    }
+}
+
+/// Writes the manifest (replacing the one there).
+pub(crate) async fn write_manifest(store: &Store, manifest: &Manifest) -> Result<()> {
+    let path = store.path(MANIFEST);
+    store
+        .object_store()
+        .put(&path, PutPayload::from(manifest.encode()))
+        .await
+        .map_err(|e| store_error("put", path.as_ref(), e))?;
+    Ok(())
+}
+
+/// Reads the object `name` whole.
+pub(crate) async fn get(store: &Store, name: &str) -> Result<Bytes> {
+    let path = store.path(name);
+    let got = store
+        .object_store()
+        .get(&path)
+        .await
+        .map_err(|e| store_error("get", path.as_ref(), e))?;
+    got.bytes()
+        .await
+        .map_err(|e| store_error("get", path.as_ref(), e))
+}
+
+/// Writes `bytes` as the object `name`: in one put, or in parts of `part` bytes past that size.
+pub(crate) async fn put(store: &Store, name: &str, bytes: Bytes, part: usize) -> Result<()> {
+    let path = store.path(name);
+    let os = store.object_store();
+    if bytes.len() <= part {
+        os.put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(|e| store_error("put", path.as_ref(), e))?;
+        return Ok(());
+    }
+    let upload = os
+        .put_multipart(&path)
+        .await
+        .map_err(|e| store_error("start multipart upload of", path.as_ref(), e))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, part);
+    writer.put(bytes);
+    if let Err(e) = writer.finish().await {
+        return Err(store_error("finish multipart upload of", path.as_ref(), e));
+    }
+    Ok(())
+}
+
+/// Removes the object `name`; one already gone is no error.
+pub(crate) async fn delete(store: &Store, name: &str) -> Result<()> {
+    let path = store.path(name);
+    match store.object_store().delete(&path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(store_error("delete", path.as_ref(), e)),
+    }
+}
+
+/// The names (under the prefix) and sizes of every object under `folder`.
+pub(crate) async fn list(store: &Store, folder: &str) -> Result<Vec<(String, u64)>> {
+    let path = store.path(folder);
+    let metas: Vec<_> = store
+        .object_store()
+        .list(Some(&path))
+        .try_collect()
+        .await
+        .map_err(|e| store_error("list", path.as_ref(), e))?;
+    Ok(metas
+        .into_iter()
+        .filter_map(|m| store.name_of(&m.location).map(|n| (n, m.size)))
+        .collect())
+}

@@ -1,0 +1,27 @@
+//! Archive a [tidelog](tidelog) log to object storage and restore it: S3 and compatible stores,
+//! Google Cloud Storage and Azure (through the `gcp` and `azure` features), a local directory,
+//! or memory, all through the [`object_store`] crate.
+//!
+//! - [`Store`]: where an archive lives, from a URL (`s3://bucket/prefix`, `file:///path`, …).
+//! - [`Archiver`]: uploads each sealed segment as soon as it is sealed, and the durable part of
+//!   the segment taking appends every [`ArchiveOptions::interval`] (the recovery-point
+//!   objective: the archive lags the durable log by at most that plus one upload); keeps the
+//!   [`Archiver::archived_lsn`] watermark, which the caller can wait on; and holds back local
+//!   checkpoints from removing what is not archived yet.
+//! - [`restore`]: rebuilds the log in a new directory, to the latest record, an LSN or a time,
+//!   checking every checksum and refusing gaps.
+//!
+//! The layout of an archive in its store is described in [`manifest`].
+
+mod archiver;
+mod error;
+mod io;
+pub mod manifest;
+mod restore;
+mod store;
+
+pub use crate::archiver::{ArchiveOptions, ArchiveStatus, Archiver};
+pub use crate::error::{Error, Result};
+pub use crate::io::Backoff;
+pub use crate::restore::{Progress, RestoreReport, Target, restore, restore_with_progress};
+pub use crate::store::Store;

@@ -1,0 +1,232 @@
+//! What an archive holds and how it is laid out in the store: one object per segment copy under
+//! `segments/`, named so that names sort by log and LSN, and the manifest, `manifest.json`,
+//! written after every upload it names: an object counts as archived once the manifest names
+//! it, so the manifest is the archive's commit point.
+//!
+//! An object's name is `segments/{log id:032x}-{first LSN:020}-{last LSN:020}-{generation:010}-
+//! {crc32c:08x}.{seg|tail}`: `seg` for a complete segment (sealed, never to change), `tail` for
+//! the durable part of the segment that takes appends; the checksum is of the object's bytes.
+//! Names are parsed strictly: nothing else under the prefix is ever read as part of the archive.
+
+use serde::{Deserialize, Serialize};
+use tidelog::Lsn;
+
+use crate::error::{Error, Result};
+
+/// The manifest's name under the archive's prefix.
+pub const MANIFEST: &str = "manifest.json";
+/// The folder of segment objects under the archive's prefix.
+pub const SEGMENTS: &str = "segments";
+/// The manifest format this crate writes and reads.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// What kind of copy an object holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    /// A complete segment.
+    Seg,
+    /// The durable part of the segment taking appends.
+    Tail,
+}
+
+/// One archived object, as the manifest names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    /// Its name under the archive's prefix.
+    pub name: String,
+    /// The LSN of the segment's first record.
+    pub first_lsn: u64,
+    /// The LSN of its last record.
+    pub last_lsn: u64,
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// The CRC-32C of its bytes.
+    pub crc32c: u32,
+    /// The time of its first batch (ms since the Unix epoch), if its records carry times.
+    pub first_ms: Option<u64>,
+    /// The time of its last batch.
+    pub last_ms: Option<u64>,
+    /// Complete segment or tail.
+    pub kind: ObjectKind,
+    /// The generation of the archiver that wrote it.
+    pub generation: u64,
+}
+
+impl ObjectEntry {
+    /// The name an object of these fields has.
+    pub(crate) fn name_for(
+        log_id: u128,
+        first: Lsn,
+        last: Lsn,
+        generation: u64,
+        crc: u32,
+        kind: ObjectKind,
+    ) -> String {
+        let ext = match kind {
+            ObjectKind::Seg => "seg",
+            ObjectKind::Tail => "tail",
+        };
+        format!(
+            "{SEGMENTS}/{log_id:032x}-{:020}-{:020}-{generation:010}-{crc:08x}.{ext}",
+            first.get(),
+            last.get()
+        )
+    }
+}
+
+/// The fields of an object name, if `name` is one (strictly: any other name is foreign).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedName {
+    /// The log id.
+    pub log_id: u128,
+    /// The first LSN.
+    pub first_lsn: u64,
+    /// The last LSN.
+    pub last_lsn: u64,
+    /// The writer's generation.
+    pub generation: u64,
+    /// The CRC-32C of the bytes.
+    pub crc32c: u32,
+    /// Complete segment or tail.
+    pub kind: ObjectKind,
+}
+
+/// Parses an object name of the layout above; `None` for anything else.
+pub fn parse_name(name: &str) -> Option<ParsedName> {
+    let rest = name.strip_prefix(SEGMENTS)?.strip_prefix('/')?;
+    let (stem, ext) = rest.rsplit_once('.')?;
+    let kind = match ext {
+        "seg" => ObjectKind::Seg,
+        "tail" => ObjectKind::Tail,
+        _ => return None,
+    };
+    let fields: Vec<&str> = stem.split('-').collect();
+    let [id, first, last, generation, crc] = fields.as_slice() else {
+        return None;
+    };
+    let widths = [
+        (id, 32),
+        (first, 20),
+        (last, 20),
+        (generation, 10),
+        (crc, 8),
+    ];
+    if widths.iter().any(|(f, w)| f.len() != *w) {
+        return None;
+    }
+    let decimal = |f: &str| {
+        f.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| f.parse().ok())
+            .flatten()
+    };
+    let hex = |f: &str| {
+        f.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    if !hex(id) || !hex(crc) {
+        return None;
+    }
+    let parsed = ParsedName {
+        log_id: u128::from_str_radix(id, 16).ok()?,
+        first_lsn: decimal(first)?,
+        last_lsn: decimal(last)?,
+        generation: decimal(generation)?,
+        crc32c: u32::from_str_radix(crc, 16).ok()?,
+        kind,
+    };
+    (parsed.first_lsn >= 1 && parsed.last_lsn + 1 >= parsed.first_lsn).then_some(parsed)
+}
+
+/// The manifest: the archive's log, the latest writer's generation, and its objects in LSN
+/// order (complete segments, then at most one tail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The manifest format ([`MANIFEST_FORMAT`]).
+    pub format: u32,
+    /// The archived log's id, as 32 hexadecimal digits.
+    pub log_id: String,
+    /// The generation of the archiver that wrote this manifest.
+    pub generation: u64,
+    /// The objects, in LSN order.
+    pub objects: Vec<ObjectEntry>,
+}
+
+impl Manifest {
+    /// An empty manifest for `log_id`.
+    pub(crate) fn new(log_id: u128, generation: u64) -> Manifest {
+        Manifest {
+            format: MANIFEST_FORMAT,
+            log_id: format!("{log_id:032x}"),
+            generation,
+            objects: Vec::new(),
+        }
+    }
+
+    /// The log id.
+    pub fn log_id(&self) -> u128 {
+        u128::from_str_radix(&self.log_id, 16).unwrap_or(0)
+    }
+
+    /// The last archived LSN (0 if nothing is).
+    pub fn last_lsn(&self) -> Lsn {
+        Lsn::new(self.objects.last().map_or(0, |o| o.last_lsn))
+    }
+
+    /// Decodes and checks a manifest read from `key`: its format, its log id, every object's
+    /// name against its fields, and that the objects follow each other with no gap or overlap
+    /// (a tail only last).
+    pub(crate) fn decode(bytes: &[u8], key: &str) -> Result<Manifest> {
+        let bad = |reason: String| Error::BadManifest {
+            key: key.to_owned(),
+            reason,
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("does not decode: {e}")))?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(bad(format!("unknown format {}", manifest.format)));
+        }
+        let id_ok = manifest.log_id.len() == 32
+            && u128::from_str_radix(&manifest.log_id, 16).is_ok()
+            && manifest.log_id.bytes().all(|b| !b.is_ascii_uppercase());
+        if !id_ok {
+            return Err(bad("the log id is not 32 hexadecimal digits".to_owned()));
+        }
+        let log_id = manifest.log_id();
+        for (i, o) in manifest.objects.iter().enumerate() {
+            let named = parse_name(&o.name)
+                .ok_or_else(|| bad(format!("object name {:?} is not an archive object", o.name)))?;
+            let fits = named.log_id == log_id
+                && named.first_lsn == o.first_lsn
+                && named.last_lsn == o.last_lsn
+                && named.crc32c == o.crc32c
+                && named.kind == o.kind
+                && named.generation == o.generation;
+            if !fits {
+                return Err(bad(format!("object {} does not match its name", o.name)));
+            }
+            if o.kind == ObjectKind::Tail && i + 1 != manifest.objects.len() {
+                return Err(bad(format!("tail {} is not the last object", o.name)));
+            }
+            if let Some(prev) = i.checked_sub(1).and_then(|p| manifest.objects.get(p))
+                && o.first_lsn != prev.last_lsn + 1
+            {
+                return Err(if o.first_lsn > prev.last_lsn + 1 {
+                    Error::Gap {
+                        first: Lsn::new(prev.last_lsn + 1),
+                        last: Lsn::new(o.first_lsn - 1),
+                    }
+                } else {
+                    bad(format!("object {} overlaps the one before it", o.name))
+                });
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The manifest's bytes.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,357 @@
+//! [`restore`]: a log directory rebuilt from an archive, to its latest record, to an LSN, or to
+//! a time.
+//!
+//! Invariants: every object is checked against the checksum in its name and then frame by
+//! frame by the core's [`Importer`]; the archive's objects must follow each other with no gap;
+//! the log is built in a temporary directory beside the target and renamed into place only
+//! once it is whole and cut at the target, so an interrupted restore leaves no half log under
+//! the target's name. Object names never decide a local path: the importer names the files.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tidelog::{Importer, Log, Lsn};
+
+use crate::error::{Error, Result};
+use crate::io;
+use crate::manifest::{Manifest, ObjectEntry};
+use crate::store::Store;
+
+/// How far a restore goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Every archived record.
+    Latest,
+    /// Every record up to and including this LSN (a batch it cuts keeps its records up to it).
+    Lsn(Lsn),
+    /// Every batch stamped at or before this time, and none after (record-exact: records of a
+    /// batch share its time).
+    Time(SystemTime),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Latest => f.write_str("latest"),
+            Target::Lsn(lsn) => write!(f, "LSN {lsn}"),
+            Target::Time(t) => write!(f, "time {} ms", millis(*t)),
+        }
+    }
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestoreReport {
+    /// The restored log's directory.
+    pub dir: PathBuf,
+    /// Its log id.
+    pub log_id: u128,
+    /// Its first record.
+    pub first_lsn: Lsn,
+    /// Its last record: the next append gets the LSN after it.
+    pub last_lsn: Lsn,
+    /// Objects read.
+    pub objects: usize,
+    /// Bytes read from the store.
+    pub bytes: u64,
+}
+
+/// A restore's progress, told to the callback of [`restore_with_progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Objects read so far.
+    pub objects: usize,
+    /// Objects to read.
+    pub objects_total: usize,
+    /// Bytes read so far.
+    pub bytes: u64,
+    /// Bytes to read.
+    pub bytes_total: u64,
+}
+
+/// Rebuilds the archived log in `dir` (which must not exist, or be empty) up to `target`.
+/// Blocking: runs the store's calls on a runtime of its own.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use tidelog::{Durability, Log};
+/// use tidelog_archive::{ArchiveOptions, Archiver, Store, Target, restore};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::from_url(&format!("file://{}", dir.path().join("archive").display()))?;
+/// let log = Arc::new(Log::open(dir.path().join("log"))?);
+/// let archiver = Archiver::start(Arc::clone(&log), store.clone(), ArchiveOptions::default())?;
+/// log.append(b"kept", Durability::Synced)?;
+/// archiver.stop()?; // uploads what is durable
+///
+/// let report = restore(&store, dir.path().join("restored"), Target::Latest)?;
+/// let restored = Log::open(&report.dir)?;
+/// assert_eq!(restored.read(report.last_lsn)?.data(), b"kept");
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::NoArchive`], [`Error::BadManifest`], [`Error::Gap`], [`Error::MissingObject`],
+/// [`Error::CorruptObject`] (naming the object), [`Error::TargetNotArchived`],
+/// [`Error::TargetExists`], [`Error::Store`], [`Error::Log`] (a copy the importer refused, with
+/// the file and offset), [`Error::Io`]. Nothing is left under `dir` on an error.
+pub fn restore(store: &Store, dir: impl AsRef<Path>, target: Target) -> Result<RestoreReport> {
+    restore_with_progress(store, dir, target, |_| {})
+}
+
+/// As [`restore`], calling `progress` after each object.
+///
+/// # Errors
+/// As [`restore`].
+pub fn restore_with_progress(
+    store: &Store,
+    dir: impl AsRef<Path>,
+    target: Target,
+    mut progress: impl FnMut(Progress),
+) -> Result<RestoreReport> {
+    let dir = dir.as_ref().to_path_buf();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            op: "start a runtime for restoring into",
+            path: dir.clone(),
+            source,
+        })?;
+    let manifest = runtime
+        .block_on(io::read_manifest(store))?
+        .ok_or_else(|| Error::NoArchive {
+            location: store.location().to_owned(),
+        })?;
+    let chosen = choose(&manifest, target)?;
+    check_target_dir(&dir)?;
+    let tmp = temporary_beside(&dir)?;
+    let result = build(
+        &runtime,
+        store,
+        &manifest,
+        &chosen,
+        target,
+        &tmp,
+        &mut progress,
+    );
+    match result {
+        Ok((first, last, bytes)) => {
+            std::fs::rename(&tmp, &dir).map_err(|source| Error::Io {
+                op: "rename the restored log into place at",
+                path: dir.clone(),
+                source,
+            })?;
+            sync_parent(&dir)?;
+            Ok(RestoreReport {
+                dir,
+                log_id: manifest.log_id(),
+                first_lsn: first,
+                last_lsn: last,
+                objects: chosen.len(),
+                bytes,
+            })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// The objects a restore to `target` reads.
+fn choose(manifest: &Manifest, target: Target) -> Result<Vec<ObjectEntry>> {
+    let objects = &manifest.objects;
+    let not_archived = |reason: String| Error::TargetNotArchived {
+        target: target.to_string(),
+        reason,
+    };
+    let Some(last) = objects.last() else {
+        return Err(not_archived("the archive holds no record".to_owned()));
+    };
+    let first = objects[0].first_lsn;
+    let n = match target {
+        Target::Latest => objects.len(),
+        Target::Lsn(lsn) => {
+            if lsn.get() > last.last_lsn {
+                return Err(not_archived(format!(
+                    "the archive ends at LSN {}",
+                    last.last_lsn
+                )));
+            }
+            if lsn.get() < first {
+                return Err(not_archived(format!("the archive starts at LSN {first}")));
+            }
+            objects.partition_point(|o| o.first_lsn <= lsn.get())
+        }
+        Target::Time(t) => {
+            let ms = millis(t);
+            let n = objects.partition_point(|o| o.first_ms.is_some_and(|f| f <= ms));
+            if n == 0 {
+                return Err(not_archived(
+                    "no archived batch is stamped at or before it".to_owned(),
+                ));
+            }
+            n
+        }
+    };
+    Ok(objects[..n].to_vec())
+}
+
+fn check_target_dir(dir: &Path) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::TargetExists {
+                    path: dir.to_path_buf(),
+                });
+            }
+            // An empty directory is replaced by the rename.
+            std::fs::remove_dir(dir).map_err(|source| Error::Io {
+                op: "replace the empty directory",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            op: "read",
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// A fresh name beside `dir` for the restore to build in.
+fn temporary_beside(dir: &Path) -> Result<PathBuf> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::Io {
+            op: "restore into",
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no directory name"),
+        })?;
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+        op: "create",
+        path: parent.to_path_buf(),
+        source,
+    })?;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    Ok(parent.join(format!(".{name}.restoring-{}-{nanos}", std::process::id())))
+}
+
+fn sync_parent(dir: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    #[cfg(unix)]
+    {
+        let synced = std::fs::File::open(parent).and_then(|d| d.sync_all());
+        synced.map_err(|source| Error::Io {
+            op: "sync directory",
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let _ = parent;
+    Ok(())
+}
+
+/// Reads `chosen` into a new log at `tmp` and cuts it at `target`. Returns its first and last
+/// LSN and the bytes read.
+fn build(
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    manifest: &Manifest,
+    chosen: &[ObjectEntry],
+    target: Target,
+    tmp: &Path,
+    progress: &mut impl FnMut(Progress),
+) -> Result<(Lsn, Lsn, u64)> {
+    let mut importer = Importer::create(tmp)?;
+    let bytes_total = chosen.iter().map(|o| o.bytes).sum();
+    let mut bytes = 0;
+    for (i, object) in chosen.iter().enumerate() {
+        let key = store.path(&object.name).to_string();
+        let got = runtime.block_on(io::get(store, &object.name))?;
+        let crc = crc32c::crc32c(&got);
+        if got.len() as u64 != object.bytes || crc != object.crc32c {
+            return Err(Error::CorruptObject {
+                key,
+                reason: format!(
+                    "{} bytes with checksum {crc:08x}, the manifest says {} bytes with {:08x}",
+                    got.len(),
+                    object.bytes,
+                    object.crc32c
+                ),
+            });
+        }
+        let last = importer.add(&got).map_err(|e| match e {
+            tidelog::Error::MissingRecords { first, last, .. } => Error::Gap { first, last },
+            e => Error::CorruptObject {
+                key: key.clone(),
+                reason: e.to_string(),
+            },
+        })?;
+        if last.get() != object.last_lsn {
+            return Err(Error::CorruptObject {
+                key,
+                reason: format!(
+                    "holds records up to LSN {last}, the manifest says {}",
+                    object.last_lsn
+                ),
+            });
+        }
+        bytes += object.bytes;
+        progress(Progress {
+            objects: i + 1,
+            objects_total: chosen.len(),
+            bytes,
+            bytes_total,
+        });
+    }
+    let first = Lsn::new(chosen.first().map_or(1, |o| o.first_lsn));
+    let dir = importer.finish()?;
+    let log = Log::builder(&dir).create_if_missing(false).open()?;
+    if log.log_id() != manifest.log_id() {
+        return Err(Error::ForeignArchive {
+            expected: manifest.log_id(),
+            found: log.log_id(),
+        });
+    }
+    let cut = match target {
+        Target::Latest => None,
+        Target::Lsn(lsn) => Some(lsn),
+        Target::Time(t) => Some(last_at_or_before(&log, millis(t))?),
+    };
+    if let Some(lsn) = cut {
+        log.truncate_after(lsn)?;
+    }
+    let last = log.last_lsn();
+    log.close()?;
+    Ok((first, last, bytes))
+}
+
+/// The last record stamped at or before `ms` (the LSN before the log's first if none is).
+fn last_at_or_before(log: &Log, ms: u64) -> Result<Lsn> {
+    let mut last = log.checkpoint_lsn().prev();
+    for record in log.iter()? {
+        let record = record?;
+        match record.timestamp_ms() {
+            Some(t) if t > ms => break,
+            _ => last = record.lsn(),
+        }
+    }
+    Ok(last)
+}

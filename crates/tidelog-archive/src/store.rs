@@ -1,0 +1,184 @@
+//! [`Store`]: an object store of the `object_store` crate and the prefix an archive lives under,
+//! made from a URL (`file:///path`, `memory://`, `s3://bucket/prefix`, and with the crate's
+//! features `gs://` and `az://`), with credentials, region and endpoint from the environment
+//! and options.
+
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Where an archive lives: a store and a prefix in it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    prefix: Path,
+    location: String,
+}
+
+impl Store {
+    /// A store from its URL, configured from the environment as its kind of store reads it (for
+    /// S3: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`,
+    /// `AWS_ALLOW_HTTP`, …).
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] for a URL that does not parse or names a store this build does not
+    /// have (enable the crate's `gcp` or `azure` feature).
+    pub fn from_url(url: &str) -> Result<Store> {
+        Store::from_url_with(url, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// As [`Store::from_url`], with options that override the environment, by the names the
+    /// `object_store` crate's builders know (for S3, among others: `endpoint`, `allow_http`,
+    /// `virtual_hosted_style_request`, `region`, `access_key_id`, `secret_access_key`).
+    ///
+    /// # Errors
+    /// As [`Store::from_url`], and [`Error::InvalidUrl`] for an option the store does not know.
+    pub fn from_url_with<I, K, V>(url: &str, options: I) -> Result<Store>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let parsed = url::Url::parse(url).map_err(|e| invalid(url, e.to_string()))?;
+        let location = redact(&parsed);
+        let (scheme, prefix) = object_store::ObjectStoreScheme::parse(&parsed)
+            .map_err(|e| invalid(url, e.to_string()))?;
+        let options: Vec<(String, String)> = options
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.into()))
+            .collect();
+        let inner: Arc<dyn ObjectStore> = match scheme {
+            #[cfg(feature = "aws")]
+            object_store::ObjectStoreScheme::AmazonS3 => {
+                let mut builder =
+                    object_store::aws::AmazonS3Builder::from_env().with_url(parsed.as_str());
+                for (key, value) in options {
+                    let key = key
+                        .parse()
+                        .map_err(|_| invalid(url, format!("unknown S3 option {key}")))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
+            }
+            #[cfg(feature = "gcp")]
+            object_store::ObjectStoreScheme::GoogleCloudStorage => {
+                let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(parsed.as_str());
+                for (key, value) in options {
+                    let key = key
+                        .parse()
+                        .map_err(|_| invalid(url, format!("unknown GCS option {key}")))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
+            }
+            #[cfg(feature = "azure")]
+            object_store::ObjectStoreScheme::MicrosoftAzure => {
+                let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(parsed.as_str());
+                for (key, value) in options {
+                    let key = key
+                        .parse()
+                        .map_err(|_| invalid(url, format!("unknown Azure option {key}")))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
+            }
+            object_store::ObjectStoreScheme::Local => {
+                // The directory must exist for the store to open it; an archive creates it.
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|()| invalid(url, "not a local path".to_owned()))?;
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                    op: "create archive directory",
+                    path: dir.clone(),
+                    source,
+                })?;
+                let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|e| invalid(url, e.to_string()))?;
+                return Ok(Store {
+                    inner: Arc::new(local),
+                    prefix: Path::default(),
+                    location,
+                });
+            }
+            object_store::ObjectStoreScheme::Memory => {
+                Arc::new(object_store::memory::InMemory::new())
+            }
+            other => {
+                return Err(invalid(
+                    url,
+                    format!("{other:?} stores need a feature of tidelog-archive this build lacks"),
+                ));
+            }
+        };
+        Ok(Store {
+            inner,
+            prefix,
+            location,
+        })
+    }
+
+    /// A store built by the caller (for example one wrapped to inject faults, or an `InMemory`
+    /// shared between a writer and a restore), with the archive under `prefix` in it.
+    pub fn new(inner: Arc<dyn ObjectStore>, prefix: &str) -> Store {
+        let prefix = Path::from(prefix);
+        Store {
+            location: format!("{inner}/{prefix}"),
+            inner,
+            prefix,
+        }
+    }
+
+    /// The object store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    /// The prefix the archive's objects are under.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The store and prefix, for messages (no credentials).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The path of `name` (which may hold `/`) under the prefix.
+    pub(crate) fn path(&self, name: &str) -> Path {
+        let mut parts: Vec<String> = self.prefix.parts().map(|p| p.as_ref().to_owned()).collect();
+        parts.extend(name.split('/').map(str::to_owned));
+        Path::from_iter(parts)
+    }
+
+    /// The name of `path` under the prefix, or `None` if it is not under it.
+    pub(crate) fn name_of<'a>(&self, path: &'a Path) -> Option<String> {
+        let rest: Vec<_> = path.prefix_match(&self.prefix)?.collect();
+        let _: &'a Path = path;
+        Some(
+            rest.iter()
+                .map(|p| p.as_ref())
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
+    }
+}
+
+fn invalid(url: &str, reason: String) -> Error {
+    let shown = url::Url::parse(url).map_or_else(|_| "(unparsable)".to_owned(), |u| redact(&u));
+    Error::InvalidUrl { url: shown, reason }
+}
+
+/// The URL without user information, query or fragment, which may carry secrets.
+fn redact(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
