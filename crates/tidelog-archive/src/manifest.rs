@@ -230,3 +230,57 @@ impl Manifest {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 }
+
+/// What an archive holds, from [`describe`]: its manifest and every object under its prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Description {
+    /// The manifest, if there is one.
+    pub manifest: Option<Manifest>,
+    /// Objects under `segments/` with an archive object's name that the manifest does not
+    /// name (left by an upload whose manifest write never happened, or a replaced tail), with
+    /// their sizes.
+    pub unreferenced: Vec<(String, u64)>,
+    /// Other objects under the prefix (never read by the archive), with their sizes.
+    pub foreign: Vec<(String, u64)>,
+}
+
+/// Reads the manifest of the archive in `store` and lists its objects. Blocking.
+///
+/// # Errors
+/// [`Error::BadManifest`] (or [`Error::Gap`]) for a manifest that does not check out,
+/// [`Error::Store`], [`Error::Io`] if no runtime can be started.
+pub fn describe(store: &crate::Store) -> Result<Description> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            op: "start a runtime for",
+            path: std::path::PathBuf::from(store.location()),
+            source,
+        })?;
+    runtime.block_on(async {
+        let manifest = crate::io::read_manifest(store).await?;
+        let all = crate::io::list(store, "").await?;
+        let named: std::collections::HashSet<&str> = manifest
+            .iter()
+            .flat_map(|m| m.objects.iter().map(|o| o.name.as_str()))
+            .collect();
+        let (mut unreferenced, mut foreign) = (Vec::new(), Vec::new());
+        for (name, size) in all {
+            if name == MANIFEST || named.contains(name.as_str()) {
+                continue;
+            }
+            if parse_name(&name).is_some() {
+                unreferenced.push((name, size));
+            } else {
+                foreign.push((name, size));
+            }
+        }
+        Ok(Description {
+            manifest,
+            unreferenced,
+            foreign,
+        })
+    })
+}

@@ -151,7 +151,7 @@ impl Store {
     /// The path of `name` (which may hold `/`) under the prefix.
     pub(crate) fn path(&self, name: &str) -> Path {
         let mut parts: Vec<String> = self.prefix.parts().map(|p| p.as_ref().to_owned()).collect();
-        parts.extend(name.split('/').map(str::to_owned));
+        parts.extend(name.split('/').filter(|p| !p.is_empty()).map(str::to_owned));
         Path::from_iter(parts)
     }
 
