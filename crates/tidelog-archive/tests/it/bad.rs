@@ -1,0 +1,205 @@
+//! Archives that are not what an archiver wrote: a missing manifest or object, damaged bytes,
+//! hostile names, gaps, foreign objects. Each is a typed error; nothing is written outside the
+//! target; nothing panics.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::{ObjectStoreExt, PutPayload};
+use tidelog_archive::manifest::Manifest;
+use tidelog_archive::{Archiver, Error, Store, Target, describe, restore};
+
+use crate::common::{WAIT, append, assert_holds, open_log, places, quick};
+
+/// An archive of 200 records in `store`.
+fn archived(store: &Store, dir: &Path) -> u64 {
+    let log = Arc::new(open_log(&dir.join("log")));
+    let archiver = Archiver::start(Arc::clone(&log), store.clone(), quick()).expect("start");
+    let last = append(&log, 200);
+    archiver.wait_archived(last, WAIT).expect("archived");
+    archiver.stop().expect("stop");
+    last.get()
+}
+
+fn put(store: &Store, name: &str, bytes: Vec<u8>) {
+    let path = object_store::path::Path::from(
+        format!("{}/{name}", store.prefix()).trim_start_matches('/'),
+    );
+    crate::common::block_on(store.object_store().put(&path, PutPayload::from(bytes))).expect("put");
+}
+
+fn manifest(store: &Store) -> Manifest {
+    describe(store)
+        .expect("describe")
+        .manifest
+        .expect("manifest")
+}
+
+fn write_manifest(store: &Store, manifest: &Manifest) {
+    put(
+        store,
+        "manifest.json",
+        serde_json::to_vec(manifest).expect("encode"),
+    );
+}
+
+/// Restores into `dir/out`, expecting failure; checks nothing was left in `dir` but `keep`.
+fn refused(store: &Store, dir: &Path, keep: &[&str]) -> Error {
+    let error = restore(store, dir.join("out"), Target::Latest).expect_err("refused");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names, keep,
+        "nothing written beside the target after {error}"
+    );
+    error
+}
+
+#[test]
+fn a_location_without_a_manifest_is_no_archive() {
+    for place in places("empty") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        assert!(matches!(
+            refused(&place.store, tmp.path(), &[]),
+            Error::NoArchive { .. }
+        ));
+    }
+}
+
+#[test]
+fn a_manifest_that_does_not_decode_or_names_hostile_keys_is_refused() {
+    for place in places("hostile") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        archived(&place.store, tmp.path());
+        let good = manifest(&place.store);
+        put(&place.store, "manifest.json", b"{ not json".to_vec());
+        assert!(matches!(
+            refused(&place.store, tmp.path(), &["log"]),
+            Error::BadManifest { .. }
+        ));
+        for name in [
+            "segments/../../../etc/passwd",
+            "/etc/passwd",
+            "segments/00000000000000000000000000000001-x.seg",
+            "../outside.seg",
+        ] {
+            let mut bad = good.clone();
+            bad.objects[0].name = name.to_owned();
+            write_manifest(&place.store, &bad);
+            assert!(
+                matches!(
+                    refused(&place.store, tmp.path(), &["log"]),
+                    Error::BadManifest { .. }
+                ),
+                "{}: {name}",
+                place.name
+            );
+        }
+        // A manifest of an unknown format.
+        let mut later = good.clone();
+        later.format = 99;
+        write_manifest(&place.store, &later);
+        assert!(matches!(
+            refused(&place.store, tmp.path(), &["log"]),
+            Error::BadManifest { .. }
+        ));
+    }
+}
+
+#[test]
+fn a_missing_or_damaged_object_is_named() {
+    for place in places("damaged") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        archived(&place.store, tmp.path());
+        let m = manifest(&place.store);
+        let victim = m.objects[1].name.clone();
+        let path = object_store::path::Path::from(
+            format!("{}/{victim}", place.store.prefix()).trim_start_matches('/'),
+        );
+        let os = place.store.object_store();
+        let bytes = crate::common::block_on(async {
+            os.get(&path)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes")
+        });
+        // Damaged: one byte flipped.
+        let mut flipped = bytes.to_vec();
+        let at = flipped.len() / 2;
+        flipped[at] ^= 0x40;
+        put(&place.store, &victim, flipped);
+        match refused(&place.store, tmp.path(), &["log"]) {
+            Error::CorruptObject { key, .. } => assert!(key.ends_with(&victim), "{key}"),
+            other => panic!("{}: expected CorruptObject, got {other}", place.name),
+        }
+        // Damaged with the checksum in its name made to match: the frames still do not check.
+        let mut forged = m.clone();
+        let mut flipped = bytes.to_vec();
+        flipped[at] ^= 0x40;
+        let crc = crc32c::crc32c(&flipped);
+        forged.objects[1].crc32c = crc;
+        let forged_name = format!("{}{crc:08x}.seg", &victim[..victim.len() - 12]);
+        forged.objects[1].name = forged_name.clone();
+        put(&place.store, &forged_name, flipped);
+        write_manifest(&place.store, &forged);
+        match refused(&place.store, tmp.path(), &["log"]) {
+            Error::CorruptObject { key, reason } => {
+                assert!(key.ends_with(&forged_name), "{key}");
+                assert!(reason.contains("checksum"), "{reason}");
+            }
+            other => panic!("{}: expected CorruptObject, got {other}", place.name),
+        }
+        // Missing.
+        write_manifest(&place.store, &m);
+        crate::common::block_on(os.delete(&path)).expect("delete");
+        match refused(&place.store, tmp.path(), &["log"]) {
+            Error::MissingObject { key } => assert!(key.ends_with(&victim), "{key}"),
+            other => panic!("{}: expected MissingObject, got {other}", place.name),
+        }
+    }
+}
+
+#[test]
+fn a_gap_in_the_archive_is_refused_with_the_missing_range() {
+    for place in places("gap") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        archived(&place.store, tmp.path());
+        let mut m = manifest(&place.store);
+        let gone = m.objects.remove(2);
+        write_manifest(&place.store, &m);
+        match refused(&place.store, tmp.path(), &["log"]) {
+            Error::Gap { first, last } => {
+                assert_eq!(first.get(), gone.first_lsn);
+                assert_eq!(last.get(), gone.last_lsn);
+            }
+            other => panic!("{}: expected Gap, got {other}", place.name),
+        }
+    }
+}
+
+#[test]
+fn foreign_objects_under_the_prefix_are_listed_and_never_read() {
+    for place in places("foreign-objects") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let last = archived(&place.store, tmp.path());
+        put(&place.store, "notes.txt", b"hello".to_vec());
+        put(&place.store, "segments/garbage.seg", b"junk".to_vec());
+        let described = describe(&place.store).expect("describe");
+        let mut foreign: Vec<&str> = described.foreign.iter().map(|(n, _)| n.as_str()).collect();
+        foreign.sort_unstable();
+        assert_eq!(
+            foreign,
+            ["notes.txt", "segments/garbage.seg"],
+            "{}",
+            place.name
+        );
+        let report =
+            restore(&place.store, tmp.path().join("out"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, last);
+    }
+}

@@ -1,0 +1,167 @@
+//! A store wrapper that fails operations on a plan: puts, gets and lists that fail, and puts
+//! that reach the store but report an error, for what the archiver must survive.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+
+/// What to do with the next operations whose path contains a string.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    /// Operation: "put", "get", "list", "delete", "multipart".
+    pub op: &'static str,
+    /// Applies to paths containing this.
+    pub path_contains: &'static str,
+    /// How many matching calls it applies to (then it is spent).
+    pub times: u64,
+    /// Whether the call reaches the store before the error is reported.
+    pub after: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    rules: Mutex<Vec<Rule>>,
+    /// The path of every put and multipart upload asked for, in order.
+    pub puts: Mutex<Vec<String>>,
+    /// Calls that failed on the plan.
+    pub failed: AtomicU64,
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Faulty({})", self.inner)
+    }
+}
+
+impl FaultyStore {
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>) -> Arc<FaultyStore> {
+        Arc::new(FaultyStore {
+            inner,
+            rules: Mutex::new(Vec::new()),
+            puts: Mutex::new(Vec::new()),
+            failed: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn fail(&self, rule: Rule) {
+        self.rules.lock().expect("rules").push(rule);
+    }
+
+    /// How many puts (and multipart uploads) were asked for paths containing `part`.
+    pub(crate) fn puts_of(&self, part: &str) -> usize {
+        self.puts
+            .lock()
+            .expect("puts")
+            .iter()
+            .filter(|p| p.contains(part))
+            .count()
+    }
+
+    pub(crate) fn clear(&self) {
+        self.rules.lock().expect("rules").clear();
+    }
+
+    /// Whether this call fails, and if so whether after reaching the store.
+    fn hit(&self, op: &str, path: &str) -> Option<bool> {
+        let mut rules = self.rules.lock().expect("rules");
+        let rule = rules
+            .iter_mut()
+            .find(|r| r.op == op && path.contains(r.path_contains) && r.times > 0)?;
+        rule.times -= 1;
+        self.failed.fetch_add(1, Ordering::SeqCst);
+        Some(rule.after)
+    }
+}
+
+fn injected(path: &str) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "faulty",
+        source: format!("injected failure at {path}").into(),
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.puts.lock().expect("puts").push(location.to_string());
+        match self.hit("put", location.as_ref()) {
+            Some(false) => Err(injected(location.as_ref())),
+            Some(true) => {
+                self.inner.put_opts(location, payload, opts).await?;
+                Err(injected(location.as_ref()))
+            }
+            None => self.inner.put_opts(location, payload, opts).await,
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.puts
+            .lock()
+            .expect("puts")
+            .push(format!("multipart {location}"));
+        if self.hit("multipart", location.as_ref()).is_some() {
+            return Err(injected(location.as_ref()));
+        }
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        if self.hit("get", location.as_ref()).is_some() {
+            return Err(injected(location.as_ref()));
+        }
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let shown = prefix.map(|p| p.to_string()).unwrap_or_default();
+        if self.hit("list", &shown).is_some() {
+            let error = injected(&shown);
+            return futures::stream::once(async move { Err(error) }).boxed();
+        }
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
