@@ -39,6 +39,34 @@ impl Backoff {
     }
 }
 
+/// How many times a restore or a description tries each store operation.
+pub(crate) const ATTEMPTS: u32 = 5;
+
+/// Runs `op` on `runtime` until it succeeds, fails with an error that is not the store's, or
+/// has failed `attempts` times, waiting as `backoff` says between attempts.
+pub(crate) fn retrying<T, F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    backoff: Backoff,
+    attempts: u32,
+    mut op: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match runtime.block_on(op()) {
+            Err(e @ Error::Store { .. }) if attempt + 1 < attempts => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "tidelog archive: retrying");
+                std::thread::sleep(backoff.wait(attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn store_error(op: &'static str, key: &str, source: object_store::Error) -> Error {
     match source {
         object_store::Error::NotFound { .. } if op == "get" => Error::MissingObject {

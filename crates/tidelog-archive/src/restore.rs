@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tidelog::{Importer, Log, Lsn};
 
 use crate::error::{Error, Result};
-use crate::io;
+use crate::io::{self, Backoff};
 use crate::manifest::{Manifest, ObjectEntry};
 use crate::store::Store;
 
@@ -101,7 +101,8 @@ pub struct Progress {
 /// # Errors
 /// [`Error::NoArchive`], [`Error::BadManifest`], [`Error::Gap`], [`Error::MissingObject`],
 /// [`Error::CorruptObject`] (naming the object), [`Error::TargetNotArchived`],
-/// [`Error::TargetExists`], [`Error::Store`], [`Error::Log`] (a copy the importer refused, with
+/// [`Error::TargetExists`], [`Error::Store`] (once a store operation failed five times, with
+/// backoff between), [`Error::Log`] (a copy the importer refused, with
 /// the file and offset), [`Error::Io`]. Nothing is left under `dir` on an error.
 pub fn restore(store: &Store, dir: impl AsRef<Path>, target: Target) -> Result<RestoreReport> {
     restore_with_progress(store, dir, target, |_| {})
@@ -126,11 +127,12 @@ pub fn restore_with_progress(
             path: dir.clone(),
             source,
         })?;
-    let manifest = runtime
-        .block_on(io::read_manifest(store))?
-        .ok_or_else(|| Error::NoArchive {
-            location: store.location().to_owned(),
-        })?;
+    let manifest = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
+        io::read_manifest(store)
+    })?
+    .ok_or_else(|| Error::NoArchive {
+        location: store.location().to_owned(),
+    })?;
     let chosen = choose(&manifest, target)?;
     check_target_dir(&dir)?;
     let tmp = temporary_beside(&dir)?;
@@ -284,7 +286,9 @@ fn build(
     let mut bytes = 0;
     for (i, object) in chosen.iter().enumerate() {
         let key = store.path(&object.name).to_string();
-        let got = runtime.block_on(io::get(store, &object.name))?;
+        let got = io::retrying(runtime, Backoff::default(), io::ATTEMPTS, || {
+            io::get(store, &object.name)
+        })?;
         let crc = crc32c::crc32c(&got);
         if got.len() as u64 != object.bytes || crc != object.crc32c {
             return Err(Error::CorruptObject {

@@ -305,3 +305,27 @@ fn the_watermark_can_be_awaited() {
     assert!(archiver.archived_lsn() >= last);
     archiver.stop().expect("stop");
 }
+
+#[test]
+fn a_stalled_store_never_holds_up_the_log() {
+    for place in places("stalled") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let archiver =
+            Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        place.faults.set_gate(false);
+        // Durable commits, rolls and a checkpoint all go on while every upload waits.
+        let last = append(&log, 300);
+        assert!(log.segments().len() > 3);
+        log.checkpoint(last).expect("checkpoint");
+        assert!(
+            log.segments().len() > 3,
+            "{}: held for the archive",
+            place.name
+        );
+        assert_eq!(archiver.archived_lsn(), Lsn::ZERO);
+        place.faults.set_gate(true);
+        archiver.wait_archived(last, WAIT).expect("archived");
+        archiver.stop().expect("stop");
+    }
+}

@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -36,6 +36,8 @@ pub(crate) struct FaultyStore {
     pub puts: Mutex<Vec<String>>,
     /// Calls that failed on the plan.
     pub failed: AtomicU64,
+    /// While closed, every put waits (a stalled store).
+    gate: (Mutex<bool>, Condvar),
 }
 
 impl fmt::Display for FaultyStore {
@@ -51,6 +53,7 @@ impl FaultyStore {
             rules: Mutex::new(Vec::new()),
             puts: Mutex::new(Vec::new()),
             failed: AtomicU64::new(0),
+            gate: (Mutex::new(true), Condvar::new()),
         })
     }
 
@@ -66,6 +69,19 @@ impl FaultyStore {
             .iter()
             .filter(|p| p.contains(part))
             .count()
+    }
+
+    /// Makes every put wait (`false`) until the gate is opened again (`true`).
+    pub(crate) fn set_gate(&self, open: bool) {
+        *self.gate.0.lock().expect("gate") = open;
+        self.gate.1.notify_all();
+    }
+
+    fn pass_gate(&self) {
+        let mut open = self.gate.0.lock().expect("gate");
+        while !*open {
+            open = self.gate.1.wait(open).expect("gate");
+        }
     }
 
     pub(crate) fn clear(&self) {
@@ -100,6 +116,7 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.puts.lock().expect("puts").push(location.to_string());
+        self.pass_gate();
         match self.hit("put", location.as_ref()) {
             Some(false) => Err(injected(location.as_ref())),
             Some(true) => {

@@ -7,6 +7,7 @@ use tidelog::{Durability, Lsn};
 use tidelog_archive::{Archiver, Error, Target, restore};
 
 use crate::common::{WAIT, append, assert_holds, open_log, payload, places, quick};
+use crate::faulty::Rule;
 
 #[test]
 fn a_restore_to_an_lsn_keeps_exactly_the_records_up_to_it() {
@@ -132,5 +133,46 @@ fn a_restore_never_writes_over_a_directory_that_holds_files() {
         std::fs::create_dir_all(&empty).expect("mkdir");
         restore(&place.store, &empty, Target::Latest).expect("restore");
         assert_holds(&empty, 1, last.get());
+    }
+}
+
+#[test]
+fn a_restore_retries_failed_reads_and_names_the_object_that_keeps_failing() {
+    for place in places("flaky-reads") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let archiver =
+            Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        let last = append(&log, 100);
+        archiver.wait_archived(last, WAIT).expect("archived");
+        archiver.stop().expect("stop");
+        for (path, times) in [("manifest.json", 2), (".seg", 3)] {
+            place.faults.fail(Rule {
+                op: "get",
+                path_contains: path,
+                times,
+                after: false,
+            });
+        }
+        let report = restore(&place.store, tmp.path().join("a"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, last.get());
+        assert_eq!(
+            place
+                .faults
+                .failed
+                .load(std::sync::atomic::Ordering::SeqCst),
+            5
+        );
+        place.faults.fail(Rule {
+            op: "get",
+            path_contains: ".seg",
+            times: u64::MAX,
+            after: false,
+        });
+        match restore(&place.store, tmp.path().join("b"), Target::Latest) {
+            Err(Error::Store { op: "get", key, .. }) => assert!(key.contains(".seg"), "{key}"),
+            other => panic!("{}: expected a store error, got {other:?}", place.name),
+        }
+        assert!(!tmp.path().join("b").exists());
     }
 }
