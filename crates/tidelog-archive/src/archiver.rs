@@ -557,8 +557,13 @@ impl Worker {
         let _span =
             tracing::info_span!("tidelog_archive.upload", first = %first, last = %last).entered();
         let key = (first.get(), last.get(), crc, kind);
-        let name = match self.existing.get(&key) {
-            Some((name, size)) if *size == len => name.clone(),
+        // An object an earlier archiver left (its manifest write never happened) keeps its
+        // name, and with it that archiver's generation.
+        let (name, generation) = match self.existing.get(&key) {
+            Some((name, size)) if *size == len => {
+                let generation = parse_name(name).map_or(0, |p| p.generation);
+                (name.clone(), generation)
+            }
             _ => {
                 let name = ObjectEntry::name_for(
                     self.manifest.log_id(),
@@ -570,7 +575,7 @@ impl Worker {
                 );
                 let (store, part) = (self.store.clone(), self.options.part_bytes);
                 self.retry("upload", || io::put(&store, &name, bytes.clone(), part))?;
-                name
+                (name, self.manifest.generation)
             }
         };
         let entry = ObjectEntry {
@@ -582,7 +587,7 @@ impl Worker {
             first_ms,
             last_ms,
             kind,
-            generation: self.manifest.generation,
+            generation,
         };
         let mut next = self.manifest.clone();
         let replaced = match next.objects.last() {

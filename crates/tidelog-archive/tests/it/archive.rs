@@ -329,3 +329,52 @@ fn a_stalled_store_never_holds_up_the_log() {
         archiver.stop().expect("stop");
     }
 }
+
+#[test]
+fn an_object_an_earlier_archiver_left_keeps_its_generation_in_the_manifest() {
+    for place in places("generations") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let first = Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        first
+            .wait_archived(append(&log, 50), WAIT)
+            .expect("archived");
+        first.stop().expect("stop");
+        // The second archiver writes a manifest (generation 2), then uploads segments whose
+        // manifest writes all fail.
+        let second =
+            Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        let at = append(&log, 50);
+        second.wait_archived(at, WAIT).expect("archived");
+        place.faults.fail(Rule {
+            op: "put",
+            path_contains: "manifest.json",
+            times: u64::MAX,
+            after: false,
+        });
+        let before = place.faults.puts_of(".seg");
+        let last = append(&log, 300);
+        while place.faults.puts_of(".seg") < before + 1 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(second.stop().is_err());
+        place.faults.clear();
+        // The third (generation 3) names the second's objects as they are.
+        let third = Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        assert_eq!(third.status().generation, 3);
+        third.wait_archived(last, WAIT).expect("archived");
+        third.stop().expect("stop");
+        let manifest = describe(&place.store)
+            .expect("describe")
+            .manifest
+            .expect("manifest");
+        assert!(
+            manifest.objects.iter().any(|o| o.generation == 2),
+            "{}",
+            place.name
+        );
+        let report =
+            restore(&place.store, tmp.path().join("restored"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, last.get());
+    }
+}

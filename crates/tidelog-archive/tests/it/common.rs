@@ -67,14 +67,29 @@ pub(crate) fn local() -> Place {
 
 /// The S3 test server's store, under a prefix of its own for `test`.
 pub(crate) fn s3(test: &str) -> Option<Place> {
-    let endpoint = std::env::var("TIDELOG_TEST_S3_ENDPOINT").ok()?;
+    let url = s3_url(test)?;
+    Some(Place::new("s3", s3_store(&url), None))
+}
+
+/// A URL under the S3 test server's bucket with a prefix of its own for `test`, if a server is
+/// named.
+pub(crate) fn s3_url(test: &str) -> Option<String> {
+    std::env::var("TIDELOG_TEST_S3_ENDPOINT").ok()?;
     let bucket = std::env::var("TIDELOG_TEST_S3_BUCKET").unwrap_or_else(|_| "tidelog-test".into());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let url = format!("s3://{bucket}/{test}-{}-{nanos}", std::process::id());
-    let store = Store::from_url_with(
-        &url,
+    Some(format!(
+        "s3://{bucket}/{test}-{}-{nanos}",
+        std::process::id()
+    ))
+}
+
+/// The store at `url` on the S3 test server (path-style requests over HTTP, test credentials).
+pub(crate) fn s3_store(url: &str) -> Store {
+    let endpoint = std::env::var("TIDELOG_TEST_S3_ENDPOINT").expect("TIDELOG_TEST_S3_ENDPOINT");
+    Store::from_url_with(
+        url,
         [
             ("endpoint", endpoint.as_str()),
             ("allow_http", "true"),
@@ -84,8 +99,7 @@ pub(crate) fn s3(test: &str) -> Option<Place> {
             ("secret_access_key", "tidelog-test-secret"),
         ],
     )
-    .expect("S3 store");
-    Some(Place::new("s3", store, None))
+    .expect("S3 store")
 }
 
 /// A log in `dir` with small segments.

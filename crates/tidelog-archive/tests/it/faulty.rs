@@ -38,6 +38,8 @@ pub(crate) struct FaultyStore {
     pub failed: AtomicU64,
     /// While closed, every put waits (a stalled store).
     gate: (Mutex<bool>, Condvar),
+    /// Puts to paths containing this, after this many of them, wait forever.
+    stall: Mutex<Option<(&'static str, u64)>>,
 }
 
 impl fmt::Display for FaultyStore {
@@ -54,6 +56,7 @@ impl FaultyStore {
             puts: Mutex::new(Vec::new()),
             failed: AtomicU64::new(0),
             gate: (Mutex::new(true), Condvar::new()),
+            stall: Mutex::new(None),
         })
     }
 
@@ -75,6 +78,28 @@ impl FaultyStore {
     pub(crate) fn set_gate(&self, open: bool) {
         *self.gate.0.lock().expect("gate") = open;
         self.gate.1.notify_all();
+    }
+
+    /// Makes puts to paths containing `part` wait forever once `after` of them went through
+    /// (printing `stalled` on stdout when one starts waiting).
+    pub(crate) fn stall_after(&self, part: &'static str, after: u64) {
+        *self.stall.lock().expect("stall") = Some((part, after));
+    }
+
+    fn check_stall(&self, path: &str) {
+        let mut stall = self.stall.lock().expect("stall");
+        if let Some((part, left)) = stall.as_mut()
+            && path.contains(*part)
+        {
+            if *left == 0 {
+                drop(stall);
+                println!("stalled");
+                loop {
+                    std::thread::park();
+                }
+            }
+            *left -= 1;
+        }
     }
 
     fn pass_gate(&self) {
@@ -117,6 +142,7 @@ impl ObjectStore for FaultyStore {
     ) -> object_store::Result<PutResult> {
         self.puts.lock().expect("puts").push(location.to_string());
         self.pass_gate();
+        self.check_stall(location.as_ref());
         match self.hit("put", location.as_ref()) {
             Some(false) => Err(injected(location.as_ref())),
             Some(true) => {

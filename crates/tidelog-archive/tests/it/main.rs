@@ -7,4 +7,6 @@ mod archive;
 mod bad;
 mod common;
 mod faulty;
+#[cfg(unix)]
+mod kills;
 mod restore;
