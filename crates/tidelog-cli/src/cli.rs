@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    append, bench, checkpoint, completions, demo, dump, fsync_probe, info, recover, tail,
-    truncate_after, verify,
+    append, archive, archive_info, bench, checkpoint, completions, demo, dump, fsync_probe, info,
+    recover, restore, tail, truncate_after, verify,
 };
 
 const AFTER_HELP: &str = "\
@@ -29,9 +29,11 @@ Examples:
   tidelog dump ./wal --stats            # records, bytes and batch sizes per segment
   tidelog dump ./wal --frames           # frames with offsets, flags and checksums
   tidelog recover ./wal --rebuild-checkpoint   # a damaged CHECKPOINT rebuilt (dry run)
-  tidelog fsync-probe ./wal             # what does an fsync cost on this disk?";
+  tidelog fsync-probe ./wal             # what does an fsync cost on this disk?
+  tidelog archive ./wal s3://bucket/wal --once   # upload what is durable to S3
+  tidelog restore s3://bucket/wal ./wal2 --time 2026-12-02T09:00:00Z";
 
-/// Inspect, verify, recover, follow and benchmark tidelog write-ahead logs.
+/// Inspect, verify, recover, follow, archive, restore and benchmark tidelog write-ahead logs.
 #[derive(Debug, Parser)]
 #[command(name = "tidelog", version, after_help = AFTER_HELP, max_term_width = 100)]
 pub(crate) struct Cli {
@@ -63,6 +65,14 @@ pub(crate) enum Command {
     Checkpoint(checkpoint::Args),
     /// Durably discard every record after an LSN (a rollback).
     TruncateAfter(truncate_after::Args),
+    /// Upload a log's segments to an object store (S3, a local directory), once or every few
+    /// seconds.
+    Archive(archive::Args),
+    /// Rebuild a log from its archive in a new directory: to the latest record, an LSN or a
+    /// time.
+    Restore(restore::Args),
+    /// Show what an archive holds: its log, generation, objects, LSN range and batch times.
+    ArchiveInfo(archive_info::Args),
     /// Measure tidelog on this disk: bulk appends, concurrent durable commits, large records.
     Bench(bench::Args),
     /// Measure what write + fsync costs on the disk under a directory, like pg_test_fsync.

@@ -1,6 +1,6 @@
 //! `tidelog`, the command-line tool of the tidelog write-ahead log: inspect, dump, verify and
-//! recover logs, follow them, append to them, benchmark them, probe the disk under them, and run
-//! the demo.
+//! recover logs, follow them, append to them, archive them to object storage and restore them,
+//! benchmark them, probe the disk under them, and run the demo.
 //!
 //! Exit codes: 0 success, 1 a problem found (`verify` found damage, a `recover` dry run found
 //! damage or would change the log), 2 a usage or runtime error. A closed standard output (as in

@@ -59,6 +59,23 @@ impl Ctx {
         bar
     }
 
+    /// A progress bar of bytes on standard error, its length set later (`set_length`), hidden
+    /// unless standard error is a terminal and the output is not JSON.
+    pub(crate) fn bytes_bar(&self, what: &str) -> ProgressBar {
+        if !self.progress || self.json {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "{prefix:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg} eta {eta}",
+        )
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_prefix(what.to_owned());
+        bar
+    }
+
     /// A progress bar over a fixed time, in tenths of a second.
     pub(crate) fn timed_bar(&self, duration: Duration, what: &str) -> ProgressBar {
         if !self.progress {
@@ -203,6 +220,13 @@ pub(crate) fn chain(err: &anyhow::Error) -> String {
 
 /// Advice for errors people can do something about.
 fn hint(err: &anyhow::Error) -> Option<String> {
+    if let Some(archive_error) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<tidelog_archive::Error>())
+        && let Some(hint) = archive_hint(archive_error)
+    {
+        return Some(hint.to_owned());
+    }
     let log_error = err
         .chain()
         .find_map(|e| e.downcast_ref::<tidelog::Error>())?;
@@ -229,6 +253,30 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         _ => return None,
     };
     Some(hint.to_owned())
+}
+
+/// Advice for the archive's errors people can do something about.
+fn archive_hint(err: &tidelog_archive::Error) -> Option<&'static str> {
+    use tidelog_archive::Error as E;
+    Some(match err {
+        E::InvalidUrl { .. } => {
+            "a store URL names its kind of store: s3://bucket/prefix (credentials, region and \
+             endpoint from AWS_* variables), or file:///absolute/path for a local directory"
+        }
+        E::NoArchive { .. } => {
+            "check the URL: nothing was archived there yet (`tidelog archive DIR URL --once` \
+             starts an archive)"
+        }
+        E::TargetExists { .. } => "restore into a new or empty directory",
+        E::ForeignArchive { .. } => {
+            "the store's prefix holds another log's archive: give each log a prefix of its own"
+        }
+        E::Store { .. } => {
+            "the store failed or could not be reached; for S3, check AWS_ENDPOINT, AWS_REGION \
+             and the credentials in the environment"
+        }
+        _ => return None,
+    })
 }
 
 /// A text table: a header row and rows of cells, columns aligned.

@@ -65,6 +65,7 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "durable_lsn": log.durable_lsn().get(),
             "written_lsn": log.written_lsn().get(),
             "checkpoint_lsn": facts.checkpoint.get(),
+            "retention_floor": log.retention_floor().map(|f| f.get()),
             "records": facts.records,
             "bytes": facts.bytes,
             "segments": segments,
@@ -96,7 +97,16 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             facts.last
         )
     };
-    let rows = [
+    let retention = log.retention_floor().map(|floor| {
+        (
+            "retention",
+            format!(
+                "floor at LSN {floor}: checkpoints keep every segment from it on (set by an \
+                 archiver: segments not archived yet are never removed)"
+            ),
+        )
+    });
+    let mut rows = vec![
         ("log", args.dir.display().to_string()),
         ("log id", format!("{:032x}", log.log_id())),
         ("format", format!("version {FORMAT_VERSION}")),
@@ -128,6 +138,14 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             ),
         ),
     ];
+    if let Some(row) = retention {
+        // Beside the checkpoint, which it holds back.
+        let at = rows
+            .iter()
+            .position(|(name, _)| *name == "checkpoint")
+            .map_or(rows.len(), |i| i + 1);
+        rows.insert(at, row);
+    }
     for (name, value) in rows {
         out.line(format_args!("{:<12} {value}", out.paint(Style::Bold, name)))?;
     }

@@ -2,6 +2,8 @@
 //! log is opened, how LSNs are parsed and how records are printed.
 
 pub(crate) mod append;
+pub(crate) mod archive;
+pub(crate) mod archive_info;
 pub(crate) mod bench;
 pub(crate) mod checkpoint;
 pub(crate) mod completions;
@@ -10,6 +12,7 @@ pub(crate) mod dump;
 pub(crate) mod fsync_probe;
 pub(crate) mod info;
 pub(crate) mod recover;
+pub(crate) mod restore;
 pub(crate) mod tail;
 pub(crate) mod truncate_after;
 pub(crate) mod verify;
@@ -35,6 +38,9 @@ pub(crate) fn run(command: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Recover(args) => recover::run(args, ctx),
         Command::Tail(args) => tail::run(args, ctx),
         Command::Append(args) => append::run(args, ctx),
+        Command::Archive(args) => archive::run(args, ctx),
+        Command::Restore(args) => restore::run(args, ctx),
+        Command::ArchiveInfo(args) => archive_info::run(args, ctx),
         Command::Checkpoint(args) => checkpoint::run(args, ctx),
         Command::TruncateAfter(args) => truncate_after::run(args, ctx),
         Command::Bench(args) => bench::run(args, ctx),
@@ -64,6 +70,47 @@ pub(crate) fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
         ));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// The archive store at `url` (`s3://bucket/prefix`, `file:///path`), configured from the
+/// environment.
+pub(crate) fn open_store(url: &str) -> anyhow::Result<tidelog_archive::Store> {
+    tidelog_archive::Store::from_url(url).context("cannot use the archive store")
+}
+
+/// The archive store at `url` for reading (`archive-info`, `restore`): as [`open_store`], but a
+/// local directory that does not exist is no archive, and is not created.
+pub(crate) fn open_existing_store(url: &str) -> anyhow::Result<tidelog_archive::Store> {
+    if let Ok(parsed) = url::Url::parse(url)
+        && parsed.scheme() == "file"
+        && let Ok(path) = parsed.to_file_path()
+        && !path.exists()
+    {
+        return Err(anyhow::Error::new(tidelog_archive::Error::NoArchive {
+            location: format!("{} (no such directory)", path.display()),
+        }));
+    }
+    open_store(url)
+}
+
+/// Parses a time: RFC 3339 in UTC (`2026-12-02T09:00:00Z`, fractions of a second allowed, the
+/// `Z` optional) or milliseconds since the Unix epoch.
+pub(crate) fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let ms: u64 = s
+            .parse()
+            .map_err(|_| format!("`{s}` is too large for milliseconds since the Unix epoch"))?;
+        return std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::from_millis(ms))
+            .ok_or_else(|| format!("`{s}` is too far in the future"));
+    }
+    humantime::parse_rfc3339_weak(s).map_err(|e| {
+        format!(
+            "`{s}` is not a time ({e}): give RFC 3339 in UTC such as 2026-12-02T09:00:00Z, or \
+             milliseconds since the Unix epoch"
+        )
+    })
 }
 
 /// Refuses a directory on a file system that lives in memory, where fsync does nothing and any
@@ -394,6 +441,29 @@ mod tests {
         assert_eq!(utc_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(utc_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(utc_time(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+    }
+
+    #[test]
+    fn times_parse_as_rfc_3339_in_utc_or_milliseconds() {
+        let ms = |s: &str| {
+            parse_time(s).map(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            })
+        };
+        assert_eq!(ms("2026-12-02T09:00:00Z"), Ok(1_796_202_000_000));
+        assert_eq!(ms(" 1796202000000 "), Ok(1_796_202_000_000));
+        assert_eq!(ms("2026-12-02 09:00:00.250"), Ok(1_796_202_000_250));
+        // What `archive-info` prints reads back as the same time.
+        assert_eq!(ms(&utc_time(1_700_000_000_123)), Ok(1_700_000_000_123));
+        for bad in [
+            "yesterday",
+            "",
+            "2026-13-02T09:00:00Z",
+            "99999999999999999999999",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
