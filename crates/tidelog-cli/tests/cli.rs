@@ -817,6 +817,11 @@ fn demo_runs_and_verifies_everything() {
         "verified: all",
         "4. checkpoint",
         "all 100 synced records survived",
+        "6. archive and restore",
+        "retention floor LSN",
+        "restored the latest record",
+        "records match",
+        "every record checked",
         "summary",
     ] {
         assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);

@@ -9,6 +9,8 @@
 //!    whose durability was acknowledged is read back and verified.
 //! 4. A checkpoint drops the segments below it.
 //! 5. A power loss is simulated on the in-memory storage, which drops unsynced bytes.
+//! 6. The crash log is archived to a local-directory store while more records are appended,
+//!    then restored whole and to an LSN in the middle, and every restored record is checked.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -20,8 +22,9 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 use tidelog::io::{CrashMode, MemStorage, OpenMode, StdStorage, Storage};
 use tidelog::{Durability, Log, Lsn};
+use tidelog_archive::{ArchiveOptions, Archiver, Store, Target, restore};
 
-use crate::output::{Ctx, Out, Style, note};
+use crate::output::{Ctx, Out, Style, human_bytes, note};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -32,7 +35,10 @@ The demo, on the real disk:
   3. the log is reopened: recovery cuts the torn tail, and every acknowledged record is read
      back and checked;
   4. a checkpoint drops the segments below it;
-  5. a power loss is simulated on the in-memory storage.
+  5. a power loss is simulated on the in-memory storage;
+  6. the log of step 2 is archived to a local-directory store (file://, under the demo's
+     directory) while more records are appended, then restored whole and to an LSN in the
+     middle, and every restored record is checked.
 It ends with a summary: commits/s, fsyncs, commits per fsync. Exit code 0 when every check
 passed.
 
@@ -60,6 +66,8 @@ struct Sizes {
     threads: usize,
     commits_per_thread: usize,
     child_acks_before_kill: u64,
+    /// Records appended while the archiver runs.
+    archived_appends: u64,
 }
 
 impl Sizes {
@@ -70,6 +78,7 @@ impl Sizes {
                 threads: 4,
                 commits_per_thread: 50,
                 child_acks_before_kill: 300,
+                archived_appends: 200,
             }
         } else {
             Sizes {
@@ -77,6 +86,7 @@ impl Sizes {
                 threads: 4,
                 commits_per_thread: 500,
                 child_acks_before_kill: 3_000,
+                archived_appends: 2_000,
             }
         }
     }
@@ -360,6 +370,9 @@ fn demo(
         recovered - 100
     ))?;
 
+    // 6. Archive and restore.
+    let archive = archive_and_restore(story, &base, &dir, sizes)?;
+
     story.heading("summary")?;
     story.say(format_args!(
         "   {commits} concurrent durable commits at {commits_per_sec:.0} commits/s, with {fsyncs} fsyncs: {per_fsync:.1} commits per fsync"
@@ -368,6 +381,10 @@ fn demo(
         "   a SIGKILLed writer and a torn tail recovered with nothing acknowledged lost ({acked} records verified)"
     ))?;
     story.say("   a checkpoint, and a simulated power loss that kept every synced record")?;
+    story.say(format_args!(
+        "   an archive of {} objects on a local-directory store, restored whole and to LSN {}, every record checked",
+        archive.objects, archive.middle
+    ))?;
     Ok(json!({
         "commits": commits,
         "records": records,
@@ -379,7 +396,162 @@ fn demo(
         "verified": verified,
         "checkpoint_lsn": cp.get(),
         "power_loss_recovered": recovered,
+        "archive": {
+            "archived_lsn": archive.archived,
+            "objects": archive.objects,
+            "bytes": archive.bytes,
+            "archive_seconds": archive.archive_seconds,
+            "restored_first_lsn": archive.first,
+            "restored_middle_lsn": archive.middle,
+            "restore_seconds": archive.restore_seconds,
+        },
     }))
+}
+
+/// What step 6 did.
+struct Archived {
+    archived: u64,
+    objects: u64,
+    bytes: u64,
+    archive_seconds: f64,
+    first: u64,
+    middle: u64,
+    restore_seconds: f64,
+}
+
+/// Step 6: archives the log in `dir` to a local-directory store under `base` while records are
+/// appended, restores it whole and to an LSN in the middle, and checks every restored record.
+fn archive_and_restore(
+    story: &mut Story,
+    base: &Path,
+    dir: &Path,
+    sizes: Sizes,
+) -> anyhow::Result<Archived> {
+    let archive_dir =
+        std::path::absolute(base.join("archive")).context("cannot name the archive's directory")?;
+    let url = format!("file://{}", archive_dir.display());
+    story.heading(&format!(
+        "6. archive and restore, through a local-directory store at {url}"
+    ))?;
+    let store = Store::from_url(&url)?;
+    let log = Arc::new(
+        Log::builder(dir)
+            .segment_bytes(sizes.segment_bytes)
+            .open()?,
+    );
+    let started = Instant::now();
+    let options = ArchiveOptions::default().interval(std::time::Duration::from_millis(100));
+    let archiver = Archiver::start(Arc::clone(&log), store.clone(), options)?;
+    // The archiver uploads each segment as it is sealed, and the tail every interval, while
+    // records keep coming.
+    let mut last = log.last_lsn();
+    for _ in 0..sizes.archived_appends {
+        let next = last.next().get();
+        last = log.append(&child_payload(next), Durability::Synced)?;
+    }
+    archiver.wait_archived(last, std::time::Duration::from_secs(60))?;
+    let status = archiver.status();
+    archiver.stop()?;
+    let archive_seconds = started.elapsed().as_secs_f64();
+    let floor = log.retention_floor();
+    let checkpoint = log.checkpoint_lsn();
+    story.say(format_args!(
+        "   {} records appended while the archiver ran; archived up to LSN {} in {:.2} s: {} uploads, {} (a tail object is replaced once its segment is sealed)",
+        sizes.archived_appends,
+        status.archived_lsn,
+        archive_seconds,
+        status.uploads,
+        human_bytes(status.bytes)
+    ))?;
+    if let Some(floor) = floor {
+        story.say(format_args!(
+            "   retention floor LSN {floor}: no checkpoint removes a segment before it is archived"
+        ))?;
+    }
+    match Arc::try_unwrap(log) {
+        Ok(log) => log.close()?,
+        Err(log) => drop(log),
+    }
+
+    let started = Instant::now();
+    let whole = restore(&store, base.join("restored"), Target::Latest)?;
+    let restore_seconds = started.elapsed().as_secs_f64();
+    if whole.last_lsn != last || whole.first_lsn > checkpoint {
+        bail!(
+            "the restore holds LSN {}..={}, but the log held {checkpoint}..={last}",
+            whole.first_lsn,
+            whole.last_lsn
+        );
+    }
+    let checked = check_restored(&whole.dir, whole.first_lsn, last)?;
+    story.say(format_args!(
+        "   restored the latest record into {} in {:.1} ms: LSN {}..={}, {} objects, {}; all {checked} records match",
+        whole.dir.display(),
+        restore_seconds * 1e3,
+        whole.first_lsn,
+        whole.last_lsn,
+        whole.objects,
+        human_bytes(whole.bytes)
+    ))?;
+
+    let middle = Lsn::new((whole.first_lsn.get() + last.get()) / 2);
+    let started = Instant::now();
+    let part = restore(&store, base.join("restored-middle"), Target::Lsn(middle))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if part.last_lsn != middle {
+        bail!("the restore to LSN {middle} ends at LSN {}", part.last_lsn);
+    }
+    let checked = check_restored(&part.dir, part.first_lsn, middle)?;
+    story.say(format_args!(
+        "   restored to LSN {middle} into {} in {:.1} ms: {} of {} objects read, cut at LSN {middle}; all {checked} records match",
+        part.dir.display(),
+        elapsed * 1e3,
+        part.objects,
+        whole.objects
+    ))?;
+    Ok(Archived {
+        archived: status.archived_lsn.get(),
+        objects: whole.objects as u64,
+        bytes: whole.bytes,
+        archive_seconds,
+        first: whole.first_lsn.get(),
+        middle: middle.get(),
+        restore_seconds,
+    })
+}
+
+/// Opens a restored log and checks that it holds exactly the records `first..=last`, each as
+/// the crash child (or step 6) wrote it; returns how many it read.
+fn check_restored(dir: &Path, first: Lsn, last: Lsn) -> anyhow::Result<u64> {
+    let log = Log::builder(dir)
+        .create_if_missing(false)
+        .open()
+        .with_context(|| format!("cannot open the restored log in {}", dir.display()))?;
+    if log.checkpoint_lsn() != first || log.last_lsn() != last {
+        bail!(
+            "the restored log in {} holds LSN {}..={}, not {first}..={last}",
+            dir.display(),
+            log.checkpoint_lsn(),
+            log.last_lsn()
+        );
+    }
+    let mut read = 0u64;
+    for (expected, record) in (first.get()..).zip(log.iter()?) {
+        let record = record?;
+        let lsn = record.lsn().get();
+        if lsn != expected || record.data() != child_payload(lsn) {
+            bail!(
+                "restored record {lsn} in {} does not hold what was written",
+                dir.display()
+            );
+        }
+        read += 1;
+    }
+    if read != last.get() + 1 - first.get() {
+        bail!("read {read} restored records, not {first}..={last}");
+    }
+    log.close()?;
+    Ok(read)
 }
 
 /// Starts the crash child on `dir`, waits for `acks` acknowledged records and kills it with
