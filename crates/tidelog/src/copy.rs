@@ -148,10 +148,7 @@ impl Log {
             )
         };
         let path = &file.path;
-        let io = file.io()?;
-        let mut bytes = vec![0; usize::try_from(file.data_start()).unwrap_or(0)];
-        io.read_full_at(&mut bytes, 0).at("read", path)?;
-        let mut copy = SegmentCopy {
+        let empty = |bytes| SegmentCopy {
             log_id: file.header.log_id,
             first_lsn,
             last_lsn: first_lsn.prev(),
@@ -161,6 +158,13 @@ impl Log {
             complete,
             bytes,
         };
+        // A segment a roll planned but has not created yet holds nothing durable.
+        let Some(io) = file.handle() else {
+            return Ok(empty(file.header.encode()));
+        };
+        let mut bytes = vec![0; usize::try_from(file.data_start()).unwrap_or(0)];
+        io.read_full_at(&mut bytes, 0).at("read", path)?;
+        let mut copy = empty(bytes);
         let mut cursor = FrameCursor::new(file.layout(), file.seed, end, file.data_start());
         // Bytes up to here end with a batch (or hold none): where the copy may end.
         let mut cut = copy.bytes.len();

@@ -238,3 +238,118 @@ fn an_import_into_a_directory_that_holds_files_is_refused() -> Result<()> {
     }
     Ok(())
 }
+
+/// Copies taken while a writer appends and rolls: every copy checks out, a complete copy
+/// never changes, and at the end each equals the file it was taken from.
+#[test]
+fn copies_taken_while_the_log_rolls_are_whole_and_complete_ones_never_change() -> Result<()> {
+    for env in Env::both() {
+        let log = Arc::new(env.open()?);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+            std::thread::spawn(move || -> Result<()> {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 300_000 {
+                    let batch: Vec<Vec<u8>> = (1..=3).map(|i| payload(n + i)).collect();
+                    log.append_batch(&batch, Durability::Synced)?;
+                    n += 3;
+                }
+                Ok(())
+            })
+        };
+        let mut complete: std::collections::HashMap<Lsn, Vec<u8>> = Default::default();
+        let mut copies_taken = 0;
+        while !writer.is_finished() && (copies_taken < 400 || complete.len() < 15) {
+            for info in log.segments() {
+                let copy = log.copy_segment(info.first_lsn)?;
+                copies_taken += 1;
+                assert!(copy.last_lsn() <= log.durable_lsn(), "{}", env.name());
+                if copy.is_complete() {
+                    let seen = complete
+                        .entry(copy.first_lsn())
+                        .or_insert_with(|| copy.bytes().to_vec());
+                    assert_eq!(
+                        seen,
+                        copy.bytes(),
+                        "{}: a complete copy changed",
+                        env.name()
+                    );
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        writer.join().expect("writer")?;
+        assert!(
+            complete.len() >= 15 && copies_taken >= 400,
+            "{}",
+            env.name()
+        );
+        for info in log.segments().iter().filter(|s| !s.active) {
+            if let Some(bytes) = complete.get(&info.first_lsn) {
+                assert_eq!(bytes, &env.read_file(&info.path), "{}", env.name());
+            }
+        }
+        let finals = copies(&log)?;
+        let parts: Vec<&[u8]> = finals.iter().map(SegmentCopy::bytes).collect();
+        let dir = import(&env, "imported", &parts)?;
+        let imported = open_at(&env, &dir)?;
+        assert_eq!(imported.last_lsn(), log.durable_lsn());
+    }
+    Ok(())
+}
+
+/// Copies taken while the log is rolled back again and again: each is refused with
+/// `RolledBack` or is a segment file that imports on its own, never a mix of old and new bytes.
+#[test]
+fn copies_taken_beside_rollbacks_are_refused_or_whole() -> Result<()> {
+    for env in Env::both() {
+        let log = Arc::new(env.open()?);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+            std::thread::spawn(move || -> Result<()> {
+                let mut round = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && round < 100_000 {
+                    let last = log.last_lsn().get();
+                    let batch: Vec<Vec<u8>> = (1..=4).map(|i| payload(last + i)).collect();
+                    log.append_batch(&batch, Durability::Synced)?;
+                    if round % 3 == 2 {
+                        log.truncate_after(Lsn::new(log.last_lsn().get().saturating_sub(6)))?;
+                    }
+                    round += 1;
+                }
+                Ok(())
+            })
+        };
+        let (mut whole, mut refused) = (0, 0);
+        let mut k = 0;
+        while !writer.is_finished() && whole < 60 {
+            for info in log.segments() {
+                match log.copy_segment(info.first_lsn) {
+                    Ok(copy) => {
+                        k += 1;
+                        let dir = import(&env, &format!("i{k}"), &[copy.bytes()])?;
+                        let imported = open_at(&env, &dir)?;
+                        assert_eq!(imported.last_lsn(), copy.last_lsn(), "{}", env.name());
+                        for record in imported.iter()? {
+                            let record = record?;
+                            assert_eq!(record.data(), payload(record.lsn().get()));
+                        }
+                        whole += 1;
+                    }
+                    Err(Error::RolledBack { .. } | Error::InvalidLsn { .. }) => refused += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        writer.join().expect("writer")?;
+        assert!(
+            whole >= 60,
+            "{}: {whole} whole, {refused} refused",
+            env.name()
+        );
+    }
+    Ok(())
+}
