@@ -317,13 +317,15 @@ impl Archiver {
         }
     }
 
-    /// Uploads what is durable now (sealed segments and the tail), then stops the thread. The
-    /// log's retention floor stays where the archive ends, so a later archiver resumes there.
+    /// Uploads what is durable now (sealed segments and the tail), then stops the thread, and
+    /// returns what the archiver did in all. The log's retention floor stays where the archive
+    /// ends, so a later archiver resumes there.
     ///
     /// # Errors
     /// The error the archiver stopped on, or of the last upload, which is retried a few times.
-    pub fn stop(mut self) -> Result<()> {
-        self.stop_thread()
+    pub fn stop(mut self) -> Result<ArchiveStatus> {
+        self.stop_thread()?;
+        Ok(self.status())
     }
 
     fn stop_thread(&mut self) -> Result<()> {

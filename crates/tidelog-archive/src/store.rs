@@ -88,20 +88,17 @@ impl Store {
                 Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
             }
             object_store::ObjectStoreScheme::Local => {
-                // The directory must exist for the store to open it; an archive creates it.
+                // The archive lives under the path in a store of the whole file system, so
+                // nothing is created until something is written (a restore or a description
+                // of a mistyped path leaves nothing behind).
                 let dir = parsed
                     .to_file_path()
                     .map_err(|()| invalid(url, "not a local path".to_owned()))?;
-                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-                    op: "create archive directory",
-                    path: dir.clone(),
-                    source,
-                })?;
-                let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(|e| invalid(url, e.to_string()))?;
+                let prefix =
+                    Path::from_absolute_path(&dir).map_err(|e| invalid(url, e.to_string()))?;
                 return Ok(Store {
-                    inner: Arc::new(local),
-                    prefix: Path::default(),
+                    inner: Arc::new(object_store::local::LocalFileSystem::new()),
+                    prefix,
                     location,
                 });
             }
