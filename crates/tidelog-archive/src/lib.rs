@@ -1,4 +1,4 @@
-//! Archive a [tidelog](tidelog) log to object storage and restore it: S3 and compatible stores,
+//! Archive a [tidelog] log to object storage and restore it: S3 and compatible stores,
 //! Google Cloud Storage and Azure (through the `gcp` and `azure` features), a local directory,
 //! or memory, all through the [`object_store`] crate.
 //!
