@@ -378,3 +378,38 @@ fn an_object_an_earlier_archiver_left_keeps_its_generation_in_the_manifest() {
         assert_holds(&report.dir, 1, last.get());
     }
 }
+
+#[test]
+fn failed_reads_and_lists_at_the_start_are_retried() {
+    for place in places("start-retries") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let first = Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        first
+            .wait_archived(append(&log, 30), WAIT)
+            .expect("archived");
+        first.stop().expect("stop");
+        for (op, path_contains) in [("get", "manifest.json"), ("list", "segments")] {
+            place.faults.fail(Rule {
+                op,
+                path_contains,
+                times: 2,
+                after: false,
+            });
+        }
+        let second =
+            Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        assert_eq!(
+            place
+                .faults
+                .failed
+                .load(std::sync::atomic::Ordering::SeqCst),
+            4
+        );
+        let last = append(&log, 30);
+        second.wait_archived(last, WAIT).expect("archived");
+        let status = second.stop().expect("stop");
+        assert!(status.retries >= 2, "{}: {status:?}", place.name);
+        assert_eq!(status.archived_lsn, last);
+    }
+}
