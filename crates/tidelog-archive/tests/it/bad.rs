@@ -7,18 +7,14 @@ use std::sync::Arc;
 
 use object_store::{ObjectStoreExt, PutPayload};
 use tidelog_archive::manifest::Manifest;
-use tidelog_archive::{Archiver, Error, Store, Target, describe, restore};
+use tidelog_archive::{Error, Store, Target, describe, restore};
 
-use crate::common::{WAIT, append, assert_holds, open_log, places, quick};
+use crate::common::{archive_records, assert_holds, open_log, places};
 
 /// An archive of 200 records in `store`.
 fn archived(store: &Store, dir: &Path) -> u64 {
     let log = Arc::new(open_log(&dir.join("log")));
-    let archiver = Archiver::start(Arc::clone(&log), store.clone(), quick()).expect("start");
-    let last = append(&log, 200);
-    archiver.wait_archived(last, WAIT).expect("archived");
-    archiver.stop().expect("stop");
-    last.get()
+    archive_records(&log, store, 200).get()
 }
 
 fn put(store: &Store, name: &str, bytes: Vec<u8>) {

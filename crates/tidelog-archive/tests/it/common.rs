@@ -170,3 +170,14 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .expect("runtime")
         .block_on(future)
 }
+
+/// Appends `n` records to `log` while an archiver uploads them to `store`, waits until all are
+/// archived and stops the archiver; returns the last LSN.
+pub(crate) fn archive_records(log: &Arc<Log>, store: &Store, n: u64) -> Lsn {
+    let archiver =
+        tidelog_archive::Archiver::start(Arc::clone(log), store.clone(), quick()).expect("start");
+    let last = append(log, n);
+    archiver.wait_archived(last, WAIT).expect("archived");
+    archiver.stop().expect("stop");
+    last
+}

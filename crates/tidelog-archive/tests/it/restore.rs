@@ -6,7 +6,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use tidelog::{Durability, Lsn};
 use tidelog_archive::{Archiver, Error, Target, restore};
 
-use crate::common::{WAIT, append, assert_holds, open_log, payload, places, quick};
+use crate::common::{
+    WAIT, append, archive_records, assert_holds, open_log, payload, places, quick,
+};
 use crate::faulty::Rule;
 
 #[test]
@@ -14,11 +16,8 @@ fn a_restore_to_an_lsn_keeps_exactly_the_records_up_to_it() {
     for place in places("to-lsn") {
         let tmp = tempfile::tempdir().expect("tmp");
         let log = Arc::new(open_log(&tmp.path().join("log")));
-        let archiver =
-            Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
-        let last = append(&log, 300);
-        archiver.wait_archived(last, WAIT).expect("archived");
-        archiver.stop().expect("stop");
+        let last = archive_records(&log, &place.store, 300);
+        assert_eq!(last, Lsn::new(300));
         for (i, lsn) in [1, 2, 77, 150, 299, 300].into_iter().enumerate() {
             let dir = tmp.path().join(format!("at-{i}"));
             let report = restore(&place.store, &dir, Target::Lsn(Lsn::new(lsn))).expect("restore");
@@ -112,11 +111,7 @@ fn a_restore_never_writes_over_a_directory_that_holds_files() {
     for place in places("exists") {
         let tmp = tempfile::tempdir().expect("tmp");
         let log = Arc::new(open_log(&tmp.path().join("log")));
-        let archiver =
-            Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
-        let last = append(&log, 20);
-        archiver.wait_archived(last, WAIT).expect("archived");
-        archiver.stop().expect("stop");
+        let last = archive_records(&log, &place.store, 20);
         let taken = tmp.path().join("taken");
         std::fs::create_dir_all(&taken).expect("mkdir");
         std::fs::write(taken.join("precious"), b"keep me").expect("write");
@@ -141,11 +136,7 @@ fn a_restore_retries_failed_reads_and_names_the_object_that_keeps_failing() {
     for place in places("flaky-reads") {
         let tmp = tempfile::tempdir().expect("tmp");
         let log = Arc::new(open_log(&tmp.path().join("log")));
-        let archiver =
-            Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
-        let last = append(&log, 100);
-        archiver.wait_archived(last, WAIT).expect("archived");
-        archiver.stop().expect("stop");
+        let last = archive_records(&log, &place.store, 100);
         for (path, times) in [("manifest.json", 2), (".seg", 3)] {
             place.faults.fail(Rule {
                 op: "get",
