@@ -175,6 +175,45 @@ pub enum Error {
     /// The log was opened read-only and the call would write.
     #[error("the log was opened read-only")]
     ReadOnly,
+
+    /// A sharded log was opened with another number of shards than it was created with.
+    #[error("{} holds a sharded log of {found} shards, not {expected}", path.display())]
+    ShardCount {
+        /// The sharded log's root directory.
+        path: PathBuf,
+        /// The number asked for.
+        expected: usize,
+        /// The number it was created with.
+        found: usize,
+    },
+
+    /// A shard directory that the sharded log's manifest names is missing.
+    #[error("shard directory {} is missing", path.display())]
+    MissingShard {
+        /// The missing directory.
+        path: PathBuf,
+    },
+
+    /// A shard directory holds a log that is not the one the sharded log's manifest names
+    /// (another sharded log's shard, or a log put there by hand).
+    #[error("{} holds log {found:032x}, not the shard {expected:032x} the manifest names", path.display())]
+    ForeignShard {
+        /// The shard directory.
+        path: PathBuf,
+        /// The log id the manifest names.
+        expected: u128,
+        /// The log id found.
+        found: u128,
+    },
+
+    /// An epoch that cannot be used for this call.
+    #[error("invalid epoch {epoch}: {reason}")]
+    InvalidEpoch {
+        /// The epoch given.
+        epoch: u64,
+        /// Why it was refused.
+        reason: &'static str,
+    },
 }
 
 /// What is wrong with a damaged part of a log file.

@@ -70,6 +70,7 @@ mod read;
 mod recovery;
 pub mod repair;
 mod segment;
+pub mod sharded;
 mod sync;
 mod types;
 

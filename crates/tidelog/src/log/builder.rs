@@ -260,7 +260,7 @@ impl Log {
 /// existing log directory is synced into its parent too, and the ancestors above it (where
 /// they may be opened), in case the open that created them failed before it could: a few
 /// fsyncs of unchanged directories per writable open.
-fn create_log_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
+pub(crate) fn create_log_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
     let exists = |p: &Path| match storage.list(p) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

@@ -56,6 +56,7 @@ use std::thread::JoinHandle;
 pub(crate) use self::append::BufferPool;
 use self::append::Region;
 pub use self::builder::LogBuilder;
+pub(crate) use self::builder::create_log_dir;
 pub(crate) use self::retention::read as read_retention;
 pub use self::segments::SegmentEvent;
 pub(crate) use self::space::used_bytes;

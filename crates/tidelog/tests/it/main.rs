@@ -24,4 +24,5 @@ mod recycle;
 mod repair;
 mod seal;
 mod seams;
+mod sharded;
 mod stress;

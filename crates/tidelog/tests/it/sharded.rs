@@ -1,0 +1,387 @@
+//! The sharded log: routing, epochs and barriers, merged replay in (epoch, shard, LSN) order,
+//! checkpoints by epoch, rollbacks and resets, what reopening refuses, crashes across shards,
+//! and shards that never wait for each other.
+
+use std::sync::Arc;
+
+use tidelog::io::{CrashMode, Storage};
+use tidelog::sharded::{ShardedLog, shard_of_key};
+use tidelog::{CorruptionKind, Durability, Error, Lsn, Options, Result};
+
+use crate::common::{Env, payload};
+use crate::hooked::HookedStorage;
+
+/// (epoch, shard, LSN, payload) of every record a test appended, in replay order once sorted.
+type Model = Vec<(u64, usize, u64, Vec<u8>)>;
+
+fn open(env: &Env, shards: usize) -> Result<ShardedLog> {
+    open_on(Arc::clone(&env.storage), env, shards)
+}
+
+fn open_on(storage: Arc<dyn Storage>, env: &Env, shards: usize) -> Result<ShardedLog> {
+    let mut options = Options::default();
+    options.segment_bytes = crate::common::SEGMENT_BYTES;
+    options.preallocate = false;
+    ShardedLog::builder(env.dir.join("sharded"))
+        .shards(shards)
+        .options(options)
+        .storage(storage)
+        .open()
+}
+
+fn replayed(log: &ShardedLog, to: u64) -> Result<Model> {
+    log.replay_to(to)?
+        .map(|r| {
+            r.map(|r| {
+                let lsn = r.record.lsn().get();
+                (r.epoch, r.shard, lsn, r.record.into_data())
+            })
+        })
+        .collect()
+}
+
+/// Appends `n` records to `shard`, recording them in `model`.
+fn append(log: &ShardedLog, model: &mut Model, shard: usize, n: u64, d: Durability) -> Result<()> {
+    for _ in 0..n {
+        let next = log.shard(shard)?.last_lsn().next().get();
+        let data = payload(next * 10 + shard as u64);
+        let (epoch, lsn) = log.append(shard, &data, d)?;
+        assert_eq!(lsn.get(), next);
+        model.push((epoch, shard, lsn.get(), data));
+    }
+    Ok(())
+}
+
+#[test]
+fn records_replay_in_epoch_shard_lsn_order_and_replay_stops_at_an_epoch() -> Result<()> {
+    for env in Env::both() {
+        let log = open(&env, 3)?;
+        assert!(log.recovery_report().created);
+        assert_eq!(log.epoch(), 1);
+        let mut model = Model::new();
+        for round in 0..4u64 {
+            for shard in [2, 0, 1] {
+                append(
+                    &log,
+                    &mut model,
+                    shard,
+                    3 + round * shard as u64,
+                    Durability::Buffered,
+                )?;
+            }
+            assert_eq!(log.advance_epoch()?, round + 2);
+        }
+        log.barrier(4)?;
+        let mut sorted = model.clone();
+        sorted.sort_by_key(|&(e, s, l, _)| (e, s, l));
+        assert_eq!(replayed(&log, u64::MAX)?, sorted, "{}", env.name());
+        let upto2: Model = sorted.iter().filter(|r| r.0 <= 2).cloned().collect();
+        assert_eq!(replayed(&log, 2)?, upto2, "{}", env.name());
+        // Across a reopen, and the epoch goes on after the highest.
+        log.close()?;
+        let log = open(&env, 3)?;
+        assert_eq!(log.epoch(), 5);
+        assert!(log.recovery_report().clamped.is_empty());
+        assert_eq!(replayed(&log, u64::MAX)?, sorted, "{}", env.name());
+    }
+    Ok(())
+}
+
+#[test]
+fn keys_go_to_a_fixed_shard() -> Result<()> {
+    // Fixed forever: CRC-32C of the key modulo the shard count.
+    assert_eq!(shard_of_key(b"", 4), 0);
+    assert_eq!(shard_of_key(b"123456789", 7), (0xe306_9283u32 % 7) as usize);
+    let env = Env::mem();
+    let log = open(&env, 4)?;
+    let (shard, epoch, lsn) = log.append_keyed(b"123456789", b"x", Durability::Synced)?;
+    assert_eq!(
+        (shard, epoch, lsn),
+        ((0xe306_9283u32 % 4) as usize, 1, Lsn::new(1))
+    );
+    assert!(matches!(
+        log.append(4, b"x", Durability::Buffered),
+        Err(Error::InvalidOptions { name: "shard", .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn reopening_with_another_count_a_missing_or_foreign_shard_or_a_damaged_manifest_is_refused()
+-> Result<()> {
+    for env in Env::both() {
+        open(&env, 3)?.close()?;
+        let root = env.dir.join("sharded");
+        assert!(matches!(
+            open(&env, 4),
+            Err(Error::ShardCount {
+                expected: 4,
+                found: 3,
+                ..
+            })
+        ));
+        if env.mem.is_some() {
+            // Directories are moved on the real disk only.
+            continue;
+        }
+        // A shard of another sharded log put in place of shard 1.
+        let other = ShardedLog::builder(env.dir.join("other"))
+            .shards(3)
+            .storage(Arc::clone(&env.storage))
+            .open()?;
+        other.close()?;
+        let (theirs, ours) = (env.dir.join("other/shard-0001"), root.join("shard-0001"));
+        let saved = env.dir.join("saved-shard");
+        env.storage
+            .rename(&ours, &saved)
+            .expect("move the shard away");
+        assert!(matches!(open(&env, 3), Err(Error::MissingShard { path }) if path == ours));
+        env.storage
+            .rename(&theirs, &ours)
+            .expect("put the other one there");
+        assert!(matches!(open(&env, 3), Err(Error::ForeignShard { path, .. }) if path == ours));
+        env.storage.rename(&ours, &theirs).expect("take it back");
+        env.storage.rename(&saved, &ours).expect("restore ours");
+        open(&env, 3)?.close()?;
+        // A damaged manifest.
+        env.flip_byte(&root.join("SHARDS"), 20, 0x01);
+        assert!(matches!(
+            open(&env, 3),
+            Err(Error::Corrupt {
+                kind: CorruptionKind::HeaderChecksum,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ShardedLog::builder(env.dir.join("none"))
+                .shards(0)
+                .storage(Arc::clone(&env.storage))
+                .open(),
+            Err(Error::InvalidOptions { name: "shards", .. })
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_checkpoint_by_epoch_drops_the_epochs_up_to_it_from_every_shard() -> Result<()> {
+    for env in Env::both() {
+        let log = open(&env, 2)?;
+        let mut model = Model::new();
+        for _ in 0..3 {
+            append(&log, &mut model, 0, 150, Durability::Buffered)?;
+            append(&log, &mut model, 1, 120, Durability::Buffered)?;
+            log.advance_epoch()?;
+        }
+        let before: usize = (0..2)
+            .map(|i| log.shard(i).map(|s| s.segments().len()))
+            .sum::<Result<usize>>()?;
+        assert!(matches!(
+            log.checkpoint_epoch(4),
+            Err(Error::InvalidEpoch { epoch: 4, .. })
+        ));
+        log.checkpoint_epoch(2)?;
+        // Replay reads durable records only: make epoch 3's durable too.
+        log.barrier(3)?;
+        let after: usize = (0..2)
+            .map(|i| log.shard(i).map(|s| s.segments().len()))
+            .sum::<Result<usize>>()?;
+        assert!(
+            after < before,
+            "{}: {before} -> {after} segments",
+            env.name()
+        );
+        let mut kept: Model = model.iter().filter(|r| r.0 > 2).cloned().collect();
+        kept.sort_by_key(|&(e, s, l, _)| (e, s, l));
+        let got = replayed(&log, u64::MAX)?;
+        let key = |m: &Model| m.iter().map(|r| (r.0, r.1, r.2)).collect::<Vec<_>>();
+        assert_eq!(key(&got), key(&kept), "{}", env.name());
+        assert_eq!(got, kept, "{}", env.name());
+        log.close()?;
+        let log = open(&env, 2)?;
+        assert_eq!(replayed(&log, u64::MAX)?, kept, "{}", env.name());
+        assert_eq!(log.epoch(), 4);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_rollback_to_synced_positions_keeps_them_and_what_follows_is_a_new_epoch() -> Result<()> {
+    for env in Env::both() {
+        let log = open(&env, 2)?;
+        let mut model = Model::new();
+        append(&log, &mut model, 0, 20, Durability::Synced)?;
+        append(&log, &mut model, 1, 7, Durability::Synced)?;
+        log.advance_epoch()?;
+        append(&log, &mut model, 1, 5, Durability::Synced)?;
+        let positions = log.synced_positions();
+        assert_eq!(positions, [Lsn::new(20), Lsn::new(12)]);
+        let kept = model.clone();
+        append(&log, &mut model, 0, 9, Durability::Synced)?;
+        log.advance_epoch()?;
+        append(&log, &mut model, 1, 9, Durability::Synced)?;
+        log.truncate_to(&positions)?;
+        let mut sorted = kept.clone();
+        sorted.sort_by_key(|&(e, s, l, _)| (e, s, l));
+        assert_eq!(replayed(&log, u64::MAX)?, sorted, "{}", env.name());
+        let epoch = log.epoch();
+        assert!(epoch > 3);
+        let (e, lsn) = log.append(0, b"after", Durability::Synced)?;
+        assert_eq!((e, lsn), (epoch, Lsn::new(21)));
+        log.reset()?;
+        assert!(replayed(&log, u64::MAX)?.is_empty());
+        let (e, lsn) = log.append(1, b"after reset", Durability::Synced)?;
+        assert!(e > epoch && lsn > Lsn::new(12));
+        log.close()?;
+        let log = open(&env, 2)?;
+        let all = replayed(&log, u64::MAX)?;
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].3, b"after reset");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_stalled_fsync_on_one_shard_holds_up_no_other() -> Result<()> {
+    let env = Env::mem();
+    let hooked = HookedStorage::new(Arc::clone(&env.storage));
+    let log = Arc::new(open_on(Arc::new(hooked.clone()), &env, 2)?);
+    let held = hooked.hold_syncs(1);
+    let stalled = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.append(0, b"stalled", Durability::Synced))
+    };
+    held.wait_entered();
+    // Shard 0's leader is in its fsync: shard 1 appends and commits, shard 0 still appends.
+    assert_eq!(
+        log.append(1, b"free", Durability::Synced)?,
+        (1, Lsn::new(1))
+    );
+    assert_eq!(log.shard(1)?.durable_lsn(), Lsn::new(1));
+    log.append(0, b"buffered", Durability::Buffered)?;
+    assert_eq!(log.shard(0)?.durable_lsn(), Lsn::ZERO);
+    held.release();
+    assert_eq!(stalled.join().expect("thread")?, (1, Lsn::new(1)));
+    Ok(())
+}
+
+#[test]
+fn epoch_starts_a_crash_took_away_are_clamped_and_reported() -> Result<()> {
+    let env = Env::mem();
+    let mem = env.mem.clone().expect("in-memory storage");
+    let log = open(&env, 2)?;
+    let mut model = Model::new();
+    append(&log, &mut model, 0, 4, Durability::Synced)?;
+    append(&log, &mut model, 1, 6, Durability::Buffered)?;
+    // Epoch 2 starts at shard 1's LSN 7; its first six records are not durable.
+    log.advance_epoch()?;
+    append(&log, &mut model, 0, 2, Durability::Synced)?;
+    mem.crash(CrashMode::DropUnsynced);
+    drop(log);
+    let log = open(&env, 2)?;
+    assert_eq!(log.recovery_report().clamped, [(2, vec![1])]);
+    assert_eq!(log.epoch(), 3);
+    let survived: Model = model.iter().filter(|r| r.1 == 0).cloned().collect();
+    assert_eq!(replayed(&log, u64::MAX)?, survived);
+    // Shard 1 goes on at LSN 1, in the new epoch, not in epoch 2.
+    assert_eq!(log.append(1, b"x", Durability::Synced)?, (3, Lsn::new(1)));
+    Ok(())
+}
+
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Random appends, advances and barriers on three shards, then a crash at a random point:
+/// every record acknowledged durable (a synced append, or one a barrier covered) is there, in
+/// the epoch its append returned, and replay is in (epoch, shard, LSN) order.
+#[test]
+fn crashes_across_shards_keep_every_acknowledged_record_in_its_epoch() -> Result<()> {
+    let mut rng = 0x5eed_u64;
+    for round in 0..60u64 {
+        let env = Env::mem();
+        let mem = env.mem.clone().expect("in-memory storage");
+        let mut model = Model::new();
+        // How many of each shard's records (in append order) were acknowledged durable.
+        let mut acked = [0usize; 3];
+        let count = |model: &Model, shard: usize| model.iter().filter(|r| r.1 == shard).count();
+        {
+            let log = open(&env, 3)?;
+            let steps = 20 + next(&mut rng) % 60;
+            for _ in 0..steps {
+                let r = next(&mut rng);
+                let shard = (r % 3) as usize;
+                match (r >> 8) % 10 {
+                    0 => {
+                        log.advance_epoch()?;
+                    }
+                    1 => {
+                        log.barrier(log.epoch())?;
+                        for (shard, a) in acked.iter_mut().enumerate() {
+                            *a = count(&model, shard);
+                        }
+                    }
+                    2..=4 => {
+                        append(
+                            &log,
+                            &mut model,
+                            shard,
+                            1 + (r >> 16) % 4,
+                            Durability::Synced,
+                        )?;
+                        // Synced on its shard: acknowledged, with what came before on it.
+                        acked[shard] = count(&model, shard);
+                    }
+                    _ => append(
+                        &log,
+                        &mut model,
+                        shard,
+                        1 + (r >> 16) % 9,
+                        Durability::Buffered,
+                    )?,
+                }
+            }
+            let seed = next(&mut rng);
+            let mode = if round % 2 == 0 {
+                CrashMode::DropUnsynced
+            } else {
+                CrashMode::Torn { seed }
+            };
+            // The crash comes with the log still open.
+            mem.crash(mode);
+            drop(log);
+        }
+        let log = open(&env, 3)?;
+        let got = replayed(&log, u64::MAX)?;
+        let mut order = got.clone();
+        order.sort_by_key(|&(e, s, l, _)| (e, s, l));
+        assert_eq!(got, order, "round {round}: replay order");
+        // Every record there is one that was appended, in the epoch its append returned.
+        for r in &got {
+            assert!(
+                model.contains(r),
+                "round {round}: {:?} was never appended so",
+                (r.0, r.1, r.2)
+            );
+        }
+        // Per shard, what survived is a prefix of what was appended, and holds every record
+        // acknowledged durable.
+        for (shard, &acked) in acked.iter().enumerate() {
+            let appended: Vec<u64> = model.iter().filter(|r| r.1 == shard).map(|r| r.2).collect();
+            let kept: Vec<u64> = got.iter().filter(|r| r.1 == shard).map(|r| r.2).collect();
+            assert_eq!(kept, appended[..kept.len()], "round {round}: shard {shard}");
+            assert!(
+                kept.len() >= acked,
+                "round {round}: shard {shard} kept {} of {} acknowledged ({} appended)",
+                kept.len(),
+                acked,
+                appended.len()
+            );
+        }
+    }
+    Ok(())
+}
