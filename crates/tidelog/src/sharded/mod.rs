@@ -135,16 +135,17 @@ pub struct ShardedMetrics {
 #[derive(Debug, Clone)]
 pub struct ShardedLogBuilder {
     root: PathBuf,
-    shards: usize,
+    shards: Option<usize>,
     options: Options,
     storage: Arc<dyn Storage>,
 }
 
 impl ShardedLogBuilder {
-    /// The number of shards (fixed at creation; an open with another number is refused).
-    /// Default 1.
+    /// The number of shards: needed to create a sharded log (it is fixed then); an open of an
+    /// existing one with another number is refused, and one without a number takes the
+    /// number it was created with.
     pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = shards;
+        self.shards = Some(shards);
         self
     }
 
@@ -160,7 +161,9 @@ impl ShardedLogBuilder {
         self
     }
 
-    /// Opens the sharded log, creating it if it is missing and the options allow.
+    /// Opens the sharded log, creating it if it is missing and the options allow. With
+    /// read-only options ([`Options::read_only`]) it opens every shard and the journal
+    /// read-only and changes nothing (epochs a crash cut short are reported, not closed).
     ///
     /// # Errors
     /// [`Error::InvalidOptions`] for 0 shards or more than 4096, or read-only options;
@@ -207,6 +210,8 @@ pub struct ShardedLog {
     /// by appends.
     epochs: Mutex<Vec<EpochStart>>,
     report: ShardedRecoveryReport,
+    /// Opened read-only: what settling finds is kept in memory, never written.
+    read_only: bool,
 }
 
 impl ShardedLog {
@@ -214,24 +219,18 @@ impl ShardedLog {
     pub fn builder(root: impl AsRef<Path>) -> ShardedLogBuilder {
         ShardedLogBuilder {
             root: root.as_ref().to_path_buf(),
-            shards: 1,
+            shards: None,
             options: Options::default(),
             storage: Arc::new(StdStorage::new()),
         }
     }
 
     fn open_with(b: ShardedLogBuilder) -> Result<ShardedLog> {
-        span!("tidelog.sharded.open", root = %b.root.display(), shards = b.shards);
-        if b.shards == 0 || b.shards > manifest::MAX_SHARDS {
+        span!("tidelog.sharded.open", root = %b.root.display());
+        if b.shards.is_some_and(|n| n == 0 || n > manifest::MAX_SHARDS) {
             return Err(Error::InvalidOptions {
                 name: "shards",
                 reason: "must be between 1 and 4096".to_owned(),
-            });
-        }
-        if b.options.read_only {
-            return Err(Error::InvalidOptions {
-                name: "read_only",
-                reason: "a sharded log opens for writing".to_owned(),
             });
         }
         let storage = &*b.storage;
@@ -240,17 +239,21 @@ impl ShardedLog {
         let created = found.is_none();
         let manifest = match found {
             Some(m) => {
-                if m.shards.len() != b.shards {
+                if let Some(expected) = b.shards.filter(|&n| n != m.shards.len()) {
                     return Err(Error::ShardCount {
                         path: root.clone(),
-                        expected: b.shards,
+                        expected,
                         found: m.shards.len(),
                     });
                 }
                 m
             }
+            None if b.options.read_only || !b.options.create_if_missing => {
+                return Err(Error::NotFound { path: root.clone() });
+            }
             None => Self::create(&b)?,
         };
+        let count = manifest.shards.len();
         let open = |dir: PathBuf, expected: u128| -> Result<Log> {
             let exists = storage.list(&dir).is_ok();
             if !exists {
@@ -274,7 +277,7 @@ impl ShardedLog {
             }
             Ok(log)
         };
-        let mut shards = Vec::with_capacity(b.shards);
+        let mut shards = Vec::with_capacity(count);
         for (i, &id) in manifest.shards.iter().enumerate() {
             shards.push(Shard {
                 log: open(root.join(shard_dir(i)), id)?,
@@ -286,7 +289,7 @@ impl ShardedLog {
         for record in journal.iter()? {
             let record = record?;
             let (epoch, starts) =
-                decode_entry(record.data(), b.shards).ok_or_else(|| Error::Corrupt {
+                decode_entry(record.data(), count).ok_or_else(|| Error::Corrupt {
                     path: root.join(EPOCHS_DIR),
                     offset: 0,
                     kind: crate::CorruptionKind::LsnMismatch {
@@ -316,6 +319,7 @@ impl ShardedLog {
             journal,
             epochs: Mutex::new(epochs),
             report,
+            read_only: b.options.read_only,
         };
         let clamped = log.settle()?;
         log.report.clamped = clamped;
@@ -325,11 +329,6 @@ impl ShardedLog {
 
     /// Creates the shard logs and the epoch journal under `root`, then the manifest.
     fn create(b: &ShardedLogBuilder) -> Result<manifest::Manifest> {
-        if !b.options.create_if_missing {
-            return Err(Error::NotFound {
-                path: b.root.clone(),
-            });
-        }
         let storage = &*b.storage;
         // Durably: every directory created is synced into its parent.
         let creating = crate::io::WithModes::new(
@@ -363,7 +362,13 @@ impl ShardedLog {
             log.close()?;
             Ok(id)
         };
-        let shards = (0..b.shards)
+        let Some(count) = b.shards else {
+            return Err(Error::InvalidOptions {
+                name: "shards",
+                reason: "a new sharded log needs a shard count".to_owned(),
+            });
+        };
+        let shards = (0..count)
             .map(|i| create(b.root.join(shard_dir(i))))
             .collect::<Result<Vec<u128>>>()?;
         let epochs = create(b.root.join(EPOCHS_DIR))?;
@@ -390,7 +395,19 @@ impl ShardedLog {
         let first_bad = epochs
             .iter()
             .position(|e| e.starts.iter().zip(&ends).any(|(s, end)| s > end));
-        if let Some(first_bad) = first_bad {
+        if self.read_only {
+            // What a writable open would fix, fixed in memory only.
+            for e in epochs.iter_mut() {
+                let shards: Vec<usize> =
+                    (0..ends.len()).filter(|&i| e.starts[i] > ends[i]).collect();
+                for &i in &shards {
+                    e.starts[i] = ends[i];
+                }
+                if !shards.is_empty() {
+                    clamped.push((e.epoch, shards));
+                }
+            }
+        } else if let Some(first_bad) = first_bad {
             // Rewrite the journal from the first epoch that overshoots, clamped.
             let keep = first_bad
                 .checked_sub(1)
@@ -412,7 +429,7 @@ impl ShardedLog {
                 epochs.push(e);
             }
         }
-        if epochs.is_empty() || !clamped.is_empty() {
+        if !self.read_only && (epochs.is_empty() || !clamped.is_empty()) {
             // The first epoch, or a new one after clamped ones: later appends never join an
             // epoch whose records a crash or rollback already cut short.
             let epoch = epochs.last().map_or(1, |e| e.epoch + 1);

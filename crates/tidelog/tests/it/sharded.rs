@@ -385,3 +385,45 @@ fn crashes_across_shards_keep_every_acknowledged_record_in_its_epoch() -> Result
     }
     Ok(())
 }
+
+#[test]
+fn a_sharded_log_opens_read_only_and_without_its_count() -> Result<()> {
+    for env in Env::both() {
+        let root = env.dir.join("sharded");
+        assert!(matches!(
+            ShardedLog::builder(&root)
+                .storage(Arc::clone(&env.storage))
+                .open(),
+            Err(Error::InvalidOptions { name: "shards", .. })
+        ));
+        let log = open(&env, 3)?;
+        let mut model = Model::new();
+        append(&log, &mut model, 1, 5, Durability::Synced)?;
+        log.advance_epoch()?;
+        append(&log, &mut model, 2, 5, Durability::Synced)?;
+        log.close()?;
+        let mut options = Options::default();
+        options.read_only = true;
+        let reader = ShardedLog::builder(&root)
+            .options(options)
+            .storage(Arc::clone(&env.storage))
+            .open()?;
+        assert_eq!(reader.shard_count(), 3);
+        assert_eq!(reader.epoch(), 2);
+        assert_eq!(replayed(&reader, u64::MAX)?, model, "{}", env.name());
+        assert!(matches!(
+            reader.append(0, b"x", Durability::Buffered),
+            Err(Error::ReadOnly)
+        ));
+        assert!(matches!(reader.advance_epoch(), Err(Error::ReadOnly)));
+        drop(reader);
+        let mut options = Options::default();
+        options.read_only = true;
+        let none = ShardedLog::builder(env.dir.join("none"))
+            .options(options)
+            .storage(Arc::clone(&env.storage))
+            .open();
+        assert!(matches!(none, Err(Error::NotFound { .. })));
+    }
+    Ok(())
+}
