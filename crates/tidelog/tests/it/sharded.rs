@@ -427,3 +427,107 @@ fn a_sharded_log_opens_read_only_and_without_its_count() -> Result<()> {
     }
     Ok(())
 }
+
+/// One step of a model-based sequence on a sharded log.
+#[derive(Debug, Clone)]
+enum ShardOp {
+    Append(usize, u64, bool),
+    Advance,
+    Barrier,
+    /// Checkpoint the epoch this many before the current one's predecessor.
+    CheckpointEpoch(u64),
+    /// Roll back to the positions synced now, after more appends.
+    TruncateTo(u64),
+    Reset,
+    Reopen,
+}
+
+fn shard_op() -> impl proptest::strategy::Strategy<Value = ShardOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (0..3usize, 1..6u64, any::<bool>()).prop_map(|(s, n, d)| ShardOp::Append(s, n, d)),
+        2 => Just(ShardOp::Advance),
+        1 => Just(ShardOp::Barrier),
+        1 => (0..3u64).prop_map(ShardOp::CheckpointEpoch),
+        1 => (1..8u64).prop_map(ShardOp::TruncateTo),
+        1 => Just(ShardOp::Reset),
+        1 => Just(ShardOp::Reopen),
+    ]
+}
+
+/// Runs `ops` against a sharded log and a model; after every step, with every shard synced,
+/// replay must be exactly the model in (epoch, shard, LSN) order, and the epoch the model's.
+fn run_model(ops: &[ShardOp]) -> Result<()> {
+    let env = Env::mem();
+    let mut log = open(&env, 3)?;
+    let mut model = Model::new();
+    let mut epoch = 1u64;
+    for op in ops {
+        match *op {
+            ShardOp::Append(shard, n, synced) => {
+                let d = if synced {
+                    Durability::Synced
+                } else {
+                    Durability::Buffered
+                };
+                append(&log, &mut model, shard, n, d)?;
+            }
+            ShardOp::Advance => {
+                epoch += 1;
+                assert_eq!(log.advance_epoch()?, epoch);
+            }
+            ShardOp::Barrier => {
+                log.barrier(epoch)?;
+                epoch += 1;
+            }
+            ShardOp::CheckpointEpoch(back) => {
+                let Some(e) = epoch.checked_sub(1 + back).filter(|&e| e >= 1) else {
+                    continue;
+                };
+                log.checkpoint_epoch(e)?;
+                model.retain(|r| r.0 > e);
+            }
+            ShardOp::TruncateTo(more) => {
+                for i in 0..3 {
+                    log.shard(i)?.sync()?;
+                }
+                let positions = log.synced_positions();
+                for shard in 0..3 {
+                    append(&log, &mut model, shard, more, Durability::Buffered)?;
+                }
+                log.truncate_to(&positions)?;
+                model.retain(|r| Lsn::new(r.2) <= positions[r.1]);
+                epoch += 1;
+            }
+            ShardOp::Reset => {
+                log.reset()?;
+                model.clear();
+                epoch += 1;
+            }
+            ShardOp::Reopen => {
+                log.close()?;
+                log = open(&env, 3)?;
+                assert!(log.recovery_report().clamped.is_empty());
+            }
+        }
+        for i in 0..3 {
+            log.shard(i)?.sync()?;
+        }
+        let mut sorted = model.clone();
+        sorted.sort_by_key(|&(e, s, l, _)| (e, s, l));
+        assert_eq!(replayed(&log, u64::MAX)?, sorted, "after {op:?}");
+        assert_eq!(log.epoch(), epoch, "after {op:?}");
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    #[test]
+    fn sequences_of_shard_operations_match_the_model(
+        ops in proptest::collection::vec(shard_op(), 1..40)
+    ) {
+        run_model(&ops).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+    }
+}
