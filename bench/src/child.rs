@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::contenders::{self, Kind, Purpose, Reading};
 use crate::payload::{self, Verifier};
 use crate::stats::{Metrics, percentile};
-use crate::{Result, sysinfo};
+use crate::{Result, archive, sysinfo};
 
 /// Entry point for `--child CASE CONTENDER DIR key=value...`.
 pub fn main(args: &[String]) -> ! {
@@ -36,6 +36,8 @@ fn run(args: &[String]) -> Result<Metrics> {
     let kind = Kind::parse(contender).ok_or("unknown contender")?;
     let dir = PathBuf::from(dir);
     let params: BTreeMap<&str, &str> = rest.iter().filter_map(|a| a.split_once('=')).collect();
+    let param =
+        |k: &str| -> Result<&str> { Ok(*params.get(k).ok_or_else(|| format!("missing {k}="))?) };
     let num = |k: &str| -> Result<u64> {
         Ok(params
             .get(k)
@@ -50,7 +52,13 @@ fn run(args: &[String]) -> Result<Metrics> {
             num("threads")? as usize,
             Duration::from_millis(num("ms")?),
             params.get("dev").copied().filter(|d| *d != "-"),
+            match params.get("archive") {
+                Some(url) => Some((*url, Duration::from_millis(num("interval_ms")?))),
+                None => None,
+            },
         ),
+        "archive" => archive::archive_child(&dir, param("store")?, num("n")?),
+        "restore" => archive::restore_child(&dir, param("store")?, num("n")?),
         "w4-write" => w4_write(kind, &dir, num("n")?),
         "w4-reopen" => w4_reopen(
             kind,
@@ -78,18 +86,30 @@ fn bulk(kind: Kind, dir: &Path, n: u64, len: usize) -> Result<Metrics> {
 }
 
 /// W2: `threads` threads, each committing 100 B records one at a time until `duration` is up.
+/// With `archive` (a store's URL and an interval; tidelog only), an archiver uploads the log to
+/// that store while they run, and a thread samples its lag every 10 ms.
 fn commits(
     kind: Kind,
     dir: &Path,
     threads: usize,
     duration: Duration,
     device: Option<&str>,
+    archive: Option<(&str, Duration)>,
 ) -> Result<Metrics> {
     let wal = contenders::open(kind, dir, Purpose::Durable)?;
+    let archiver = match archive {
+        Some((url, interval)) => {
+            let log = wal
+                .tidelog()
+                .ok_or("an archiver needs tidelog's log (archive= is for tidelog only)")?;
+            Some(archive::W2Archiver::start(log, url, interval)?)
+        }
+        None => None,
+    };
     let wal = &*wal;
     let stop = AtomicBool::new(false);
-    let start_line = Barrier::new(threads + 1);
-    let (results, elapsed, flushes, lib_syncs) = std::thread::scope(|s| {
+    let start_line = Barrier::new(threads + 1 + usize::from(archiver.is_some()));
+    let (results, elapsed, flushes, lib_syncs, lags) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (stop, start_line) = (&stop, &start_line);
@@ -115,6 +135,13 @@ fn commits(
                 })
             })
             .collect();
+        let sampler = archiver.as_ref().map(|a| {
+            let (stop, start_line) = (&stop, &start_line);
+            s.spawn(move || {
+                start_line.wait();
+                a.sample(stop)
+            })
+        });
         let flushes0 = device.and_then(sysinfo::device_flushes);
         let syncs0 = wal.lib_syncs();
         start_line.wait();
@@ -138,7 +165,8 @@ fn commits(
             .zip(device.and_then(sysinfo::device_flushes))
             .map(|(a, b)| b - a);
         let lib_syncs = syncs0.zip(wal.lib_syncs()).map(|(a, b)| b - a);
-        (results, elapsed, flushes, lib_syncs)
+        let lags = sampler.map(|h| h.join().unwrap_or_default());
+        (results, elapsed, flushes, lib_syncs, lags)
     });
     let mut lat: Vec<f64> = Vec::new();
     for r in results {
@@ -155,6 +183,9 @@ fn commits(
     }
     if let Some(s) = lib_syncs {
         m.insert("lib_syncs".into(), s as f64);
+    }
+    if let Some(archiver) = archiver {
+        m.extend(archiver.stop(lags.unwrap_or_default())?);
     }
     Ok(m)
 }

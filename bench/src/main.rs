@@ -1,6 +1,7 @@
 //! `tidelog-bench`: tidelog against peer write-ahead logs and against the raw limits of the
 //! disk. Prints a Markdown report on stdout and progress on stderr. See README.md.
 
+mod archive;
 mod child;
 mod contenders;
 mod payload;
@@ -31,6 +32,9 @@ pub enum Workload {
     W4,
     /// Open and read time of logs of several sizes (`--only sizes`; not run by default).
     Sizes,
+    /// Archive and restore with tidelog-archive, and W2 with an archiver (`--only archive`;
+    /// not run by default).
+    Archive,
 }
 
 /// Sizes and durations of one mode.
@@ -44,6 +48,8 @@ pub struct Sizes {
     pub w4_records: u64,
     /// The sizes workload's logs, in records of 100 B.
     pub size_records: Vec<u64>,
+    /// The archive workload's log, in records of 100 B.
+    pub archive_records: u64,
     pub raw_fsyncs: usize,
 }
 
@@ -62,6 +68,8 @@ impl Sizes {
             } else {
                 vec![800_000, 8_000_000, 81_000_000]
             },
+            // About 1 GiB of log (quick: a tenth).
+            archive_records: if quick { 800_000 } else { 8_000_000 },
             raw_fsyncs: 2000,
         }
     }
@@ -86,7 +94,7 @@ pub struct Config {
 }
 
 const USAGE: &str = "\
-usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes]
+usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes,archive]
                      [--contenders tidelog,okaywal,wal-db,raft-engine,walrus-rust,commitlog,writeahead]
 
   --dir DIR         where the logs are written (default ./target/bench-data); each run uses a
@@ -95,7 +103,10 @@ usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes]
   --runs N          runs per case (default 3); the median is reported
   --only LIST       workloads to run (default W1,W2,W3,W4); `sizes`, run only when named,
                     writes logs of several sizes and times their open (full, and trusting
-                    seals) and read-all, each in a new process
+                    seals) and read-all, each in a new process; `archive`, run only
+                    when named, archives a log of about 1 GiB with tidelog-archive to a
+                    file:// store and to the S3 test server (`bash .ci/with-s3`), restores
+                    it, and runs W2 at T=16 and 64 with and without an archiver
   --contenders LIST contenders to run (default all; the sizes workload: tidelog)
   --threads LIST    W2's numbers of committing threads (default 1,4,16,64)
   --svg FILE        also write W2's commits/s by threads as an SVG chart to FILE
@@ -151,7 +162,10 @@ fn parse_args(args: &[String]) -> Result<Config> {
                         "W3" => Ok(Workload::W3),
                         "W4" => Ok(Workload::W4),
                         "SIZES" => Ok(Workload::Sizes),
-                        other => Err(format!("unknown workload {other} (W1, W2, W3, W4, sizes)")),
+                        "ARCHIVE" => Ok(Workload::Archive),
+                        other => Err(format!(
+                            "unknown workload {other} (W1, W2, W3, W4, sizes, archive)"
+                        )),
                     })
                     .collect::<Result<_, _>>()?;
                 workloads.sort();
@@ -303,6 +317,7 @@ pub struct Results {
     pub w4: BTreeMap<Kind, Outcome>,
     /// By records in the log.
     pub sizes: BTreeMap<(u64, Kind), Outcome>,
+    pub archive: archive::ArchiveResults,
 }
 
 /// Collects the runs of one case.
@@ -663,6 +678,9 @@ fn measure(config: &Config, run_dir: &Path, device: Option<&str>) -> Result<(Res
                 results.sizes.insert((n, k), acc.outcome(k.name()));
             }
         }
+    }
+    if has(config, Workload::Archive) {
+        results.archive = archive::measure(config, &dev_arg, &mut case_dir, &clean, long);
     }
     Ok((results, counts_flushes))
 }

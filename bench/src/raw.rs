@@ -113,3 +113,53 @@ pub fn sequential(dir: &Path, name: &str, bytes: u64, read_back: bool) -> Result
     std::fs::remove_file(&path)?;
     Ok(m)
 }
+
+/// A copy of every file under `src` into the new directory `dst`, on the same disk, in 1 MiB
+/// reads and writes; with `sync`, each file is fsynced once written, and the new directories
+/// too. The archive workload's reference: seconds and bytes copied (the files' lengths).
+pub fn copy_dir(src: &Path, dst: &Path, sync: bool) -> Result<Metrics> {
+    let mut buf = vec![0u8; MIB];
+    let start = Instant::now();
+    let bytes = copy_tree(src, dst, sync, &mut buf)?;
+    if sync && let Some(parent) = dst.parent() {
+        crate::runner::sync_all(&File::open(parent)?)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let mut m = Metrics::new();
+    m.insert("secs".into(), secs);
+    m.insert("bytes".into(), bytes as f64);
+    Ok(m)
+}
+
+fn copy_tree(src: &Path, dst: &Path, sync: bool, buf: &mut [u8]) -> Result<u64> {
+    use std::io::{Read, Write};
+    std::fs::create_dir(dst)?;
+    let mut entries: Vec<_> = std::fs::read_dir(src)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    let mut bytes = 0;
+    for entry in entries {
+        let to = dst.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            bytes += copy_tree(&entry.path(), &to, sync, buf)?;
+        } else if kind.is_file() {
+            let mut from = File::open(entry.path())?;
+            let mut file = create(&to)?;
+            loop {
+                let n = from.read(buf)?;
+                if n == 0 {
+                    break;
+                }
+                file.write_all(&buf[..n])?;
+                bytes += n as u64;
+            }
+            if sync {
+                crate::runner::sync_all(&file)?;
+            }
+        }
+    }
+    if sync {
+        crate::runner::sync_all(&File::open(dst)?)?;
+    }
+    Ok(bytes)
+}

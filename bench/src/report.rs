@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use crate::contenders::Kind;
 use crate::stats::Metrics;
-use crate::{Config, Machine, Outcome, Results, Workload, payload, sysinfo};
+use crate::{
+    Config, Machine, Outcome, Results, Workload, archive as archive_workload, payload, sysinfo,
+};
 
 pub fn size_label(len: usize) -> String {
     if len >= 1 << 20 && len.is_multiple_of(1 << 20) {
@@ -236,6 +238,9 @@ pub fn print(config: &Config, machine: &Machine, results: &Results) {
     }
     if config.workloads.contains(&Workload::Sizes) {
         sizes(&mut out, results, &mut notes);
+    }
+    if config.workloads.contains(&Workload::Archive) {
+        archive(&mut out, config, results, &mut notes);
     }
     if !notes.0.is_empty() {
         let _ = writeln!(out, "## Notes\n");
@@ -717,6 +722,195 @@ fn sizes(out: &mut String, results: &Results, notes: &mut Notes) {
     out.push('\n');
 }
 
+const FILE_STORE: &str = "The `file://` store is the `object_store` crate's `LocalFileSystem` as \
+tidelog-archive makes it, without `with_fsync`: each object is written to a staging file and \
+renamed into place with no fsync, so the archive to it includes no fsync (the raw copy does) \
+and is durable only once the kernel writes it back.";
+const MOTO: &str = "The S3 test server is moto (`moto_server`, started by `.ci/with-s3`): one \
+Python process on loopback that keeps objects of up to 5 MiB in memory and larger ones (every \
+segment, every part of a multipart upload) in temporary files that it never syncs. Its figures \
+measure the S3 client's path and moto's own speed, not S3's.";
+
+/// The archive workload: archive and restore throughput beside a raw copy, and W2 with an
+/// archiver.
+fn archive(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
+    let a = &results.archive;
+    let case = |key: &str| a.cases.get(key).and_then(|o| o.as_ref().ok());
+    let rate = |key: &str, bytes: &str| {
+        case(key).and_then(|m| Some(get(m, bytes)? / get(m, "secs")? / 1e6))
+    };
+    let raw = rate("copy", "bytes");
+    let log_bytes = case("archive-file")
+        .or_else(|| case("archive-s3"))
+        .and_then(|m| get(m, "log_bytes"));
+    let _ = writeln!(out, "## Archive\n");
+    let _ = writeln!(
+        out,
+        "tidelog-archive, on a log of {} records of {} B{} written in bulk with one sync and \
+         closed. Archive: in a new process, the log opened, an `Archiver` started (default \
+         options) and stopped at once, which uploads every durable record; timed from the \
+         start to the stop's return. Restore: in a new process, `restore(.., \
+         Target::Latest)` into a new directory on the same disk, timed; every restored record \
+         is then read and verified (not timed). MB/s: the log's bytes in use (headers and \
+         frames) per second. Raw copy: every file of the log's directory read \
+         and written in 1 MiB pieces into a new directory on the same disk, each file fsynced \
+         (and the directory), in MB/s of the files' lengths; ÷ raw copy is the MB/s as a \
+         fraction of it.\n",
+        int(config.sizes.archive_records as f64),
+        payload::SMALL,
+        log_bytes.map_or(String::new(), |b| format!(" ({} in use)", bytes_label(b)))
+    );
+    let _ = writeln!(
+        out,
+        "| Operation | Store | seconds | MB/s | ÷ raw copy |\n|---|---|---:|---:|---:|"
+    );
+    let file_note = notes.cite("file-store", FILE_STORE);
+    let moto_note = notes.cite("moto", MOTO);
+    for (op, verb, bytes) in [
+        ("archive", "archive", "log_bytes"),
+        ("restore", "restore", "bytes"),
+    ] {
+        for (store, label) in [
+            ("file", format!("`file://`, same disk{file_note}")),
+            ("s3", format!("S3 test server{moto_note}")),
+        ] {
+            let key = format!("{op}-{store}");
+            if store == "s3"
+                && let Some(why) = &a.s3_skipped
+            {
+                let _ = writeln!(out, "| {verb} | {label} | skipped: {why} | | |");
+                continue;
+            }
+            match a.cases.get(&key) {
+                Some(Ok(m)) => {
+                    let v = rate(&key, bytes);
+                    let _ = writeln!(
+                        out,
+                        "| {verb} | {label} | {} | {} | {} |",
+                        get(m, "secs").map_or("—".into(), secs),
+                        v.map_or("—".into(), mb),
+                        frac(v.zip(raw).map(|(v, r)| v / r))
+                    );
+                }
+                Some(Err(e)) => {
+                    let _ = writeln!(
+                        out,
+                        "| {verb} | {label} | failed{} | | |",
+                        notes.cite(
+                            &format!("fail-archive-{key}"),
+                            &format!("The {verb} with the {store} store failed: {e}")
+                        )
+                    );
+                }
+                None => {}
+            }
+        }
+    }
+    for (key, label) in [
+        ("copy", "*raw copy of the log's files, fsync each*"),
+        ("copy-nosync", "*raw copy, no fsync*"),
+    ] {
+        match a.cases.get(key) {
+            Some(Ok(m)) => {
+                let v = rate(key, "bytes");
+                let _ = writeln!(
+                    out,
+                    "| {label} | same disk | {} | {} | {} |",
+                    get(m, "secs").map_or("—".into(), secs),
+                    v.map_or("—".into(), mb),
+                    frac(v.zip(raw).map(|(v, r)| v / r))
+                );
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(out, "| {label} | same disk | failed: {e} | | |");
+            }
+            None => {}
+        }
+    }
+    out.push('\n');
+
+    // W2 with an archiver.
+    let interval = archive_workload::W2_INTERVAL.as_secs_f64();
+    let segment = tidelog::DEFAULT_SEGMENT_BYTES as f64;
+    let upload = rate("archive-file", "log_bytes").map(|r| segment / (r * 1e6));
+    let _ = writeln!(
+        out,
+        "W2 (T threads committing {} B records, each waiting until its record is durable, {} s) \
+         without and with an `Archiver` in the same process, uploading to a `file://` store \
+         on the same disk{file_note} (interval {} s, default options); with ÷ without is on \
+         commits/s. While the committers run, another thread samples the archiver's \
+         `status().lag_records()` (durable records not archived yet) every 10 ms; ms divides \
+         records by the run's commits/s. The recovery-point objective is the interval plus \
+         one upload{}. Uploads: objects put during the run (sealed segments, and the durable \
+         part of the segment taking appends every interval, each replacing the last); \
+         uploaded ÷ logged: their bytes over the log's.\n",
+        payload::SMALL,
+        config.sizes.w2_secs,
+        secs(interval),
+        upload.map_or(String::new(), |u| format!(
+            "; a whole segment ({}) uploads in {} at the archive rate above, so the bound is \
+             about {}",
+            bytes_label(segment),
+            dur(u),
+            dur(interval + u)
+        ))
+    );
+    let _ = writeln!(
+        out,
+        "| T | commits/s, without | with archiver | with ÷ without | p99 ms, without / with | \
+         lag p50, records (ms) | lag max, records (ms) | interval | uploads | uploaded ÷ \
+         logged |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let commits = |m: &Metrics| Some(get(m, "commits")? / get(m, "secs")?);
+    for t in archive_workload::W2_THREADS {
+        let plain = a.cases.get(&format!("w2-t{t}"));
+        let with = a.cases.get(&format!("w2-t{t}-archived"));
+        let failed = |o: Option<&Outcome>, what: &str, notes: &mut Notes| match o {
+            Some(Err(e)) => format!(
+                "failed{}",
+                notes.cite(
+                    &format!("fail-archive-w2-{t}-{what}"),
+                    &format!("W2 T={t} {what} failed: {e}")
+                )
+            ),
+            _ => "—".into(),
+        };
+        let plain_m = plain.and_then(|o| o.as_ref().ok());
+        let with_m = with.and_then(|o| o.as_ref().ok());
+        let c0 = plain_m.and_then(commits);
+        let c1 = with_m.and_then(commits);
+        let c0_cell = c0.map_or_else(|| failed(plain, "without an archiver", notes), int);
+        let c1_cell = c1.map_or_else(|| failed(with, "with an archiver", notes), int);
+        let p99 = |m: Option<&Metrics>| m.and_then(|m| get(m, "p99_us")).map_or("—".into(), ms);
+        let lag = |key: &str| {
+            with_m
+                .and_then(|m| Some((get(m, key)?, c1?)))
+                .map_or("—".into(), |(l, c)| {
+                    format!("{} ({:.0})", int(l), l / c * 1e3)
+                })
+        };
+        let amplification = with_m
+            .and_then(|m| Some(get(m, "archive_bytes")? / get(m, "log_bytes")?))
+            .map_or("—".into(), |x| format!("{x:.2}"));
+        let _ = writeln!(
+            out,
+            "| {t} | {c0_cell} | {c1_cell} | {} | {} / {} | {} | {} | {} | {} | {amplification} |",
+            frac(c1.zip(c0).map(|(a, b)| a / b)),
+            p99(plain_m),
+            p99(with_m),
+            lag("lag_p50"),
+            lag("lag_max"),
+            with_m
+                .and_then(|m| get(m, "interval_ms"))
+                .map_or("—".into(), |i| dur(i / 1e3)),
+            with_m
+                .and_then(|m| get(m, "archive_uploads"))
+                .map_or("—".into(), int),
+        );
+    }
+    out.push('\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,5 +923,53 @@ mod tests {
         assert_eq!(dur(0.0043), "4.3 ms");
         assert_eq!(dur(4.7), "4.70 s");
         assert_eq!(int(81_000_000.0), "81,000,000");
+    }
+
+    #[test]
+    fn archive_section() {
+        let args: Vec<String> = ["--only", "archive"].map(String::from).into();
+        let config = crate::parse_args(&args).expect("arguments");
+        let figures = |pairs: &[(&str, f64)]| -> Outcome {
+            Ok(pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
+        };
+        let mut results = Results::default();
+        let cases = &mut results.archive.cases;
+        cases.insert("copy".into(), figures(&[("secs", 1.0), ("bytes", 1e9)]));
+        cases.insert(
+            "archive-file".into(),
+            figures(&[("secs", 2.0), ("log_bytes", 1e9)]),
+        );
+        cases.insert("restore-file".into(), Err("boom".into()));
+        cases.insert(
+            "w2-t16".into(),
+            figures(&[("commits", 100_000.0), ("secs", 1.0), ("p99_us", 500.0)]),
+        );
+        cases.insert(
+            "w2-t16-archived".into(),
+            figures(&[
+                ("commits", 80_000.0),
+                ("secs", 1.0),
+                ("p99_us", 600.0),
+                ("lag_p50", 40_000.0),
+                ("lag_max", 80_000.0),
+                ("interval_ms", 1000.0),
+                ("archive_uploads", 5.0),
+                ("archive_bytes", 2e7),
+                ("log_bytes", 1e7),
+            ]),
+        );
+        results.archive.s3_skipped = Some("no server".into());
+        let mut out = String::new();
+        archive(&mut out, &config, &results, &mut Notes::default());
+        for row in [
+            "| archive | `file://`, same disk[^file-store] | 2.00 | 500.0 | 0.50 |",
+            "| archive | S3 test server[^moto] | skipped: no server | | |",
+            "| restore | `file://`, same disk[^file-store] | failed[^fail-archive-restore-file] | | |",
+            "| *raw copy of the log's files, fsync each* | same disk | 1.00 | 1000.0 | 1.00 |",
+            "| 16 | 100,000 | 80,000 | 0.80 | 0.500 / 0.600 | 40,000 (500) | 80,000 (1000) | 1.00 s | 5 | 2.00 |",
+            "| 64 | — | — | — | — / — | — | — | — | — | — |",
+        ] {
+            assert!(out.contains(row), "no row {row} in\n{out}");
+        }
     }
 }

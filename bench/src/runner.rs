@@ -45,6 +45,15 @@ pub fn sync_data(file: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `fsync` as the raw limits call it, delayed alike (see [`sync_data`]).
+pub fn sync_all(file: &std::fs::File) -> std::io::Result<()> {
+    file.sync_all()?;
+    if let Some(delay) = FSYNC_DELAY.get() {
+        std::thread::sleep(Duration::from_micros(delay.micros));
+    }
+    Ok(())
+}
+
 /// Runs `--child CASE CONTENDER DIR params...` and returns its figures or its error message.
 /// With fsyncs delayed, the figures include `shim_fsyncs`, the calls the shim delayed; a case
 /// in which it delayed none is an error (the shim did not take effect).

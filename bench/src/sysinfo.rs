@@ -225,6 +225,7 @@ pub fn versions() -> Vec<(&'static str, String)> {
     const LOCK: &str = include_str!("../Cargo.lock");
     [
         "tidelog",
+        "tidelog-archive",
         "okaywal",
         "wal-db",
         "raft-engine",

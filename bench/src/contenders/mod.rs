@@ -52,6 +52,12 @@ pub trait Wal: Send + Sync {
         Metrics::new()
     }
 
+    /// tidelog's log itself, shared, for an archiver beside it (the archive workload); `None`
+    /// for the peers.
+    fn tidelog(&self) -> Option<std::sync::Arc<::tidelog::Log>> {
+        None
+    }
+
     /// Closes the log cleanly.
     fn close(self: Box<Self>) -> Result<()>;
 }

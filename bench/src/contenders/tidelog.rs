@@ -2,6 +2,7 @@
 //! record and one `sync()`. Its fsyncs are counted by the log itself (`Log::metrics`).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tidelog::{Durability, Log};
 
@@ -23,15 +24,18 @@ pub fn open(dir: &Path, purpose: Purpose) -> Result<Box<dyn Wal>> {
         }
     ) || std::env::var_os("TIDELOG_BENCH_TRUST_SEALS").is_some_and(|v| v == "1");
     Ok(Box::new(Tidelog {
-        log: Log::builder(dir)
-            .preallocate(preallocate)
-            .trust_seals(trust_seals)
-            .open()?,
+        log: Arc::new(
+            Log::builder(dir)
+                .preallocate(preallocate)
+                .trust_seals(trust_seals)
+                .open()?,
+        ),
     }))
 }
 
 struct Tidelog {
-    log: Log,
+    /// Shared only with an archiver (the archive workload), which is stopped before the close.
+    log: Arc<Log>,
 }
 
 impl Wal for Tidelog {
@@ -72,7 +76,12 @@ impl Wal for Tidelog {
         m
     }
 
+    fn tidelog(&self) -> Option<Arc<Log>> {
+        Some(Arc::clone(&self.log))
+    }
+
     fn close(self: Box<Self>) -> Result<()> {
-        Ok(self.log.close()?)
+        let log = Arc::try_unwrap(self.log).map_err(|_| "the log is still shared")?;
+        Ok(log.close()?)
     }
 }
