@@ -531,3 +531,138 @@ proptest::proptest! {
         run_model(&ops).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
     }
 }
+
+/// The environment variable naming the root the kill test's child writes.
+#[cfg(unix)]
+const KILL_CHILD_ROOT: &str = "TIDELOG_SHARDED_KILL_ROOT";
+
+/// The child of the kill test: appends synced records to random shards of the sharded log at
+/// `TIDELOG_SHARDED_KILL_ROOT`, advancing the epoch now and then, printing `acked E S L` for
+/// each acknowledged record and `epoch E` for each epoch begun, until it is killed.
+#[cfg(unix)]
+#[test]
+#[ignore = "run by the kill test as its child process"]
+fn kill_child() {
+    use std::io::Write;
+    let Some(root) = std::env::var_os(KILL_CHILD_ROOT) else {
+        return;
+    };
+    let mut options = Options::default();
+    options.segment_bytes = 16 << 10;
+    let log = ShardedLog::builder(&root)
+        .shards(3)
+        .options(options)
+        .open()
+        .expect("open");
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "epoch {}", log.epoch());
+    let mut rng = std::process::id() as u64;
+    loop {
+        let r = next(&mut rng);
+        if r.is_multiple_of(23) {
+            let e = log.advance_epoch().expect("advance");
+            let _ = writeln!(out, "epoch {e}");
+        } else {
+            let shard = (r % 3) as usize;
+            let next_lsn = log.shard(shard).expect("shard").last_lsn().next().get();
+            let data = payload(next_lsn * 10 + shard as u64);
+            let (e, lsn) = log
+                .append(shard, &data, Durability::Synced)
+                .expect("append");
+            let _ = writeln!(out, "acked {e} {shard} {}", lsn.get());
+        }
+        let _ = out.flush();
+    }
+}
+
+/// A writer of a sharded log on the real disk, SIGKILLed at moments spread over its appends and
+/// advances, again and again: every acknowledged record survives in the epoch its append
+/// returned, each shard keeps a gap-free prefix, and the epoch never goes back.
+#[cfg(unix)]
+#[test]
+fn a_sharded_writer_killed_anywhere_keeps_every_acknowledged_record_in_its_epoch() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("sharded");
+    let mut acked: Vec<(u64, usize, u64)> = Vec::new();
+    let mut epoch_seen = 0u64;
+    for round in 0..12u64 {
+        let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "sharded::kill_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "-q",
+                "--test-threads=1",
+            ])
+            .env(KILL_CHILD_ROOT, &root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the child");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(std::result::Result::ok)
+                .collect::<Vec<String>>()
+        });
+        std::thread::sleep(std::time::Duration::from_millis((round * 37) % 180));
+        child.kill().expect("kill");
+        let _ = child.wait();
+        for line in lines.join().expect("reader") {
+            let words: Vec<&str> = line.split(' ').collect();
+            match words.as_slice() {
+                ["acked", e, s, l] => acked.push((
+                    e.parse().expect("epoch"),
+                    s.parse().expect("shard"),
+                    l.parse().expect("lsn"),
+                )),
+                ["epoch", e] => epoch_seen = epoch_seen.max(e.parse().expect("epoch")),
+                _ => {}
+            }
+        }
+        // With the count: the child may have been killed before or while creating the root.
+        let log = ShardedLog::builder(&root).shards(3).open()?;
+        assert!(
+            log.epoch() >= epoch_seen,
+            "round {round}: the epoch went back"
+        );
+        let got: Vec<(u64, usize, u64)> = log
+            .replay()?
+            .map(|r| {
+                r.map(|r| {
+                    let lsn = r.record.lsn().get();
+                    assert_eq!(r.record.data(), payload(lsn * 10 + r.shard as u64));
+                    (r.epoch, r.shard, lsn)
+                })
+            })
+            .collect::<Result<_>>()?;
+        for a in &acked {
+            assert!(
+                got.contains(a),
+                "round {round}: acknowledged {a:?} lost or in another epoch"
+            );
+        }
+        for shard in 0..3 {
+            let lsns: Vec<u64> = got.iter().filter(|r| r.1 == shard).map(|r| r.2).collect();
+            assert_eq!(
+                lsns,
+                (1..=lsns.len() as u64).collect::<Vec<_>>(),
+                "round {round}: shard {shard}"
+            );
+        }
+        // What survived unacknowledged is acknowledged from now on.
+        acked = got;
+        log.close()?;
+    }
+    assert!(
+        acked.len() > 100,
+        "the child appended: {} records",
+        acked.len()
+    );
+    Ok(())
+}
