@@ -29,6 +29,7 @@ Examples:
   tidelog dump ./wal --stats            # records, bytes and batch sizes per segment
   tidelog dump ./wal --frames           # frames with offsets, flags and checksums
   tidelog recover ./wal --rebuild-checkpoint   # a damaged CHECKPOINT rebuilt (dry run)
+  tidelog info ./sharded                # a sharded log (its root holds SHARDS): epoch, shards
   tidelog fsync-probe ./wal             # what does an fsync cost on this disk?
   tidelog archive ./wal s3://bucket/wal --once   # upload what is durable to S3
   tidelog restore s3://bucket/wal ./wal2 --time 2026-12-02T09:00:00Z";
@@ -48,11 +49,14 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Show a log's segments, watermarks, checkpoint, id and format version (read-only).
+    /// Show a log's segments, watermarks, checkpoint, id and format version, or a sharded log's
+    /// epoch and shards (read-only).
     Info(info::Args),
-    /// Print the records of a log, or the frames of its files or of one file (read-only).
+    /// Print the records of a log or of a sharded log, or the frames of a log's files or of one
+    /// file (read-only).
     Dump(dump::Args),
-    /// Check every record of a log and report all damage (read-only); exit 1 on damage.
+    /// Check every record of a log, or of every shard of a sharded log, and report all damage
+    /// (read-only); exit 1 on damage.
     Verify(verify::Args),
     /// Show what recovery would do to a damaged log (dry run), or do it with --apply; or
     /// rebuild a damaged CHECKPOINT file.

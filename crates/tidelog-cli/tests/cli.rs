@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use tidelog::sharded::ShardedLog;
 use tidelog::{Durability, Log, Lsn, SyncPolicy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidelog");
@@ -2023,4 +2024,377 @@ fn archive_without_once_waits_for_a_log_in_use_and_archives_what_comes() {
     assert!(notes <= 1, "{notes} notes");
     let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
     assert_eq!(info["last_lsn"], 50);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharded logs: info, verify and dump of a sharded root
+// ---------------------------------------------------------------------------------------------
+
+/// Shards of the sharded logs the tests build.
+const SHARDS: usize = 3;
+
+/// The payload the tests append to `shard` in `epoch`, the `n`-th there.
+fn sharded_payload(epoch: u64, shard: usize, n: u64) -> Vec<u8> {
+    format!("epoch {epoch} shard {shard} record {n:03} ........").into_bytes()
+}
+
+/// A record of a sharded log as replay gives it: epoch, shard, LSN and payload.
+type ShardedEntry = (u64, usize, u64, Vec<u8>);
+
+/// A sharded log of `SHARDS` shards over three epochs, its shards written in turn, each epoch
+/// ended by a barrier; shard 2 gets nothing in epoch 2. Returns its records in replay order.
+fn make_sharded_log(root: &Path) -> Vec<ShardedEntry> {
+    let mut options = tidelog::Options::default();
+    options.segment_bytes = SEGMENT_BYTES;
+    let log = ShardedLog::builder(root)
+        .shards(SHARDS)
+        .options(options)
+        .open()
+        .unwrap();
+    let mut records = Vec::new();
+    for epoch in 1..=3 {
+        assert_eq!(log.epoch(), epoch);
+        let count = |shard: usize| {
+            if (epoch, shard) == (2, 2) {
+                0
+            } else {
+                30 + 20 * shard as u64 + 5 * epoch
+            }
+        };
+        for n in 0..count(SHARDS - 1).max(count(1)) {
+            for shard in (0..SHARDS).filter(|&shard| n < count(shard)) {
+                let data = sharded_payload(epoch, shard, n);
+                let (e, lsn) = log.append(shard, &data, Durability::Buffered).unwrap();
+                assert_eq!(e, epoch);
+                records.push((e, shard, lsn.get(), data));
+            }
+        }
+        if epoch < 3 {
+            log.barrier(epoch).unwrap();
+        }
+    }
+    log.close().unwrap();
+    records.sort_by_key(|&(epoch, shard, lsn, _)| (epoch, shard, lsn));
+    records
+}
+
+/// The records of `shard` in `records`.
+fn of_shard(records: &[ShardedEntry], shard: usize) -> Vec<&ShardedEntry> {
+    records.iter().filter(|r| r.1 == shard).collect()
+}
+
+#[test]
+fn info_of_a_sharded_root_shows_its_epoch_and_every_shard() {
+    let tmp = tempdir();
+    let root = tmp.path().join("sharded");
+    let records = make_sharded_log(&root);
+    let run = unchanged(&root, || tidelog(&["info", s(&root)])).expect(0);
+    for line in [
+        "sharded log",
+        "shards        3",
+        "epoch         3 (appends go to it)",
+        "cut short     none",
+        "epoch journal",
+        "recovery: clean in every shard and the epoch journal",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?} in\n{}", run.stdout);
+    }
+    for shard in 0..SHARDS {
+        let last = of_shard(&records, shard).len();
+        let row = run
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("shard-{shard:04}")))
+            .unwrap_or_else(|| panic!("no row for shard {shard} in\n{}", run.stdout));
+        assert!(row.contains(&format!("1..={last}")), "{row}");
+    }
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("total") && l.contains(&records.len().to_string())),
+        "{}",
+        run.stdout
+    );
+
+    let info = unchanged(&root, || tidelog(&["info", "--json", s(&root)]))
+        .expect(0)
+        .json();
+    assert_eq!(info["sharded"], true);
+    assert_eq!(info["shard_count"], SHARDS);
+    assert_eq!(info["epoch"], 3);
+    assert_eq!(info["clamped"], serde_json::json!([]));
+    assert_eq!(info["records"], records.len());
+    let shards = info["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), SHARDS);
+    let mut segments = 0;
+    for (i, shard) in shards.iter().enumerate() {
+        let last = of_shard(&records, i).len();
+        assert_eq!(shard["shard"], i);
+        assert!(
+            shard["dir"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("shard-{i:04}")),
+            "{shard}"
+        );
+        assert_eq!(shard["first_lsn"], 1);
+        assert_eq!(shard["last_lsn"], last);
+        assert_eq!(shard["durable_lsn"], last);
+        assert_eq!(shard["records"], last);
+        assert!(shard["segments"].as_u64().unwrap() >= 1, "{shard}");
+        assert!(shard["bytes"].as_u64().unwrap() > 0, "{shard}");
+        segments += shard["segments"].as_u64().unwrap();
+    }
+    assert!(
+        shards[2]["segments"].as_u64().unwrap() > 1,
+        "small segments roll"
+    );
+    assert_eq!(info["segments"], segments);
+    assert_eq!(info["epochs"]["records"], 3, "one epoch start per epoch");
+    assert_eq!(
+        info["synced_positions"],
+        serde_json::json!(
+            (0..SHARDS)
+                .map(|i| of_shard(&records, i).len())
+                .collect::<Vec<_>>()
+        )
+    );
+}
+
+/// Flips one byte of the payload of `data` in shard `shard`'s segments; returns the segment.
+fn flip_sharded_payload(root: &Path, shard: usize, data: &[u8]) -> PathBuf {
+    for path in segments(&root.join(format!("shard-{shard:04}"))) {
+        let bytes = std::fs::read(&path).unwrap();
+        if let Some(at) = bytes.windows(data.len()).position(|w| w == data) {
+            write_at(&path, &[bytes[at + 2] ^ 0x20], (at + 2) as u64);
+            return path;
+        }
+    }
+    panic!("payload not found in shard {shard}");
+}
+
+#[test]
+fn verify_of_a_sharded_root_checks_every_shard_and_the_epoch_journal() {
+    let tmp = tempdir();
+    let root = tmp.path().join("sharded");
+    let records = make_sharded_log(&root);
+    let run = unchanged(&root, || tidelog(&["verify", s(&root)])).expect(0);
+    for shard in 0..SHARDS {
+        assert!(
+            run.stdout.contains(&format!("shard {shard}: ")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(run.stdout.contains("epoch journal: "), "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches("OK: no damage found").count(),
+        SHARDS + 2,
+        "each log and the whole: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "OK: no damage found in {SHARDS} shards and the epoch journal ({} records",
+            records.len()
+        )),
+        "{}",
+        run.stdout
+    );
+    let v = tidelog(&["verify", "--json", s(&root)]).expect(0).json();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["sharded"], true);
+    assert_eq!(v["records_read"], records.len());
+    assert_eq!(v["epochs"]["ok"], true);
+    assert_eq!(v["epochs"]["records_read"], 3);
+    for (i, shard) in v["shards"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(shard["ok"], true);
+        assert_eq!(shard["records_read"], of_shard(&records, i).len());
+    }
+
+    // A flipped byte in a sealed segment of shard 1.
+    let damaged = flip_sharded_payload(&root, 1, &sharded_payload(1, 1, 5));
+    let shard1 = segments(&root.join("shard-0001"));
+    assert_ne!(&damaged, shard1.last().unwrap(), "a sealed segment");
+    let run = unchanged(&root, || tidelog(&["verify", s(&root)])).expect(1);
+    assert!(run.stdout.contains("checksum"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 records lost"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("DAMAGED: shard 1 (each is shown above)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "`tidelog recover {}`",
+            s(&root.join("shard-0001"))
+        )),
+        "{}",
+        run.stdout
+    );
+    let v = tidelog(&["verify", "--json", s(&root)]).expect(1).json();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["records_read"], records.len() - 1);
+    let shards = v["shards"].as_array().unwrap();
+    assert_eq!(shards[0]["ok"], true);
+    assert_eq!(shards[1]["ok"], false);
+    assert_eq!(shards[1]["report"]["damage"][0]["kind"], "FrameChecksum");
+    assert_eq!(shards[2]["ok"], true);
+    assert_eq!(v["epochs"]["ok"], true);
+
+    // A missing shard: the sharded log does not open, and the shards that are there are
+    // verified.
+    std::fs::remove_dir_all(root.join("shard-0001")).unwrap();
+    let run = tidelog(&["verify", s(&root)]).expect(1);
+    assert!(run.stdout.contains("is missing"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("DAMAGED: the sharded log does not open (each is shown above)"),
+        "{}",
+        run.stdout
+    );
+    let v = tidelog(&["verify", "--json", s(&root)]).expect(1).json();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["open_error"].as_str().unwrap().contains("is missing"),
+        "{v}"
+    );
+    let shards = v["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), SHARDS - 1);
+    assert!(shards.iter().all(|shard| shard["ok"] == true), "{v}");
+}
+
+#[test]
+fn dump_of_a_sharded_root_is_its_replay_in_epoch_shard_lsn_order() {
+    let tmp = tempdir();
+    let root = tmp.path().join("sharded");
+    let records = make_sharded_log(&root);
+    let entry = |v: &serde_json::Value| -> ShardedEntry {
+        (
+            v["epoch"].as_u64().unwrap(),
+            usize::try_from(v["shard"].as_u64().unwrap()).unwrap(),
+            v["lsn"].as_u64().unwrap(),
+            v["text"].as_str().unwrap().as_bytes().to_vec(),
+        )
+    };
+    let dumped: Vec<ShardedEntry> = unchanged(&root, || tidelog(&["dump", "--json", s(&root)]))
+        .expect(0)
+        .json_lines()
+        .iter()
+        .map(entry)
+        .collect();
+    assert_eq!(dumped, records);
+
+    // Text: epoch, shard, LSN, then what dump shows of any record.
+    let run = tidelog(&["dump", s(&root)]).expect(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), records.len());
+    for (line, (epoch, shard, lsn, data)) in lines.iter().zip(&records) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            fields[..4],
+            [
+                epoch.to_string().as_str(),
+                shard.to_string().as_str(),
+                lsn.to_string().as_str(),
+                "single"
+            ],
+            "{line}"
+        );
+        assert!(line.ends_with(std::str::from_utf8(data).unwrap()), "{line}");
+    }
+
+    // One shard, with its epochs; LSN bounds and a limit.
+    let one: Vec<ShardedEntry> = tidelog(&["dump", "--json", "--shard", "1", s(&root)])
+        .expect(0)
+        .json_lines()
+        .iter()
+        .map(entry)
+        .collect();
+    let expected: Vec<ShardedEntry> = of_shard(&records, 1).into_iter().cloned().collect();
+    assert_eq!(one, expected);
+    assert!(one.iter().any(|r| r.0 == 1) && one.iter().any(|r| r.0 == 3));
+    let some: Vec<ShardedEntry> = tidelog(&[
+        "dump",
+        "--json",
+        "--shard",
+        "1",
+        "--from",
+        "50",
+        "--to",
+        "120",
+        s(&root),
+    ])
+    .expect(0)
+    .json_lines()
+    .iter()
+    .map(entry)
+    .collect();
+    let expected: Vec<ShardedEntry> = of_shard(&records, 1)
+        .into_iter()
+        .filter(|r| (50..=120).contains(&r.2))
+        .cloned()
+        .collect();
+    assert_eq!(some, expected);
+    assert!(
+        some.iter()
+            .map(|r| r.0)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1
+    );
+    let first = tidelog(&["dump", "--json", "--limit", "5", s(&root)])
+        .expect(0)
+        .json_lines();
+    assert_eq!(first.iter().map(entry).collect::<Vec<_>>(), records[..5]);
+    let none = tidelog(&["dump", "--shard", "2", "--limit", "0", s(&root)]).expect(0);
+    assert!(none.stdout.is_empty(), "{}", none.stdout);
+
+    // What does not apply to a sharded root is refused, saying why.
+    for (args, says) in [
+        (vec!["--frames"], "shard-0000"),
+        (vec!["--stats"], "shard-0000"),
+        (vec!["--from", "5"], "--shard"),
+        (vec!["--shard", "3"], "no shard 3"),
+    ] {
+        let mut argv = vec!["dump", s(&root)];
+        argv.extend(args.iter().copied());
+        let run = tidelog(&argv).expect(2);
+        assert!(run.stderr.contains(says), "{argv:?}: {}", run.stderr);
+    }
+    // --shard on one log.
+    let plain = make_log(&tmp.path().join("log"), 5);
+    let run = tidelog(&["dump", "--shard", "0", s(&plain)]).expect(2);
+    assert!(run.stderr.contains("not the root of one"), "{}", run.stderr);
+}
+
+#[test]
+fn commands_on_one_log_refuse_a_sharded_root_and_change_nothing() {
+    let tmp = tempdir();
+    let root = tmp.path().join("sharded");
+    make_sharded_log(&root);
+    unchanged(&root, || {
+        let run = tidelog_with_stdin(&["append", s(&root)], b"one\ntwo\n").expect(2);
+        assert!(
+            run.stderr.contains("root of a sharded log"),
+            "{}",
+            run.stderr
+        );
+        for args in [
+            vec!["tail", s(&root)],
+            vec!["recover", s(&root)],
+            vec!["checkpoint", s(&root), "2"],
+        ] {
+            let run = tidelog(&args).expect(2);
+            assert!(
+                run.stderr.contains("root of a sharded log"),
+                "{args:?}: {}",
+                run.stderr
+            );
+        }
+    });
+    // A shard's directory is an ordinary log.
+    let run = tidelog(&["info", s(&root.join("shard-0000"))]).expect(0);
+    assert!(run.stdout.contains("log id"), "{}", run.stdout);
 }

@@ -11,7 +11,10 @@ use tidelog::inspect::{Checksum, Entry, FileKind, Frame, Frames, HeaderSource, S
 use tidelog::io::StdStorage;
 use tidelog::{Lsn, RecoveryMode};
 
-use super::{PayloadFormat, RecordPrinter, batch_flags, open_read_only, parse_lsn};
+use super::{
+    PayloadFormat, RecordPrinter, SHARDS_FILE, batch_flags, is_sharded_root, open_read_only,
+    open_sharded_read_only, parse_lsn,
+};
 use crate::output::{Ctx, Out, Style, Table, human_bytes, thousands};
 use crate::report;
 
@@ -39,6 +42,13 @@ batches and records per batch (min/mean/max), payload and file bytes, damaged by
 recycled segment file keeps frames of its earlier life after its current data; they do not
 verify, and are counted apart as left over, not as damage (as recovery treats them).
 
+A sharded log (PATH is its root, which holds a SHARDS file): the records of every shard in
+the order a replay gives them, by epoch, then shard, then LSN; each line starts with the
+epoch and the shard, and with --json each object has \"epoch\" and \"shard\" fields. --shard N
+shows one shard's records (with their epochs), and --from and --to, which are LSNs of one
+shard, need it. --frames and --stats read one log's files: give them a shard's directory
+(ROOT/shard-0000, an ordinary log).
+
 Nothing in the directory changes, and no lock is taken: a process may be writing the log.
 
 Examples:
@@ -50,9 +60,12 @@ Examples:
   tidelog dump ./wal --frames --from 990      # frames with offsets, flags and checksums
   tidelog dump ./wal/00000000000000000001.seg # one segment file
   tidelog dump ./wal/quarantine/00000000000000000042.seg.8192.cut   # what recovery cut
-  tidelog dump ./wal/quarantine/00000000000000000042.seg.8192.cut --header-from ./copy.seg")]
+  tidelog dump ./wal/quarantine/00000000000000000042.seg.8192.cut --header-from ./copy.seg
+  tidelog dump ./sharded                      # a sharded log: (epoch, shard, LSN) order
+  tidelog dump ./sharded --shard 2 --from 40  # one shard's records, with their epochs")]
 pub(crate) struct Args {
-    /// The log directory, or one segment file or quarantined .cut file (shown frame by frame).
+    /// The log directory, or one segment file or quarantined .cut file (shown frame by frame),
+    /// or the root of a sharded log.
     #[arg(value_name = "PATH")]
     pub(crate) path: PathBuf,
 
@@ -89,6 +102,10 @@ pub(crate) struct Args {
     /// file whose segment is gone or was replaced).
     #[arg(long, value_name = "SEGMENT", conflicts_with = "mode")]
     pub(crate) header_from: Option<PathBuf>,
+
+    /// Of a sharded log (PATH its root), print only shard N's records.
+    #[arg(long, value_name = "N", conflicts_with_all = ["frames", "stats", "header_from"])]
+    pub(crate) shard: Option<usize>,
 }
 
 pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -98,6 +115,16 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if args.header_from.is_some() && !one_file {
         anyhow::bail!(
             "--header-from needs PATH to name one segment or .cut file, and {} is not a file",
+            args.path.display()
+        );
+    }
+    if is_sharded_root(&args.path) {
+        return sharded_records(&args, ctx);
+    }
+    if args.shard.is_some() {
+        anyhow::bail!(
+            "--shard picks a shard of a sharded log, and {} is not the root of one (it holds no \
+             {SHARDS_FILE} file)",
             args.path.display()
         );
     }
@@ -127,6 +154,74 @@ fn records(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     for record in records.take(limit) {
         let record = record.context("cannot read a record")?;
         printer.print(&mut out, &record)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The records view of a sharded log: its replay, in (epoch, shard, LSN) order.
+fn sharded_records(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let root = &args.path;
+    for (given, option) in [(args.frames, "--frames"), (args.stats, "--stats")] {
+        if given {
+            anyhow::bail!(
+                "{option} reads the files of one log, and {} is the root of a sharded log: run \
+                 it on a shard's directory, such as {}",
+                root.display(),
+                root.join("shard-0000").display()
+            );
+        }
+    }
+    if args.shard.is_none() && (args.from.is_some() || args.to.is_some()) {
+        anyhow::bail!(
+            "--from and --to are LSNs of one shard (each shard numbers its own records), and {} \
+             is the root of a sharded log: give --shard N with them",
+            root.display()
+        );
+    }
+    let log = open_sharded_read_only(root, args.mode, false)?;
+    let count = log.shard_count();
+    let shards: Vec<usize> = match args.shard {
+        Some(n) if n >= count => anyhow::bail!(
+            "there is no shard {n}: the sharded log in {} has shards 0 to {}",
+            root.display(),
+            count - 1
+        ),
+        Some(n) => vec![n],
+        None => (0..count).collect(),
+    };
+    let mut last = Lsn::ZERO;
+    for &i in &shards {
+        last = last.max(log.shard(i)?.last_lsn());
+    }
+    let mut out = ctx.out();
+    let mut left = args.limit.unwrap_or(u64::MAX);
+    if left == 0 {
+        return out.flush().map(|()| ExitCode::SUCCESS);
+    }
+    let printer = RecordPrinter::new(args.payload, ctx.json, last.min(args.to.unwrap_or(last)))
+        .sharded(log.epoch(), count - 1);
+    let replay = log
+        .replay()
+        .with_context(|| format!("cannot replay the sharded log in {}", root.display()))?;
+    for item in replay {
+        let item = item.context("cannot read a record")?;
+        if args.shard.is_some_and(|n| n != item.shard) {
+            continue;
+        }
+        // --from and --to come with --shard: one shard's LSNs rise from epoch to epoch.
+        let lsn = item.record.lsn();
+        if args.to.is_some_and(|to| lsn > to) {
+            break;
+        }
+        if args.from.is_some_and(|from| lsn < from) {
+            continue;
+        }
+        printer.print_in(&mut out, Some((item.epoch, item.shard)), &item.record)?;
+        left -= 1;
+        if left == 0 {
+            break;
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

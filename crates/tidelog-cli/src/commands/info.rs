@@ -1,12 +1,15 @@
 //! `tidelog info DIR`: segments, watermarks, checkpoint, log id, format version, totals.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
 use tidelog::{FORMAT_VERSION, Log, RecoveryMode};
 
-use super::{Modes, is_damage, open_read_only_trusting};
+use super::{
+    EPOCHS_DIR, Modes, is_damage, is_sharded_root, open_read_only, open_read_only_trusting,
+    open_sharded_read_only, shard_list,
+};
 use crate::output::{Ctx, Style, Table, human_bytes, thousands};
 use crate::report;
 
@@ -18,12 +21,19 @@ warning says so. With --trust-seals the open reads only the seal of each sealed 
 scans the last one, so it takes about as long for a log of 10 GiB as for one of 100 MiB; it
 does not look for damage inside sealed segments (tidelog verify does).
 
+The root of a sharded log (a directory holding a SHARDS file) is opened the same way, every
+shard and the epoch journal read-only: it shows the shard count, the current epoch, the epochs
+a crash cut short (their start in some shard lies past that shard's end; the next open for
+writing clamps them and begins a new epoch), and each shard's directory, records, LSNs,
+durable LSN, segments and bytes, with totals.
+
 Examples:
   tidelog info ./wal
   tidelog info ./wal --trust-seals
-  tidelog info ./wal --json | jq .last_lsn")]
+  tidelog info ./wal --json | jq .last_lsn
+  tidelog info ./sharded                # shards, epoch, per-shard LSNs and sizes")]
 pub(crate) struct Args {
-    /// The log directory.
+    /// The log directory, or the root of a sharded log.
     pub(crate) dir: PathBuf,
     /// Take each sealed segment as its seal describes it, without reading its frames.
     #[arg(long)]
@@ -31,6 +41,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    if is_sharded_root(&args.dir) {
+        return sharded(&args, ctx);
+    }
     let open = |mode| open_read_only_trusting(&args.dir, mode, args.trust_seals);
     let (log, damage) = match open(RecoveryMode::TolerateTornTail) {
         Ok(log) => (log, None),
@@ -206,6 +219,248 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `info` of a sharded log's root.
+fn sharded(args: &Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let root = &args.dir;
+    let open = |mode| open_sharded_read_only(root, mode, args.trust_seals);
+    let (log, damage) = match open(RecoveryMode::TolerateTornTail) {
+        Ok(log) => (log, None),
+        Err(e) if is_damage(&e) => (open(RecoveryMode::SkipCorrupt)?, Some(format!("{e:#}"))),
+        Err(e) => return Err(e),
+    };
+    let count = log.shard_count();
+    let mut shards = Vec::with_capacity(count);
+    for i in 0..count {
+        let shard = log.shard(i)?;
+        shards.push((shard, Facts::of(shard)?));
+    }
+    // The journal's directory is not exposed by the core: a second read-only open of it, for
+    // its figures.
+    let journal_dir = root.join(EPOCHS_DIR);
+    let journal = open_read_only(&journal_dir, RecoveryMode::SkipCorrupt)?;
+    let journal_facts = Facts::of(&journal)?;
+    let r = log.recovery_report();
+    let records: u64 = shards.iter().map(|(_, f)| f.records).sum();
+    let bytes: u64 = shards.iter().map(|(_, f)| f.bytes).sum();
+    let segments: usize = shards.iter().map(|(_, f)| f.segments.len()).sum();
+    let modes = Modes::of(root);
+    let open_to_others = modes.readable_by_others(root);
+    let mut out = ctx.out();
+    if ctx.json {
+        let shard_json: Vec<_> = shards
+            .iter()
+            .enumerate()
+            .map(|(i, (shard, facts))| {
+                let mut value = log_json(shard, facts);
+                value["shard"] = json!(i);
+                value
+            })
+            .collect();
+        out.json(&json!({
+            "root": root.display().to_string(),
+            "sharded": true,
+            "format_version": FORMAT_VERSION,
+            "shard_count": count,
+            "epoch": log.epoch(),
+            "clamped": r
+                .clamped
+                .iter()
+                .map(|(epoch, shards)| json!({"epoch": epoch, "shards": shards}))
+                .collect::<Vec<_>>(),
+            "records": records,
+            "bytes": bytes,
+            "segments": segments,
+            "synced_positions": log
+                .synced_positions()
+                .iter()
+                .map(|l| l.get())
+                .collect::<Vec<_>>(),
+            "shards": shard_json,
+            "epochs": log_json(&journal, &journal_facts),
+            "modes": {
+                "dir": modes.dir.map(|m| format!("{m:04o}")),
+                "files": modes
+                    .entries
+                    .iter()
+                    .map(|(p, m)| (p.display().to_string(), format!("{m:04o}")))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            },
+            "readable_by_others": open_to_others
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>(),
+            "damaged": damage,
+            "recovery": {
+                "shards": r.shards.iter().map(report::report_json).collect::<Vec<_>>(),
+                "epochs": report::report_json(&r.epochs),
+            },
+        }))?;
+        return out.flush().map(|()| ExitCode::SUCCESS);
+    }
+
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let clamped = if r.clamped.is_empty() {
+        "none".to_owned()
+    } else {
+        let each: Vec<String> = r
+            .clamped
+            .iter()
+            .map(|(epoch, shards)| format!("epoch {epoch} ({})", shard_list(shards)))
+            .collect();
+        format!(
+            "{}: their start lies past the shard's end (records a crash took away before they \
+             were durable); the next open for writing clamps them and begins a new epoch",
+            each.join("; ")
+        )
+    };
+    let rows = vec![
+        ("sharded log", root.display().to_string()),
+        ("format", format!("version {FORMAT_VERSION}")),
+        ("shards", count.to_string()),
+        ("epoch", format!("{} (appends go to it)", log.epoch())),
+        ("cut short", clamped),
+        ("records", format!("{} in all shards", thousands(records))),
+        (
+            "epoch journal",
+            format!(
+                "{} ({})",
+                journal_dir.display(),
+                plural(
+                    usize::try_from(journal_facts.records).unwrap_or(usize::MAX),
+                    "epoch start"
+                )
+            ),
+        ),
+        (
+            "permissions",
+            if open_to_others.is_empty() {
+                modes.summary()
+            } else {
+                format!("{} (readable by other users)", modes.summary())
+            },
+        ),
+        (
+            "size",
+            format!("{} in {}", human_bytes(bytes), plural(segments, "segment")),
+        ),
+    ];
+    for (name, value) in rows {
+        out.line(format_args!("{:<13} {value}", out.paint(Style::Bold, name)))?;
+    }
+    out.line("")?;
+    let mut table = Table::new(&[
+        ">shard",
+        "directory",
+        ">records",
+        ">LSNs",
+        ">last LSN",
+        ">durable LSN",
+        ">segments",
+        ">bytes",
+    ]);
+    for (i, (shard, facts)) in shards.iter().enumerate() {
+        table.row(vec![
+            i.to_string(),
+            dir_name(shard.dir()),
+            thousands(facts.records),
+            if facts.last < facts.checkpoint {
+                "-".to_owned()
+            } else {
+                format!("{}..={}", facts.checkpoint, facts.last)
+            },
+            facts.last.to_string(),
+            shard.durable_lsn().to_string(),
+            facts.segments.len().to_string(),
+            facts.bytes.to_string(),
+        ]);
+    }
+    table.row(vec![
+        "total".to_owned(),
+        String::new(),
+        thousands(records),
+        String::new(),
+        String::new(),
+        String::new(),
+        segments.to_string(),
+        bytes.to_string(),
+    ]);
+    for line in table.lines() {
+        out.line(line)?;
+    }
+    out.line("")?;
+    let logs: Vec<(String, &tidelog::RecoveryReport)> = shards
+        .iter()
+        .map(|(shard, _)| (dir_name(shard.dir()), shard.recovery_report()))
+        .chain(std::iter::once((EPOCHS_DIR.to_owned(), &r.epochs)))
+        .collect();
+    if let Some(damage) = damage {
+        out.line(format_args!(
+            "{} {damage}",
+            out.paint(Style::Red, "damaged:")
+        ))?;
+        out.line(
+            "  the figures above come from a skip-corrupt dry run; `tidelog verify` lists the \
+             damage, and `tidelog recover` on a shard's directory shows what each recovery mode \
+             would do",
+        )?;
+    } else if logs
+        .iter()
+        .all(|(_, r)| r.is_clean() && !report::changes_anything(r))
+    {
+        out.line(format_args!(
+            "{} clean in every shard and the epoch journal (recovery would change nothing)",
+            out.paint(Style::Green, "recovery:")
+        ))?;
+    } else {
+        out.line(format_args!(
+            "{} the next open for writing would change the directory:",
+            out.paint(Style::Yellow, "recovery:")
+        ))?;
+        for (name, r) in &logs {
+            for change in report::changes(r) {
+                out.line(format_args!("  {name}: {change}"))?;
+            }
+        }
+    }
+    for (name, r) in &logs {
+        for line in report::left_in_place(r) {
+            out.line(format_args!("  {name}: {line}"))?;
+        }
+        for path in &r.unknown_files {
+            out.line(format_args!(
+                "  {name}: not a tidelog file, ignored: {}",
+                path.display()
+            ))?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The last component of a directory's path (the whole path if it has none).
+fn dir_name(dir: &Path) -> String {
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// One log of a sharded root (a shard, or the epoch journal) as a JSON object.
+fn log_json(log: &Log, facts: &Facts) -> serde_json::Value {
+    json!({
+        "dir": log.dir().display().to_string(),
+        "log_id": format!("{:032x}", log.log_id()),
+        "first_lsn": facts.checkpoint.get(),
+        "last_lsn": facts.last.get(),
+        "durable_lsn": log.durable_lsn().get(),
+        "written_lsn": log.written_lsn().get(),
+        "checkpoint_lsn": facts.checkpoint.get(),
+        "records": facts.records,
+        "bytes": facts.bytes,
+        "segments": facts.segments.len(),
+    })
 }
 
 /// What `info` shows, gathered from an open log.

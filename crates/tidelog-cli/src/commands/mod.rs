@@ -23,7 +23,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use base64::Engine as _;
 use serde_json::json;
-use tidelog::{Log, Lsn, Record, RecoveryMode};
+use tidelog::sharded::ShardedLog;
+use tidelog::{Log, Lsn, Options, Record, RecoveryMode};
 
 use crate::cli::Command;
 use crate::output::{Ctx, Out, note};
@@ -141,6 +142,75 @@ pub(crate) fn memory_file_system(_dir: &Path) -> Option<&'static str> {
     None
 }
 
+/// The file whose presence makes a directory the root of a sharded log (docs/format.md,
+/// section 7; the core does not export the name).
+pub(crate) const SHARDS_FILE: &str = "SHARDS";
+
+/// The epoch journal's directory in a sharded root (docs/format.md, section 7).
+pub(crate) const EPOCHS_DIR: &str = "epochs";
+
+/// Whether `dir` is the root of a sharded log: a directory holding a `SHARDS` file.
+pub(crate) fn is_sharded_root(dir: &Path) -> bool {
+    dir.is_dir() && dir.join(SHARDS_FILE).exists()
+}
+
+/// Opens the sharded log at `root` read-only: every shard and the epoch journal open as
+/// [`open_read_only_trusting`] opens one log, in `mode`; nothing is changed (epochs a crash cut
+/// short are reported, not closed) and no lock is taken.
+pub(crate) fn open_sharded_read_only(
+    root: &Path,
+    mode: RecoveryMode,
+    trust_seals: bool,
+) -> anyhow::Result<ShardedLog> {
+    let mut options = Options::default();
+    options.read_only = true;
+    options.create_if_missing = false;
+    options.recovery_mode = mode;
+    options.trust_seals = trust_seals;
+    ShardedLog::builder(root)
+        .options(options)
+        .open()
+        .with_context(|| {
+            format!(
+                "cannot open the sharded log in {} (read-only)",
+                root.display()
+            )
+        })
+}
+
+/// Shard indexes as text: `shard 2`, `shards 0, 1, 2`.
+pub(crate) fn shard_list(shards: &[usize]) -> String {
+    let list: Vec<String> = shards.iter().map(usize::to_string).collect();
+    format!(
+        "shard{} {}",
+        if shards.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    )
+}
+
+/// Refuses the root of a sharded log where a command works on one log.
+fn refuse_sharded_root(dir: &Path, writing: bool) -> anyhow::Result<()> {
+    if !is_sharded_root(dir) {
+        return Ok(());
+    }
+    let shard = dir.join("shard-0000");
+    if writing {
+        anyhow::bail!(
+            "{} is the root of a sharded log (it holds a {SHARDS_FILE} file), not one log: this \
+             command would write to it as one log; sharded logs are written through the \
+             library (a shard written directly bypasses the epochs)",
+            dir.display()
+        );
+    }
+    anyhow::bail!(
+        "{} is the root of a sharded log (it holds a {SHARDS_FILE} file), not one log: \
+         `tidelog info`, `dump` and `verify` read it whole, and each shard directory in it (such \
+         as {}) is a log of its own",
+        dir.display(),
+        shard.display()
+    )
+}
+
 /// Opens the log in `dir` read-only: recovery runs as a dry run in `mode`, nothing is changed,
 /// and no lock is taken (another process may be writing).
 pub(crate) fn open_read_only(dir: &Path, mode: RecoveryMode) -> anyhow::Result<Log> {
@@ -154,6 +224,7 @@ pub(crate) fn open_read_only_trusting(
     mode: RecoveryMode,
     trust_seals: bool,
 ) -> anyhow::Result<Log> {
+    refuse_sharded_root(dir, false)?;
     Log::builder(dir)
         .read_only(true)
         .create_if_missing(false)
@@ -267,7 +338,12 @@ pub(crate) fn is_damage(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         matches!(
             e.downcast_ref::<tidelog::Error>(),
-            Some(tidelog::Error::Corrupt { .. } | tidelog::Error::MissingRecords { .. })
+            Some(
+                tidelog::Error::Corrupt { .. }
+                    | tidelog::Error::MissingRecords { .. }
+                    | tidelog::Error::MissingShard { .. }
+                    | tidelog::Error::ForeignShard { .. }
+            )
         )
     })
 }
@@ -275,6 +351,7 @@ pub(crate) fn is_damage(err: &anyhow::Error) -> bool {
 /// Opens the log in `dir` for writing, in the default recovery mode, creating it only if
 /// `create` is set. If opening recovered anything, says so on standard error.
 pub(crate) fn open_for_writing(dir: &Path, create: bool) -> anyhow::Result<Log> {
+    refuse_sharded_root(dir, true)?;
     let log = Log::builder(dir)
         .create_if_missing(create)
         .open()
@@ -372,6 +449,8 @@ pub(crate) struct RecordPrinter {
     pub(crate) json: bool,
     /// Width of the LSN column.
     pub(crate) lsn_width: usize,
+    /// Widths of the epoch and shard columns, for the records of a sharded log.
+    pub(crate) sharded_widths: (usize, usize),
 }
 
 impl RecordPrinter {
@@ -380,10 +459,28 @@ impl RecordPrinter {
             format,
             json,
             lsn_width: last_lsn.get().to_string().len(),
+            sharded_widths: (1, 1),
         }
     }
 
+    /// For the records of a sharded log: epoch and shard columns wide enough for `last_epoch`
+    /// and `last_shard`.
+    pub(crate) fn sharded(mut self, last_epoch: u64, last_shard: usize) -> Self {
+        self.sharded_widths = (last_epoch.to_string().len(), last_shard.to_string().len());
+        self
+    }
+
     pub(crate) fn print(&self, out: &mut Out, record: &Record) -> anyhow::Result<()> {
+        self.print_in(out, None, record)
+    }
+
+    /// Prints `record`, after its epoch and shard if it is one of a sharded log's (`place`).
+    pub(crate) fn print_in(
+        &self,
+        out: &mut Out,
+        place: Option<(u64, usize)>,
+        record: &Record,
+    ) -> anyhow::Result<()> {
         let payload = self.format.encode(record.data());
         if self.json {
             let mut value = json!({
@@ -392,11 +489,19 @@ impl RecordPrinter {
                 "time_ms": record.timestamp_ms(),
                 "size": record.data().len(),
             });
+            if let Some((epoch, shard)) = place {
+                value["epoch"] = json!(epoch);
+                value["shard"] = json!(shard);
+            }
             value[self.format.name()] = serde_json::Value::String(payload);
             out.json(&value)
         } else {
+            let prefix = place.map_or_else(String::new, |(epoch, shard)| {
+                let (we, ws) = self.sharded_widths;
+                format!("{epoch:>we$}  {shard:>ws$}  ")
+            });
             out.line(format_args!(
-                "{:>w$}  {:<6}  {:<24}  {:>7}  {payload}",
+                "{prefix}{:>w$}  {:<6}  {:<24}  {:>7}  {payload}",
                 record.lsn().get(),
                 batch_position(record),
                 record

@@ -138,6 +138,7 @@ impl Tailing {
             format: self.payload,
             json: self.json,
             lsn_width: self.width,
+            sharded_widths: (1, 1),
         };
         let records = log
             .range(next..)
