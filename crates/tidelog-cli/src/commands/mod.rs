@@ -143,11 +143,11 @@ pub(crate) fn memory_file_system(_dir: &Path) -> Option<&'static str> {
 }
 
 /// The file whose presence makes a directory the root of a sharded log (docs/format.md,
-/// section 7; the core does not export the name).
-pub(crate) const SHARDS_FILE: &str = "SHARDS";
+/// section 7).
+pub(crate) const SHARDS_FILE: &str = tidelog::sharded::MANIFEST_FILE;
 
 /// The epoch journal's directory in a sharded root (docs/format.md, section 7).
-pub(crate) const EPOCHS_DIR: &str = "epochs";
+pub(crate) const EPOCHS_DIR: &str = tidelog::sharded::EPOCHS_DIR;
 
 /// Whether `dir` is the root of a sharded log: a directory holding a `SHARDS` file.
 pub(crate) fn is_sharded_root(dir: &Path) -> bool {

@@ -10,8 +10,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::TEMP_SUFFIX;
 use crate::io::{OpenMode, Storage};
 
-/// The manifest's name in the root directory.
-pub(crate) const MANIFEST_FILE: &str = "SHARDS";
+/// The manifest's name in the root directory: a directory holding it is a sharded log.
+pub const MANIFEST_FILE: &str = "SHARDS";
 /// Its first eight bytes.
 const MAGIC: &[u8; 8] = b"TLSHARDS";
 /// The manifest format version.
@@ -109,11 +109,19 @@ pub(crate) fn read(storage: &dyn Storage, root: &Path) -> Result<Option<Manifest
         })
 }
 
-/// Writes the manifest at `root` crash-safely.
-pub(crate) fn write(storage: &dyn Storage, root: &Path, manifest: &Manifest) -> Result<()> {
+/// Writes the manifest at `root` crash-safely, as a file of mode `mode` (on Unix, less the
+/// umask).
+pub(crate) fn write(
+    storage: &dyn Storage,
+    root: &Path,
+    manifest: &Manifest,
+    mode: u32,
+) -> Result<()> {
     let path = root.join(MANIFEST_FILE);
     let tmp = root.join(format!("{MANIFEST_FILE}{TEMP_SUFFIX}"));
-    let file = storage.open(&tmp, OpenMode::Truncate).at("create", &tmp)?;
+    let file = storage
+        .create(&tmp, OpenMode::Truncate, mode)
+        .at("create", &tmp)?;
     file.write_all_at(&manifest.encode(), 0).at("write", &tmp)?;
     file.sync_data().at("sync", &tmp)?;
     storage.rename(&tmp, &path).at("rename into place", &tmp)?;

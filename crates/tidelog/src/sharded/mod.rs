@@ -31,13 +31,14 @@ use crate::options::{Durability, Options};
 use crate::recovery::RecoveryReport;
 use crate::types::Lsn;
 
+pub use manifest::MANIFEST_FILE;
 pub use replay::{Replay, ShardedRecord};
 
 /// The name of the epoch journal's directory in the root.
-const EPOCHS_DIR: &str = "epochs";
+pub const EPOCHS_DIR: &str = "epochs";
 
-/// The directory of shard `i` in the root.
-fn shard_dir(i: usize) -> String {
+/// The name of shard `i`'s directory in the root (`shard-0000`, …).
+pub fn shard_dir(i: usize) -> String {
     format!("shard-{i:04}")
 }
 
@@ -377,7 +378,7 @@ impl ShardedLog {
             epochs,
             shards,
         };
-        manifest::write(storage, &b.root, &manifest)?;
+        manifest::write(storage, &b.root, &manifest, b.options.file_mode)?;
         Ok(manifest)
     }
 
@@ -733,6 +734,12 @@ impl ShardedLog {
             first.get_or_insert(e);
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Every epoch the journal holds, oldest first, with where it starts in each shard
+    /// (records of shard `i` at or above the `i`-th LSN belong to it or a later epoch).
+    pub fn epoch_starts(&self) -> Vec<(u64, Vec<Lsn>)> {
+        self.plan()
     }
 
     /// Each epoch's starts, oldest first (for replay).

@@ -124,6 +124,16 @@ fn reopening_with_another_count_a_missing_or_foreign_shard_or_a_damaged_manifest
             // Directories are moved on the real disk only.
             continue;
         }
+        // Every file a sharded log creates is its owner's only, the manifest too.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(root.join("SHARDS"))
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "SHARDS has mode {mode:o}");
+        }
         // A shard of another sharded log put in place of shard 1.
         let other = ShardedLog::builder(env.dir.join("other"))
             .shards(3)
