@@ -728,7 +728,7 @@ renamed into place with no fsync, so the archive to it includes no fsync (the ra
 and is durable only once the kernel writes it back.";
 const MOTO: &str = "The S3 test server is moto (`moto_server`, started by `.ci/with-s3`): one \
 Python process on loopback that keeps objects of up to 5 MiB in memory and larger ones (every \
-segment, every part of a multipart upload) in temporary files that it never syncs. Its figures \
+segment, every part of a multipart upload) in temporary files (in `/tmp`) that it never syncs. Its figures \
 measure the S3 client's path and moto's own speed, not S3's.";
 
 /// The archive workload: archive and restore throughput beside a raw copy, and W2 with an
@@ -840,19 +840,23 @@ fn archive(out: &mut String, config: &Config, results: &Results, notes: &mut Not
          on the same disk{file_note} (interval {} s, default options); with ÷ without is on \
          commits/s. While the committers run, another thread samples the archiver's \
          `status().lag_records()` (durable records not archived yet) every 10 ms; ms divides \
-         records by the run's commits/s. The recovery-point objective is the interval plus \
-         one upload{}. Uploads: objects put during the run (sealed segments, and the durable \
+         records by the run's commits/s. The archiver's documentation puts the lag at most \
+         the interval plus one upload (the recovery-point objective); its timer starts again \
+         when an upload ends, and the watermark moves when the next upload ends, so just \
+         before that the lag is the interval plus the times of two uploads, that one and the \
+         one before{}. Uploads: objects put during the run (sealed segments, and the durable \
          part of the segment taking appends every interval, each replacing the last); \
          uploaded ÷ logged: their bytes over the log's.\n",
         payload::SMALL,
         config.sizes.w2_secs,
         secs(interval),
         upload.map_or(String::new(), |u| format!(
-            "; a whole segment ({}) uploads in {} at the archive rate above, so the bound is \
-             about {}",
+            ". A whole segment ({}) uploads in {} at the archive rate above, with nothing else \
+             running: interval + one upload is then {}, interval + two {}",
             bytes_label(segment),
             dur(u),
-            dur(interval + u)
+            dur(interval + u),
+            dur(interval + 2.0 * u)
         ))
     );
     let _ = writeln!(
