@@ -463,9 +463,13 @@ impl Worker {
             if stopping {
                 return self.upload_tail();
             }
-            if Instant::now() >= next_tail {
+            let now = Instant::now();
+            if now >= next_tail {
+                // Ticks are counted from their start, not from the end of their upload, so a
+                // record durable at time t is in the store by the end of the first tick that
+                // starts after t: at most one interval plus one upload later.
                 self.upload_tail()?;
-                next_tail = Instant::now() + self.options.interval;
+                next_tail = now + self.options.interval;
             }
             let wait = next_tail
                 .saturating_duration_since(Instant::now())

@@ -532,7 +532,12 @@ fn run_model(ops: &[ShardOp]) -> Result<()> {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+    // As the core's model tests: a failure is shrunk and printed, not written into the tree.
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..Default::default()
+    })]
 
     #[test]
     fn sequences_of_shard_operations_match_the_model(
