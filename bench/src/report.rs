@@ -840,23 +840,19 @@ fn archive(out: &mut String, config: &Config, results: &Results, notes: &mut Not
          on the same disk{file_note} (interval {} s, default options); with ÷ without is on \
          commits/s. While the committers run, another thread samples the archiver's \
          `status().lag_records()` (durable records not archived yet) every 10 ms; ms divides \
-         records by the run's commits/s. The archiver's documentation puts the lag at most \
-         the interval plus one upload (the recovery-point objective); its timer starts again \
-         when an upload ends, and the watermark moves when the next upload ends, so just \
-         before that the lag is the interval plus the times of two uploads, that one and the \
-         one before{}. Uploads: objects put during the run (sealed segments, and the durable \
-         part of the segment taking appends every interval, each replacing the last); \
-         uploaded ÷ logged: their bytes over the log's.\n",
+         records by the run's commits/s. The recovery-point objective the archiver states is \
+         the interval plus one upload{}. Uploads: objects put during the run (sealed \
+         segments, and the durable part of the segment taking appends every interval, each \
+         replacing the last); uploaded ÷ logged: their bytes over the log's.\n",
         payload::SMALL,
         config.sizes.w2_secs,
         secs(interval),
         upload.map_or(String::new(), |u| format!(
-            ". A whole segment ({}) uploads in {} at the archive rate above, with nothing else \
-             running: interval + one upload is then {}, interval + two {}",
+            "; a whole segment ({}) uploads in {} at the archive rate above with nothing else \
+             running, which puts that at {}",
             bytes_label(segment),
             dur(u),
-            dur(interval + u),
-            dur(interval + 2.0 * u)
+            dur(interval + u)
         ))
     );
     let _ = writeln!(
