@@ -96,8 +96,11 @@ impl Store {
                     .map_err(|()| invalid(url, "not a local path".to_owned()))?;
                 let prefix =
                     Path::from_absolute_path(&dir).map_err(|e| invalid(url, e.to_string()))?;
+                // With fsync: an object counts as archived (and the log may then drop its
+                // segment) only once it would survive a power loss.
+                let local = object_store::local::LocalFileSystem::new().with_fsync(true);
                 return Ok(Store {
-                    inner: Arc::new(object_store::local::LocalFileSystem::new()),
+                    inner: Arc::new(local),
                     prefix,
                     location,
                 });
