@@ -722,10 +722,10 @@ fn sizes(out: &mut String, results: &Results, notes: &mut Notes) {
     out.push('\n');
 }
 
-const FILE_STORE: &str = "The `file://` store is the `object_store` crate's `LocalFileSystem` as \
-tidelog-archive makes it, without `with_fsync`: each object is written to a staging file and \
-renamed into place with no fsync, so the archive to it includes no fsync (the raw copy does) \
-and is durable only once the kernel writes it back.";
+const FILE_STORE: &str = "The `file://` store is the `object_store` crate's `LocalFileSystem` with \
+`with_fsync`, as tidelog-archive makes it: each object is written to a staging file, fsynced, \
+renamed into place and its directory fsynced, so it is durable once its upload returns, as each \
+file of the raw copy is once fsynced.";
 const MOTO: &str = "The S3 test server is moto (`moto_server`, started by `.ci/with-s3`): one \
 Python process on loopback that keeps objects of up to 5 MiB in memory and larger ones (every \
 segment, every part of a multipart upload) in temporary files (in `/tmp`) that it never syncs. Its figures \
