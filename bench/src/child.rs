@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::contenders::{self, Kind, Purpose, Reading};
 use crate::payload::{self, Verifier};
 use crate::stats::{Metrics, percentile};
-use crate::{Result, archive, sysinfo};
+use crate::{Result, archive, sharded, sysinfo};
 
 /// Entry point for `--child CASE CONTENDER DIR key=value...`.
 pub fn main(args: &[String]) -> ! {
@@ -52,6 +52,7 @@ fn run(args: &[String]) -> Result<Metrics> {
             num("threads")? as usize,
             Duration::from_millis(num("ms")?),
             params.get("dev").copied().filter(|d| *d != "-"),
+            params.get("shards").map(|n| n.parse()).transpose()?,
             match params.get("archive") {
                 Some(url) => Some((*url, Duration::from_millis(num("interval_ms")?))),
                 None => None,
@@ -59,6 +60,8 @@ fn run(args: &[String]) -> Result<Metrics> {
         ),
         "archive" => archive::archive_child(&dir, param("store")?, num("n")?),
         "restore" => archive::restore_child(&dir, param("store")?, num("n")?),
+        "sharded-write" => sharded::write_child(&dir, num("shards")? as usize, num("n")?),
+        "sharded-replay" => sharded::replay_child(&dir, num("shards")? as usize, num("n")?),
         "w4-write" => w4_write(kind, &dir, num("n")?),
         "w4-reopen" => w4_reopen(
             kind,
@@ -87,16 +90,23 @@ fn bulk(kind: Kind, dir: &Path, n: u64, len: usize) -> Result<Metrics> {
 
 /// W2: `threads` threads, each committing 100 B records one at a time until `duration` is up.
 /// With `archive` (a store's URL and an interval; tidelog only), an archiver uploads the log to
-/// that store while they run, and a thread samples its lag every 10 ms.
+/// that store while they run, and a thread samples its lag every 10 ms. With `shards` (tidelog
+/// only), the log is a `ShardedLog` of that many shards, committer `t` appending to shard
+/// `t % shards`.
 fn commits(
     kind: Kind,
     dir: &Path,
     threads: usize,
     duration: Duration,
     device: Option<&str>,
+    shards: Option<usize>,
     archive: Option<(&str, Duration)>,
 ) -> Result<Metrics> {
-    let wal = contenders::open(kind, dir, Purpose::Durable)?;
+    let wal = match shards {
+        Some(_) if kind != Kind::Tidelog => return Err("shards= is for tidelog only".into()),
+        Some(n) => sharded::open(dir, n)?,
+        None => contenders::open(kind, dir, Purpose::Durable)?,
+    };
     let archiver = match archive {
         Some((url, interval)) => {
             let log = wal

@@ -9,6 +9,7 @@ mod plot;
 mod raw;
 mod report;
 mod runner;
+mod sharded;
 mod stats;
 mod sysinfo;
 
@@ -35,6 +36,9 @@ pub enum Workload {
     /// Archive and restore with tidelog-archive, and W2 with an archiver (`--only archive`;
     /// not run by default).
     Archive,
+    /// The sharded log against one log: W2 and the merged replay (`--only sharded`; not run by
+    /// default).
+    Sharded,
 }
 
 /// Sizes and durations of one mode.
@@ -94,7 +98,7 @@ pub struct Config {
 }
 
 const USAGE: &str = "\
-usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes,archive]
+usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes,archive,sharded]
                      [--contenders tidelog,okaywal,wal-db,raft-engine,walrus-rust,commitlog,writeahead]
 
   --dir DIR         where the logs are written (default ./target/bench-data); each run uses a
@@ -106,7 +110,10 @@ usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes,
                     seals) and read-all, each in a new process; `archive`, run only
                     when named, archives a log of about 1 GiB with tidelog-archive to a
                     file:// store and to the S3 test server (`bash .ci/with-s3`), restores
-                    it, and runs W2 at T=16 and 64 with and without an archiver
+                    it, and runs W2 at T=16 and 64 with and without an archiver;
+                    `sharded`, run only when named, runs W2 at T=4, 16 and 64 on one log
+                    and on a sharded log of 1, 2 and 4 shards, and reads back about 1 GiB
+                    written as one log and as 4 shards (merged replay)
   --contenders LIST contenders to run (default all; the sizes workload: tidelog)
   --threads LIST    W2's numbers of committing threads (default 1,4,16,64)
   --svg FILE        also write W2's commits/s by threads as an SVG chart to FILE
@@ -163,8 +170,9 @@ fn parse_args(args: &[String]) -> Result<Config> {
                         "W4" => Ok(Workload::W4),
                         "SIZES" => Ok(Workload::Sizes),
                         "ARCHIVE" => Ok(Workload::Archive),
+                        "SHARDED" => Ok(Workload::Sharded),
                         other => Err(format!(
-                            "unknown workload {other} (W1, W2, W3, W4, sizes, archive)"
+                            "unknown workload {other} (W1, W2, W3, W4, sizes, archive, sharded)"
                         )),
                     })
                     .collect::<Result<_, _>>()?;
@@ -318,6 +326,7 @@ pub struct Results {
     /// By records in the log.
     pub sizes: BTreeMap<(u64, Kind), Outcome>,
     pub archive: archive::ArchiveResults,
+    pub sharded: sharded::ShardedResults,
 }
 
 /// Collects the runs of one case.
@@ -681,6 +690,9 @@ fn measure(config: &Config, run_dir: &Path, device: Option<&str>) -> Result<(Res
     }
     if has(config, Workload::Archive) {
         results.archive = archive::measure(config, &dev_arg, &mut case_dir, &clean, long);
+    }
+    if has(config, Workload::Sharded) {
+        results.sharded = sharded::measure(config, &dev_arg, &mut case_dir, &clean, long);
     }
     Ok((results, counts_flushes))
 }

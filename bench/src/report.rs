@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use crate::contenders::Kind;
 use crate::stats::Metrics;
 use crate::{
-    Config, Machine, Outcome, Results, Workload, archive as archive_workload, payload, sysinfo,
+    Config, Machine, Outcome, Results, Workload, archive as archive_workload, payload,
+    sharded as sharded_workload, sysinfo,
 };
 
 pub fn size_label(len: usize) -> String {
@@ -241,6 +242,9 @@ pub fn print(config: &Config, machine: &Machine, results: &Results) {
     }
     if config.workloads.contains(&Workload::Archive) {
         archive(&mut out, config, results, &mut notes);
+    }
+    if config.workloads.contains(&Workload::Sharded) {
+        sharded(&mut out, config, results, &mut notes);
     }
     if !notes.0.is_empty() {
         let _ = writeln!(out, "## Notes\n");
@@ -906,6 +910,116 @@ fn archive(out: &mut String, config: &Config, results: &Results, notes: &mut Not
             with_m
                 .and_then(|m| get(m, "archive_uploads"))
                 .map_or("—".into(), int),
+        );
+    }
+    out.push('\n');
+}
+
+/// The sharded workload: W2 on one log and on sharded logs, and the merged replay against
+/// reading one log.
+fn sharded(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
+    let r = &results.sharded;
+    let ok = |key: &str| r.get(key).and_then(|o| o.as_ref().ok());
+    let cell = |key: &str, value: Option<String>, notes: &mut Notes| match (value, r.get(key)) {
+        (Some(v), _) => v,
+        (None, Some(Err(e))) => format!(
+            "failed{}",
+            notes.cite(
+                &format!("fail-sharded-{key}"),
+                &format!("{key} failed: {e}")
+            )
+        ),
+        (None, _) => "—".into(),
+    };
+    let rate = |key: &str| ok(key).and_then(|m| Some(get(m, "commits")? / get(m, "secs")?));
+    let per_fsync =
+        |key: &str| ok(key).and_then(|m| Some(get(m, "commits")? / get(m, "lib_syncs")?));
+    let _ = writeln!(
+        out,
+        "## Sharded log
+"
+    );
+    let _ = writeln!(
+        out,
+        "W2 (T threads committing {} B records, each waiting until its record is durable, {} s) \
+         on one `Log` and on a `ShardedLog` of N shards, committer t appending to shard t mod \
+         N (`append(shard, .., Synced)`). Commits/s and, in brackets, commits per fsync (the \
+         fsyncs the logs counted, summed over the shards); ÷ one log is on commits/s.\n",
+        payload::SMALL,
+        config.sizes.w2_secs,
+    );
+    let mut head = String::from("| T | one log |");
+    let mut rule = String::from("|---:|---:|");
+    for n in sharded_workload::SHARDS {
+        let _ = write!(
+            head,
+            " {n} shard{} | ÷ one log |",
+            if n == 1 { "" } else { "s" }
+        );
+        rule.push_str("---:|---:|");
+    }
+    let _ = writeln!(out, "{head}\n{rule}");
+    for t in sharded_workload::THREADS {
+        let one_key = sharded_workload::commits_key(None, t);
+        let one = rate(&one_key);
+        let figure = |key: &str| {
+            rate(key).map(|c| {
+                format!(
+                    "{} ({})",
+                    int(c),
+                    per_fsync(key).map_or("—".into(), |f| format!("{f:.1}"))
+                )
+            })
+        };
+        let mut row = format!("| {t} | {} |", cell(&one_key, figure(&one_key), notes));
+        for n in sharded_workload::SHARDS {
+            let key = sharded_workload::commits_key(Some(n), t);
+            let _ = write!(
+                row,
+                " {} | {} |",
+                cell(&key, figure(&key), notes),
+                frac(rate(&key).zip(one).map(|(a, b)| a / b))
+            );
+        }
+        let _ = writeln!(out, "{row}");
+    }
+    out.push('\n');
+    let shards = sharded_workload::REPLAY_SHARDS;
+    let _ = writeln!(
+        out,
+        "Read back: {} records of {} B written in bulk with one sync, as one log and as {shards} \
+         shards (record i to shard i mod {shards}, the epoch advanced {} times along the way, a \
+         barrier at the end), each then opened and read whole in a new process: the one log \
+         with `iter()`, the shards with `replay()` (merged in (epoch, shard, LSN) order), every \
+         record verified. MB/s: the logs' bytes in use per second of reading.\n",
+        int(config.sizes.archive_records as f64),
+        payload::SMALL,
+        sharded_workload::REPLAY_EPOCHS - 1,
+    );
+    let _ = writeln!(
+        out,
+        "| Log | open | read | read MB/s | read ÷ one log | peak RSS |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let one_read = ok("replay-log").and_then(|m| get(m, "read_secs"));
+    for (key, label) in [
+        ("replay-log".to_owned(), "one log, `iter()`".to_owned()),
+        (
+            format!("replay-s{shards}"),
+            format!("{shards} shards, `replay()`"),
+        ),
+    ] {
+        let m = ok(&key);
+        let read = m.and_then(|m| get(m, "read_secs"));
+        let used = m.and_then(|m| get(m, "used_bytes"));
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} | {} | {} |",
+            cell(&key, m.and_then(|m| get(m, "reopen_secs")).map(dur), notes),
+            read.map_or("—".into(), dur),
+            read.zip(used).map_or("—".into(), |(r, u)| mb(u / r / 1e6)),
+            frac(one_read.zip(read).map(|(one, r)| one / r)),
+            m.and_then(|m| get(m, "peak_rss_kib"))
+                .map_or("—".into(), |k| format!("{:.1} MiB", k / 1024.0)),
         );
     }
     out.push('\n');
