@@ -413,6 +413,21 @@ impl GroupCommit {
         covered
     }
 
+    /// Moves the written (and handed) watermark up to `last` at once: the LSNs up to it will
+    /// never hold a record (a reset to a later LSN). The durable watermark follows through
+    /// [`GroupCommit::advance_durable`] once the reset is durable. The caller holds the log's
+    /// state lock and has made sure no write is in flight.
+    pub(crate) fn skip_to(&self, last: Lsn) -> Result<()> {
+        let mut p = self.lock()?;
+        if last > p.written {
+            p.written = last;
+            self.written.store(last.get(), Ordering::Release);
+        }
+        self.handed.fetch_max(last.get(), Ordering::AcqRel);
+        self.changed.notify_all();
+        Ok(())
+    }
+
     /// Starts a rollback to `to`: a new generation begins, so from now on every waiter for an
     /// LSN past `to` (woken here) gets [`Error::RolledBack`], every reader made before it stops
     /// trusting what it reads past `to`, and no sync or roll of an older generation raises the

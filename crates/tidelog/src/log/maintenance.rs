@@ -208,14 +208,53 @@ impl Log {
     /// # Blocking
     /// Waits for appends in flight, writes the checkpoint, creates a segment, removes files.
     pub fn reset(&self) -> Result<()> {
+        self.reset_inner(None)
+    }
+
+    /// Discards every record, as [`Log::reset`], and makes `next` the LSN of the next append:
+    /// the LSNs from the log's next one up to `next` are skipped and never name a record (a
+    /// Raft store that installed a snapshot ending past its log goes on after the snapshot's
+    /// last index; a new log can start at any LSN). The checkpoint moves to `next`, so reads
+    /// below it get [`Error::BelowCheckpoint`]; the durable and written LSNs become
+    /// `next - 1`. `next` equal to the next LSN is [`Log::reset`]. Durable once it returns;
+    /// after a crash the log holds its records as they were, or none and goes on at `next`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLsn`] if `next` is below the next LSN to be appended (an LSN would name
+    /// two records) or is `u64::MAX`; [`Error::Io`], which poisons the log whenever `next`
+    /// skips LSNs (the new checkpoint may have reached the disk, and appends at the old LSNs
+    /// would fall below it); otherwise as [`Log::reset`].
+    ///
+    /// # Blocking
+    /// As [`Log::reset`].
+    pub fn reset_to(&self, next: Lsn) -> Result<()> {
+        self.reset_inner(Some(next))
+    }
+
+    fn reset_inner(&self, to: Option<Lsn>) -> Result<()> {
         span!("tidelog.reset", dir = %self.inner.dir.display());
         let inner = &*self.inner;
         inner.writable()?;
         let _maintenance = lock(&inner.maintenance)?;
         let mut st = inner.state()?;
         let _guard = PanicGuard(inner);
+        let next = match to {
+            Some(lsn) if lsn < st.next_lsn => {
+                return Err(Error::InvalidLsn {
+                    lsn,
+                    reason: "a reset cannot go back before the next LSN to be appended",
+                });
+            }
+            Some(lsn) if lsn.get() == u64::MAX => {
+                return Err(Error::InvalidLsn {
+                    lsn,
+                    reason: "a reset must leave room for a record",
+                });
+            }
+            Some(lsn) => lsn,
+            None => st.next_lsn,
+        };
         inner.quiesce(&mut st)?;
-        let next = st.next_lsn;
         let generation = inner.commit.generation();
         // Records the retention floor holds stay, and must be durable like any sealed segment.
         if inner.holds_active(&st) {
@@ -231,7 +270,14 @@ impl Log {
                 return Err(inner.poison("seal", &active.path, e));
             }
         }
-        inner.write_checkpoint(next)?;
+        if let Err(e) = inner.write_checkpoint(next) {
+            // A checkpoint past the next LSN that reached the disk would drop, at the next
+            // open, what is appended from here on: a log that skips LSNs cannot go on unsure.
+            if next > st.next_lsn {
+                inner.poison_with(&e);
+            }
+            return Err(e);
+        }
         st.checkpoint = next;
         if st.active().first_lsn() != next {
             let file = SegmentFile::planned(&inner.dir, inner.log_id, next);
@@ -242,6 +288,11 @@ impl Log {
             st.segments.push(Segment::new(file));
             st.buf_offset = SEGMENT_HEADER_LEN as u64;
             st.buf_first = next;
+        }
+        if next > st.next_lsn {
+            // Under the state lock, before any append can take `next`.
+            st.next_lsn = next;
+            inner.commit.skip_to(next.prev())?;
         }
         let (n, floor) = (st.segments.len(), st.retention);
         let k = st.segments[..n - 1]

@@ -223,6 +223,107 @@ fn reset_empties_the_log_and_lsns_go_on() -> Result<()> {
     Ok(())
 }
 
+/// `reset_to` skips LSNs: the log goes on at the LSN given, before and after a reopen, reads
+/// below it are refused, a new log can start anywhere, and an LSN that would name two records
+/// is refused with the log unchanged.
+#[test]
+fn reset_to_skips_lsns_and_the_log_goes_on_at_the_lsn_given() -> Result<()> {
+    for env in Env::both() {
+        let log = env.open()?;
+        append_n(&log, 300)?;
+        log.reset_to(Lsn::new(1_000))?;
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(1_000), "{}", env.name());
+        assert_eq!(log.last_lsn(), Lsn::new(999));
+        assert_eq!(log.durable_lsn(), Lsn::new(999));
+        assert_eq!(log.written_lsn(), Lsn::new(999));
+        assert!(read_all(&log)?.is_empty());
+        assert!(matches!(
+            log.read(Lsn::new(500)),
+            Err(Error::BelowCheckpoint { .. })
+        ));
+        assert_eq!(env.segment_paths().len(), 1, "{}", env.name());
+        assert_eq!(log.append(b"a", Durability::Buffered)?, Lsn::new(1_000));
+        assert_eq!(
+            log.append_batch(&[b"b", b"c"], Durability::Synced)?,
+            (Lsn::new(1_001), Lsn::new(1_002))
+        );
+        assert_eq!(log.durable_lsn(), Lsn::new(1_002));
+        // Back, or to u64::MAX: refused, nothing changed.
+        for lsn in [Lsn::new(1_002), Lsn::new(1), Lsn::new(u64::MAX)] {
+            assert!(
+                matches!(log.reset_to(lsn), Err(Error::InvalidLsn { .. })),
+                "{}: {lsn}",
+                env.name()
+            );
+        }
+        assert_eq!(log.last_lsn(), Lsn::new(1_002));
+        // The next LSN itself is a plain reset.
+        log.reset_to(Lsn::new(1_003))?;
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(1_003));
+        assert_eq!(log.append(b"d", Durability::Synced)?, Lsn::new(1_003));
+        drop(log);
+        let log = env.open()?;
+        assert!(log.recovery_report().is_clean(), "{}", env.name());
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(1_003));
+        assert_eq!(read_all(&log)?, vec![(1_003, b"d".to_vec())]);
+        assert_eq!(log.append(b"e", Durability::Synced)?, Lsn::new(1_004));
+    }
+    // A new log that starts at LSN 42, reopened before its first append.
+    for env in Env::both() {
+        let log = env.open()?;
+        log.reset_to(Lsn::new(42))?;
+        drop(log);
+        let log = env.open()?;
+        assert_eq!(log.checkpoint_lsn(), Lsn::new(42), "{}", env.name());
+        assert_eq!(log.append(b"first", Durability::Synced)?, Lsn::new(42));
+    }
+    Ok(())
+}
+
+/// Waiters, iterators and tails beside a `reset_to`: a tail that had not read what the reset
+/// dropped is told so, an iterator made before it ends with what it had, and appends after
+/// it take the new LSNs.
+#[test]
+fn readers_made_before_a_reset_to_see_it() -> Result<()> {
+    for env in Env::both() {
+        let log = env.open()?;
+        append_n(&log, 50)?;
+        log.sync()?;
+        let mut iter = log.iter()?;
+        let mut tail = log.tail(Lsn::new(1))?;
+        for lsn in 1..=10 {
+            assert_eq!(tail.recv()?.lsn().get(), lsn);
+        }
+        log.reset_to(Lsn::new(500))?;
+        // The iterator holds its files: it yields what was durable when it was made.
+        let seen: Vec<u64> = iter
+            .by_ref()
+            .map(|r| r.map(|r| r.lsn().get()))
+            .collect::<Result<_>>()?;
+        assert_eq!(seen, (1..=50).collect::<Vec<_>>(), "{}", env.name());
+        // The tail may still yield what its open files hold, in order, then is told.
+        let mut next = 11;
+        let end = loop {
+            match tail.try_recv() {
+                Ok(Some(r)) => {
+                    assert_eq!(r.lsn().get(), next, "{}", env.name());
+                    next += 1;
+                }
+                other => break other,
+            }
+        };
+        assert!(
+            matches!(end, Err(Error::BelowCheckpoint { .. })),
+            "{}: {end:?}",
+            env.name()
+        );
+        assert_eq!(log.append(b"x", Durability::Synced)?, Lsn::new(500));
+        let mut tail = log.tail(Lsn::new(500))?;
+        assert_eq!(tail.recv()?.lsn().get(), 500);
+    }
+    Ok(())
+}
+
 #[test]
 fn a_full_bounded_log_fails_appends_with_log_full() -> Result<()> {
     let env = Env::mem();

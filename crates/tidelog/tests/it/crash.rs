@@ -25,6 +25,8 @@ pub(crate) enum Step {
     /// Truncate after `last - n`.
     TruncateAfter(u64),
     Reset,
+    /// Reset to `last + 1 + n`, skipping `n` LSNs.
+    ResetTo(u64),
 }
 
 pub(crate) fn script() -> Vec<Step> {
@@ -48,6 +50,11 @@ pub(crate) fn script() -> Vec<Step> {
         steps.push(Step::Batch(2, Synced));
         if round == 1 {
             steps.push(Step::Reset);
+            steps.push(Step::Append(Synced));
+        }
+        if round == 2 {
+            steps.push(Step::ResetTo(57));
+            steps.extend([Step::Append(Buffered); 3]);
             steps.push(Step::Append(Synced));
         }
     }
@@ -185,6 +192,17 @@ pub(crate) fn run_observed(log: &Log, mut before: impl FnMut(usize)) -> Model {
                     log.reset()?;
                     m.checkpoint = m.last() + 1;
                     m.acked = m.last();
+                }
+                Step::ResetTo(skip) => {
+                    // The skipped LSNs lie below the new checkpoint: never read, whether the
+                    // reset happened or not.
+                    let next = m.last() + 1 + skip;
+                    m.failed_checkpoint = Some(next);
+                    m.payloads
+                        .resize(next as usize - 1, b"skipped by a reset".to_vec());
+                    log.reset_to(Lsn::new(next))?;
+                    m.checkpoint = next;
+                    m.acked = next - 1;
                 }
             }
             Ok(())

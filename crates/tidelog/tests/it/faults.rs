@@ -460,6 +460,7 @@ fn step_kind(step: Step) -> &'static str {
         Step::Checkpoint(_) => "checkpoint",
         Step::TruncateAfter(_) => "truncate_after",
         Step::Reset => "reset",
+        Step::ResetTo(_) => "reset_to",
     }
 }
 
@@ -493,6 +494,7 @@ fn must_poison(step: Step, op: &str, kind: &str) -> Option<bool> {
         Step::Reset if kind == "checkpoint file" => Some(false),
         // The directory sync that makes the new checkpoint durable, or a later one.
         Step::Reset if op == "sync directory" => None,
+        // A reset that skips LSNs poisons on every failure.
         _ => Some(true),
     }
 }
