@@ -24,5 +24,7 @@ pub use crate::archiver::{ArchiveOptions, ArchiveStatus, Archiver};
 pub use crate::error::{Error, Result};
 pub use crate::io::Backoff;
 pub use crate::manifest::{Description, describe};
-pub use crate::restore::{Progress, RestoreReport, Target, restore, restore_with_progress};
+pub use crate::restore::{
+    Progress, RestoreReport, Target, restore, restore_with, restore_with_progress,
+};
 pub use crate::store::Store;

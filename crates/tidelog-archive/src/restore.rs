@@ -8,9 +8,10 @@
 //! the target's name. Object names never decide a local path: the importer names the files.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tidelog::{Importer, Log, Lsn};
+use tidelog::{Importer, Log, Lsn, Options};
 
 use crate::error::{Error, Result};
 use crate::io::{self, Backoff};
@@ -116,8 +117,27 @@ pub fn restore_with_progress(
     store: &Store,
     dir: impl AsRef<Path>,
     target: Target,
+    progress: impl FnMut(Progress),
+) -> Result<RestoreReport> {
+    restore_with(store, dir, target, &Options::default(), progress)
+}
+
+/// As [`restore_with_progress`], building the log with `options`: its directory is created
+/// with `options.dir_mode` and its files with `options.file_mode` (by default the owner's
+/// only, as the log itself makes them), and the restored log is cut at the target opened
+/// with `options`.
+///
+/// # Errors
+/// [`Error::Log`] with [`tidelog::Error::InvalidOptions`] for options the log refuses
+/// (nothing is read or created), and as [`restore`].
+pub fn restore_with(
+    store: &Store,
+    dir: impl AsRef<Path>,
+    target: Target,
+    options: &Options,
     mut progress: impl FnMut(Progress),
 ) -> Result<RestoreReport> {
+    options.validate()?;
     let dir = dir.as_ref().to_path_buf();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -142,7 +162,7 @@ pub fn restore_with_progress(
         &manifest,
         &chosen,
         target,
-        &tmp,
+        (&tmp, options),
         &mut progress,
     );
     match result {
@@ -270,18 +290,19 @@ fn sync_parent(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads `chosen` into a new log at `tmp` and cuts it at `target`. Returns its first and last
-/// LSN and the bytes read.
+/// Reads `chosen` into a new log at `tmp`, made with `options`, and cuts it at `target`.
+/// Returns its first and last LSN and the bytes read.
 fn build(
     runtime: &tokio::runtime::Runtime,
     store: &Store,
     manifest: &Manifest,
     chosen: &[ObjectEntry],
     target: Target,
-    tmp: &Path,
+    (tmp, options): (&Path, &Options),
     progress: &mut impl FnMut(Progress),
 ) -> Result<(Lsn, Lsn, u64)> {
-    let mut importer = Importer::create(tmp)?;
+    let storage = Arc::new(tidelog::io::StdStorage::new());
+    let mut importer = Importer::create_with_options(storage, tmp, options)?;
     let bytes_total = chosen.iter().map(|o| o.bytes).sum();
     let mut bytes = 0;
     for (i, object) in chosen.iter().enumerate() {
@@ -327,7 +348,10 @@ fn build(
     }
     let first = Lsn::new(chosen.first().map_or(1, |o| o.first_lsn));
     let dir = importer.finish()?;
-    let log = Log::builder(&dir).create_if_missing(false).open()?;
+    let log = Log::builder(&dir)
+        .options(options.clone())
+        .create_if_missing(false)
+        .open()?;
     if log.log_id() != manifest.log_id() {
         return Err(Error::ForeignArchive {
             expected: manifest.log_id(),

@@ -16,7 +16,7 @@ use crate::format::{CheckpointFile, FrameCursor, SegmentHeader, Step, TEMP_SUFFI
 use crate::io::{DirLock, OpenMode, StdStorage, Storage, WithModes};
 use crate::log::Log;
 use crate::types::Lsn;
-use crate::{CorruptionKind, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE};
+use crate::{CorruptionKind, Options};
 
 /// The bytes of one segment of a log, checked frame by frame, from [`Log::copy_segment`]: a
 /// file that [`Importer::add`] turns back into a segment of a new log.
@@ -235,7 +235,9 @@ fn truncated(cursor: &FrameCursor, end: u64) -> CorruptionKind {
 /// then opens with [`Log::open`] like any other and goes on at the LSN after the last copy.
 ///
 /// The directory is locked against opens while the import runs. Files are created with the
-/// default modes ([`DEFAULT_DIR_MODE`], [`DEFAULT_FILE_MODE`]).
+/// default modes ([`DEFAULT_DIR_MODE`](crate::DEFAULT_DIR_MODE),
+/// [`DEFAULT_FILE_MODE`](crate::DEFAULT_FILE_MODE)), or those of
+/// [`Importer::create_with_options`].
 #[derive(Debug)]
 pub struct Importer {
     storage: Arc<dyn Storage>,
@@ -263,11 +265,27 @@ impl Importer {
     /// # Errors
     /// As [`Importer::create`].
     pub fn create_with(storage: Arc<dyn Storage>, dir: impl AsRef<Path>) -> Result<Importer> {
+        Importer::create_with_options(storage, dir, &Options::default())
+    }
+
+    /// As [`Importer::create_with`], creating the directory with `options.dir_mode` and every
+    /// file with `options.file_mode` (the modes the log itself would use; the other options
+    /// are not the importer's concern: open the finished log with them).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] for options [`Options::validate`] refuses, and as
+    /// [`Importer::create`].
+    pub fn create_with_options(
+        storage: Arc<dyn Storage>,
+        dir: impl AsRef<Path>,
+        options: &Options,
+    ) -> Result<Importer> {
+        options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         let storage: Arc<dyn Storage> =
-            Arc::new(WithModes::new(storage, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE));
+            Arc::new(WithModes::new(storage, options.dir_mode, options.file_mode));
         storage
-            .create_dir_all_with_mode(&dir, DEFAULT_DIR_MODE)
+            .create_dir_all_with_mode(&dir, options.dir_mode)
             .at("create directory", &dir)?;
         let lock = storage.lock_dir(&dir).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {

@@ -167,3 +167,95 @@ fn a_restore_retries_failed_reads_and_names_the_object_that_keeps_failing() {
         assert!(!tmp.path().join("b").exists());
     }
 }
+
+/// The modes of `dir` and of every file in it (permission bits only), by name.
+#[cfg(unix)]
+fn modes(dir: &std::path::Path) -> (u32, Vec<(String, u32)>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let mut files: Vec<(String, u32)> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                mode(&e.path()),
+            )
+        })
+        .collect();
+    files.sort();
+    (mode(dir), files)
+}
+
+/// A restored log is its owner's only, as the log makes its own (0700 and 0600), or has the
+/// modes the options give (but for the lock file, always 0600); the restored log keeps them as it goes on (rolls, checkpoints); and
+/// options the log refuses are refused before anything is read or created.
+#[cfg(unix)]
+#[test]
+fn a_restored_log_gets_the_modes_of_the_log_owner_only_by_default_or_those_asked_for() {
+    for place in places("modes") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        archive_records(&log, &place.store, 300);
+        let owner_only = tmp.path().join("owner-only");
+        restore(&place.store, &owner_only, Target::Latest).expect("restore");
+        let group = tmp.path().join("group");
+        let mut options = tidelog::Options::default();
+        options.dir_mode = 0o750;
+        options.file_mode = 0o640;
+        tidelog_archive::restore_with(
+            &place.store,
+            &group,
+            Target::Lsn(Lsn::new(200)),
+            &options,
+            |_| {},
+        )
+        .expect("restore with modes");
+        for (dir, dir_mode, file_mode) in [(&owner_only, 0o700, 0o600), (&group, 0o750, 0o640)] {
+            // Going on: appends that roll segments, and a checkpoint.
+            let mut going_on = tidelog::Options::default();
+            going_on.segment_bytes = crate::common::SEGMENT_BYTES;
+            going_on.dir_mode = dir_mode;
+            going_on.file_mode = file_mode;
+            let restored = tidelog::Log::builder(dir)
+                .options(going_on)
+                .open()
+                .expect("open");
+            let next = restored.last_lsn().next().get();
+            for lsn in next..next + 100 {
+                restored
+                    .append(&payload(lsn), Durability::Synced)
+                    .expect("append");
+            }
+            restored.checkpoint(Lsn::new(next)).expect("checkpoint");
+            restored.close().expect("close");
+            let (got_dir, files) = modes(dir);
+            assert_eq!(got_dir, dir_mode, "{}: {}", place.name, dir.display());
+            assert!(files.len() > 2, "{}: {files:?}", place.name);
+            for (name, mode) in files {
+                // The lock file holds nothing and is always the owner's only, as in the log.
+                let want = if name == "LOCK" { 0o600 } else { file_mode };
+                assert_eq!(mode, want, "{}: {name} in {}", place.name, dir.display());
+            }
+        }
+        let mut refused = tidelog::Options::default();
+        refused.file_mode = 0o666;
+        let never = tmp.path().join("never");
+        assert!(
+            matches!(
+                tidelog_archive::restore_with(
+                    &place.store,
+                    &never,
+                    Target::Latest,
+                    &refused,
+                    |_| {}
+                ),
+                Err(Error::Log(tidelog::Error::InvalidOptions { .. }))
+            ),
+            "{}",
+            place.name
+        );
+        assert!(!never.exists(), "{}", place.name);
+    }
+}
