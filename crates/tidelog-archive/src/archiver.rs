@@ -367,7 +367,18 @@ const STOPPING_ATTEMPTS: u32 = 4;
 impl Worker {
     /// Runs `op` against the store, retrying with backoff; gives up on the first failure that
     /// is not the store's, or after a few attempts once stopping.
-    fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    fn retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.retry_bounded(what, false, op)
+    }
+
+    /// As [`Worker::retry`]; `bounded`: gives up after a few attempts even when not stopping
+    /// (at the start, whose caller waits for it: a store that keeps failing, such as a bucket
+    /// that does not exist, is an error of [`Archiver::start`], not a start that never ends).
+    fn retry_bounded<T, F, Fut>(&self, what: &str, bounded: bool, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -390,7 +401,8 @@ impl Worker {
                         status.retries += 1;
                         status.last_error = Some(e.to_string());
                     }
-                    if self.shared.stop.load(Ordering::SeqCst) && attempt >= STOPPING_ATTEMPTS {
+                    let giving_up = bounded || self.shared.stop.load(Ordering::SeqCst);
+                    if giving_up && attempt >= STOPPING_ATTEMPTS {
                         return Err(e);
                     }
                     std::thread::sleep(self.options.backoff.wait(attempt));
@@ -434,7 +446,7 @@ impl Worker {
         let mut manifest = found.unwrap_or_else(|| Manifest::new(log_id, generation));
         manifest.generation = generation;
         self.manifest = manifest;
-        let listed = self.retry("list", || io::list(&store, SEGMENTS))?;
+        let listed = self.retry_bounded("list", true, || io::list(&store, SEGMENTS))?;
         for (name, size) in listed {
             if let Some(p) = parse_name(&name).filter(|p| p.log_id == log_id) {
                 self.existing

@@ -50,6 +50,9 @@ impl Store {
             .into_iter()
             .map(|(k, v)| (k.as_ref().to_owned(), v.into()))
             .collect();
+        // What a builder's error may echo: any option's value may be a credential.
+        let values: Vec<String> = options.iter().map(|(_, v)| v.clone()).collect();
+        let built = |e: object_store::Error| invalid(url, scrub(e.to_string(), &values));
         let inner: Arc<dyn ObjectStore> = match scheme {
             #[cfg(feature = "aws")]
             object_store::ObjectStoreScheme::AmazonS3 => {
@@ -61,7 +64,7 @@ impl Store {
                         .map_err(|_| invalid(url, format!("unknown S3 option {key}")))?;
                     builder = builder.with_config(key, value);
                 }
-                Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
+                Arc::new(builder.build().map_err(built)?)
             }
             #[cfg(feature = "gcp")]
             object_store::ObjectStoreScheme::GoogleCloudStorage => {
@@ -73,7 +76,7 @@ impl Store {
                         .map_err(|_| invalid(url, format!("unknown GCS option {key}")))?;
                     builder = builder.with_config(key, value);
                 }
-                Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
+                Arc::new(builder.build().map_err(built)?)
             }
             #[cfg(feature = "azure")]
             object_store::ObjectStoreScheme::MicrosoftAzure => {
@@ -85,7 +88,7 @@ impl Store {
                         .map_err(|_| invalid(url, format!("unknown Azure option {key}")))?;
                     builder = builder.with_config(key, value);
                 }
-                Arc::new(builder.build().map_err(|e| invalid(url, e.to_string()))?)
+                Arc::new(builder.build().map_err(built)?)
             }
             object_store::ObjectStoreScheme::Local => {
                 // The archive lives under the path in a store of the whole file system, so
@@ -168,9 +171,42 @@ impl Store {
     }
 }
 
+/// An invalid URL, shown without what may carry secrets, and `reason` without them either (an
+/// error of the `object_store` crate may quote the whole URL).
 fn invalid(url: &str, reason: String) -> Error {
-    let shown = url::Url::parse(url).map_or_else(|_| "(unparsable)".to_owned(), |u| redact(&u));
-    Error::InvalidUrl { url: shown, reason }
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Error::InvalidUrl {
+            url: "(unparsable)".to_owned(),
+            reason: scrub(reason, &[url.to_owned()]),
+        };
+    };
+    let mut secrets = vec![url.to_owned(), parsed.as_str().to_owned()];
+    secrets.extend(
+        [
+            Some(parsed.username()),
+            parsed.password(),
+            parsed.query(),
+            parsed.fragment(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::to_owned),
+    );
+    Error::InvalidUrl {
+        url: redact(&parsed),
+        reason: scrub(reason, &secrets),
+    }
+}
+
+/// `text` with every one of `secrets` (of 4 bytes or more: shorter ones would blot out
+/// ordinary words) replaced by `[redacted]`, longest first.
+fn scrub(mut text: String, secrets: &[String]) -> String {
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        text = text.replace(secret.as_str(), "[redacted]");
+    }
+    text
 }
 
 /// The URL without user information, query or fragment, which may carry secrets.

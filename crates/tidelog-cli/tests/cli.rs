@@ -75,9 +75,15 @@ impl Run {
 }
 
 fn tidelog_with_stdin(args: &[&str], stdin: &[u8]) -> Run {
+    tidelog_with_env(args, stdin, &[])
+}
+
+/// As [`tidelog_with_stdin`], with variables added to the environment.
+fn tidelog_with_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(BIN)
         .args(args)
         .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -2401,4 +2407,70 @@ fn commands_on_one_log_refuse_a_sharded_root_and_change_nothing() {
     // A shard's directory is an ordinary log.
     let run = tidelog(&["info", s(&root.join("shard-0000"))]).expect(0);
     assert!(run.stdout.contains("log id"), "{}", run.stdout);
+}
+
+/// No credential appears in what the archive commands print, on success or failure, as text or
+/// JSON: the credentials come from the environment, as people give them, with a recognisable
+/// fake secret (the S3 test server takes any).
+#[test]
+fn the_archive_commands_never_print_the_credentials_they_were_given() {
+    const SECRET: &str = "tidelogFAKEsecret5d81e0";
+    let Ok(endpoint) = std::env::var("TIDELOG_TEST_S3_ENDPOINT") else {
+        eprintln!("SKIPPED: TIDELOG_TEST_S3_ENDPOINT is not set");
+        return;
+    };
+    let bucket = std::env::var("TIDELOG_TEST_S3_BUCKET").unwrap_or_else(|_| "tidelog-test".into());
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIATIDELOGFAKE0042"),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false"),
+    ];
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 50);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let url = format!("s3://{bucket}/cli-secrets-{}-{nanos}", std::process::id());
+    let missing = "s3://tidelog-no-such-bucket/cli-secrets";
+    let in_url = format!("s3://AKIATIDELOGFAKE0042:{SECRET}@{bucket}/cli-secrets-in-url");
+    let unknown_scheme = format!("nosuchscheme://AKIATIDELOGFAKE0042:{SECRET}@{bucket}/x");
+    let restored = tmp.path().join("restored");
+    let elsewhere = tmp.path().join("elsewhere");
+    let runs: Vec<(Vec<&str>, Option<i32>)> = vec![
+        (vec!["archive", s(&dir), &url, "--once"], Some(0)),
+        (vec!["archive", s(&dir), &url, "--once", "--json"], Some(0)),
+        (vec!["archive-info", &url], Some(0)),
+        (vec!["archive-info", "--json", &url], Some(0)),
+        (vec!["restore", &url, s(&restored)], Some(0)),
+        (vec!["info", "--json", s(&restored)], Some(0)),
+        // Failures: a busy target, a bucket that does not exist, credentials in the URL.
+        (vec!["restore", &url, s(&restored)], Some(2)),
+        (vec!["archive-info", missing], Some(2)),
+        (vec!["archive-info", "--json", missing], Some(2)),
+        (vec!["restore", missing, s(&elsewhere)], Some(2)),
+        (vec!["archive", s(&dir), missing, "--once"], Some(2)),
+        (vec!["archive-info", &in_url], None),
+        (vec!["archive-info", &unknown_scheme], Some(2)),
+        (vec!["restore", &in_url, s(&elsewhere)], None),
+    ];
+    for (args, code) in runs {
+        let run = tidelog_with_env(&args, b"", &env);
+        if let Some(code) = code {
+            assert_eq!(
+                run.code, code,
+                "{args:?}\n--- stdout\n{}\n--- stderr\n{}",
+                run.stdout, run.stderr
+            );
+        }
+        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            assert!(
+                !text.contains(SECRET),
+                "{args:?}: the secret on {stream}: {text}"
+            );
+        }
+    }
 }

@@ -411,5 +411,23 @@ fn failed_reads_and_lists_at_the_start_are_retried() {
         let status = second.stop().expect("stop");
         assert!(status.retries >= 2, "{}: {status:?}", place.name);
         assert_eq!(status.archived_lsn, last);
+        // A store that keeps failing (a bucket that does not exist) is the start's error after
+        // a few attempts, whichever read fails: the start never waits for it forever.
+        for (op, path_contains) in [("get", "manifest.json"), ("list", "segments")] {
+            place.faults.fail(Rule {
+                op,
+                path_contains,
+                times: u64::MAX,
+                after: false,
+            });
+            let refused = Archiver::start(Arc::clone(&log), place.store.clone(), quick());
+            assert!(
+                matches!(refused, Err(Error::Store { .. })),
+                "{} {op}: {:?}",
+                place.name,
+                refused.map(|a| a.status())
+            );
+            place.faults.clear();
+        }
     }
 }

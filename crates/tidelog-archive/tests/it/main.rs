@@ -10,3 +10,4 @@ mod faulty;
 #[cfg(unix)]
 mod kills;
 mod restore;
+mod secrets;
