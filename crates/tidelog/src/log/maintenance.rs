@@ -1,5 +1,5 @@
 //! Maintenance: checkpoint (drop what is no longer needed), rollback (`truncate_after`: durably
-//! discard what follows an LSN) and reset (discard everything).
+//! discard what follows an LSN) and reset (discard everything; `reset_to` goes on at a later LSN).
 //!
 //! Each holds the `maintenance` lock, so at most one runs at a time. A rollback and a reset
 //! *quiesce* first (every record appended is written and the active segment exists) and change
