@@ -273,10 +273,44 @@ impl Log {
     pub fn range(&self, range: impl RangeBounds<Lsn>) -> Result<Iter> {
         range_of(&self.inner, range)
     }
+
+    /// As [`Log::range`], over every record of `range` that was *written* (handed to the
+    /// storage), durable or not: what a Raft leader sends its followers while its own fsync
+    /// runs, or what a store must read back as soon as its append returned. With
+    /// [`Options::write_buffer_bytes`](crate::Options::write_buffer_bytes) 0 every append is
+    /// written before it returns; otherwise appends wait in the buffer until it fills or a
+    /// sync writes it out ([`Log::written_lsn`] says how far the records go).
+    ///
+    /// Records past the [durable LSN](Log::durable_lsn) may be lost in a crash, and a rollback
+    /// may remove them: the iterator then ends with one [`Error::RolledBack`], as for
+    /// [`Log::range`].
+    ///
+    /// # Errors
+    /// As [`Log::range`].
+    pub fn range_written(&self, range: impl RangeBounds<Lsn>) -> Result<Iter> {
+        range_up_to(&self.inner, range, inner_written)
+    }
+}
+
+fn inner_written(inner: &Inner) -> Lsn {
+    inner.commit.written()
+}
+
+fn inner_durable(inner: &Inner) -> Lsn {
+    inner.commit.durable()
 }
 
 /// An iterator over the durable records of `range` (see [`Log::range`]).
 pub(crate) fn range_of(inner: &Arc<Inner>, range: impl RangeBounds<Lsn>) -> Result<Iter> {
+    range_up_to(inner, range, inner_durable)
+}
+
+/// An iterator over the records of `range` up to the watermark `bound` gives.
+fn range_up_to(
+    inner: &Arc<Inner>,
+    range: impl RangeBounds<Lsn>,
+    bound: fn(&Inner) -> Lsn,
+) -> Result<Iter> {
     let st = inner.state()?;
     let from = match range.start_bound() {
         Bound::Included(&l) => l,
@@ -290,11 +324,11 @@ pub(crate) fn range_of(inner: &Arc<Inner>, range: impl RangeBounds<Lsn>) -> Resu
         });
     }
     let from = from.max(Lsn::FIRST);
-    let durable = inner.commit.durable();
+    let upto = bound(inner);
     let to = match range.end_bound() {
-        Bound::Included(&l) => l.min(durable),
-        Bound::Excluded(&l) => l.prev().min(durable),
-        Bound::Unbounded => durable,
+        Bound::Included(&l) => l.min(upto),
+        Bound::Excluded(&l) => l.prev().min(upto),
+        Bound::Unbounded => upto,
     };
     let mut views = Vec::new();
     if from <= to {

@@ -281,3 +281,50 @@ fn records_carry_the_time_of_their_append() -> Result<()> {
     }
     Ok(())
 }
+
+/// `range_written` reads what was written and not synced yet, which `range` does not; a
+/// rollback of those records ends an iterator made before it with `RolledBack`; with a write
+/// buffer, records still in it are not written yet, and a sync writes them out.
+#[test]
+fn range_written_reads_records_written_but_not_durable() -> Result<()> {
+    for env in Env::both() {
+        let log = env.builder().write_buffer_bytes(0).open()?;
+        append_n(&log, 10)?;
+        log.sync()?;
+        append_n(&log, 20)?;
+        assert_eq!(log.durable_lsn(), Lsn::new(10), "{}", env.name());
+        assert_eq!(log.written_lsn(), Lsn::new(30));
+        let lsns = |iter: tidelog::Iter| -> Result<Vec<u64>> {
+            iter.map(|r| r.map(|r| r.lsn().get())).collect()
+        };
+        assert_eq!(lsns(log.range(..)?)?, (1..=10).collect::<Vec<_>>());
+        assert_eq!(lsns(log.range_written(..)?)?, (1..=30).collect::<Vec<_>>());
+        assert_eq!(
+            lsns(log.range_written(Lsn::new(25)..=Lsn::new(40))?)?,
+            (25..=30).collect::<Vec<_>>()
+        );
+        for record in log.range_written(Lsn::new(11)..)? {
+            let record = record?;
+            assert_eq!(record.data(), payload(record.lsn().get()), "{}", env.name());
+        }
+        // A rollback of unsynced records under an iterator made before it.
+        let iter = log.range_written(Lsn::new(20)..)?;
+        log.truncate_after(Lsn::new(22))?;
+        let got: Vec<Result<u64>> = iter.map(|r| r.map(|r| r.lsn().get())).collect();
+        assert!(
+            matches!(got.last(), Some(Err(Error::RolledBack { .. }))),
+            "{}: {got:?}",
+            env.name()
+        );
+        assert!(got.len() <= 4, "{}: {got:?}", env.name());
+    }
+    // With a write buffer, appends wait in it until it fills or a sync writes it out.
+    let env = Env::mem();
+    let log = env.builder().write_buffer_bytes(1 << 20).open()?;
+    append_n(&log, 5)?;
+    assert_eq!(log.written_lsn(), Lsn::new(0));
+    assert_eq!(log.range_written(..)?.count(), 0);
+    log.sync()?;
+    assert_eq!(log.range_written(..)?.count(), 5);
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! tidelog-raft's integration tests: one binary, one module per area.
+
+mod crash;
+mod suite;
