@@ -57,6 +57,8 @@ impl std::fmt::Display for Down {
 impl std::error::Error for Down {}
 
 impl Connection {
+    // The error is openraft's, as its network trait returns it.
+    #[allow(clippy::result_large_err)]
     fn target<E: std::error::Error>(&self) -> Result<Node, RPCError<u64, BasicNode, E>> {
         self.router
             .get(self.target)
