@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::contenders::{self, Kind, Purpose, Reading};
 use crate::payload::{self, Verifier};
 use crate::stats::{Metrics, percentile};
-use crate::{Result, archive, sharded, sysinfo};
+use crate::{Result, archive, raft, sharded, sysinfo};
 
 /// Entry point for `--child CASE CONTENDER DIR key=value...`.
 pub fn main(args: &[String]) -> ! {
@@ -60,6 +60,11 @@ fn run(args: &[String]) -> Result<Metrics> {
         ),
         "archive" => archive::archive_child(&dir, param("store")?, num("n")?),
         "restore" => archive::restore_child(&dir, param("store")?, num("n")?),
+        "raft-commits" => raft::commits_child(
+            &dir,
+            num("tasks")? as usize,
+            Duration::from_millis(num("ms")?),
+        ),
         "sharded-write" => sharded::write_child(&dir, num("shards")? as usize, num("n")?),
         "sharded-replay" => sharded::replay_child(&dir, num("shards")? as usize, num("n")?),
         "w4-write" => w4_write(kind, &dir, num("n")?),

@@ -6,6 +6,7 @@ mod child;
 mod contenders;
 mod payload;
 mod plot;
+mod raft;
 mod raw;
 mod report;
 mod runner;
@@ -39,6 +40,8 @@ pub enum Workload {
     /// The sharded log against one log: W2 and the merged replay (`--only sharded`; not run by
     /// default).
     Sharded,
+    /// openraft on tidelog-raft beside raft-engine (`--only raft`; not run by default).
+    Raft,
 }
 
 /// Sizes and durations of one mode.
@@ -98,7 +101,7 @@ pub struct Config {
 }
 
 const USAGE: &str = "\
-usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes,archive,sharded]
+usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes,archive,sharded,raft]
                      [--contenders tidelog,okaywal,wal-db,raft-engine,walrus-rust,commitlog,writeahead]
 
   --dir DIR         where the logs are written (default ./target/bench-data); each run uses a
@@ -113,7 +116,9 @@ usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes,
                     it, and runs W2 at T=16 and 64 with and without an archiver;
                     `sharded`, run only when named, runs W2 at T=4, 16 and 64 on one log
                     and on a sharded log of 1, 2 and 4 shards, and reads back about 1 GiB
-                    written as one log and as 4 shards (merged replay)
+                    written as one log and as 4 shards (merged replay); `raft`, run
+                    only when named, commits through openraft on tidelog-raft by 1, 4
+                    and 16 tasks beside raft-engine's and tidelog's durable commits
   --contenders LIST contenders to run (default all; the sizes workload: tidelog)
   --threads LIST    W2's numbers of committing threads (default 1,4,16,64)
   --svg FILE        also write W2's commits/s by threads as an SVG chart to FILE
@@ -171,8 +176,10 @@ fn parse_args(args: &[String]) -> Result<Config> {
                         "SIZES" => Ok(Workload::Sizes),
                         "ARCHIVE" => Ok(Workload::Archive),
                         "SHARDED" => Ok(Workload::Sharded),
+                        "RAFT" => Ok(Workload::Raft),
                         other => Err(format!(
-                            "unknown workload {other} (W1, W2, W3, W4, sizes, archive, sharded)"
+                            "unknown workload {other} (W1, W2, W3, W4, sizes, archive, sharded, \
+                             raft)"
                         )),
                     })
                     .collect::<Result<_, _>>()?;
@@ -327,6 +334,7 @@ pub struct Results {
     pub sizes: BTreeMap<(u64, Kind), Outcome>,
     pub archive: archive::ArchiveResults,
     pub sharded: sharded::ShardedResults,
+    pub raft: raft::RaftResults,
 }
 
 /// Collects the runs of one case.
@@ -693,6 +701,15 @@ fn measure(config: &Config, run_dir: &Path, device: Option<&str>) -> Result<(Res
     }
     if has(config, Workload::Sharded) {
         results.sharded = sharded::measure(config, &dev_arg, &mut case_dir, &clean, long);
+    }
+    if has(config, Workload::Raft) {
+        results.raft = raft::measure(
+            config.runs,
+            config.sizes.w2_secs,
+            &dev_arg,
+            &mut case_dir,
+            &clean,
+        );
     }
     Ok((results, counts_flushes))
 }

@@ -246,6 +246,9 @@ pub fn print(config: &Config, machine: &Machine, results: &Results) {
     if config.workloads.contains(&Workload::Sharded) {
         sharded(&mut out, config, results, &mut notes);
     }
+    if config.workloads.contains(&Workload::Raft) {
+        raft(&mut out, config, results, &mut notes);
+    }
     if !notes.0.is_empty() {
         let _ = writeln!(out, "## Notes\n");
         for (label, text) in &notes.0 {
@@ -1020,6 +1023,60 @@ fn sharded(out: &mut String, config: &Config, results: &Results, notes: &mut Not
             frac(one_read.zip(read).map(|(one, r)| one / r)),
             m.and_then(|m| get(m, "peak_rss_kib"))
                 .map_or("—".into(), |k| format!("{:.1} MiB", k / 1024.0)),
+        );
+    }
+    out.push('\n');
+}
+
+/// The Raft workload: commits through openraft on tidelog-raft beside raft-engine's and
+/// tidelog's durable commits.
+fn raft(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
+    let r = &results.raft;
+    let ok = |key: &str| r.get(key).and_then(|o| o.as_ref().ok());
+    let rate = |key: &str| ok(key).and_then(|m| Some(get(m, "commits")? / get(m, "secs")?));
+    let cell = |key: &str, notes: &mut Notes| match (rate(key), r.get(key)) {
+        (Some(c), _) => {
+            let per = ok(key)
+                .and_then(|m| Some(get(m, "commits")? / get(m, "lib_syncs")?))
+                .map_or(String::new(), |f| format!(" ({f:.1})"));
+            format!("{}{per}", int(c))
+        }
+        (None, Some(Err(e))) => format!(
+            "failed{}",
+            notes.cite(&format!("fail-raft-{key}"), &format!("{key} failed: {e}"))
+        ),
+        (None, _) => "—".into(),
+    };
+    let _ = writeln!(out, "## Raft log store\n");
+    let _ = writeln!(
+        out,
+        "T concurrent committers for {} s, each waiting for its commit. openraft: a single-node \
+         cluster on tidelog-raft's `LogStore`, T tokio tasks each calling `client_write` with a \
+         100 B value (durable in the log, committed, applied to a state machine in memory). \
+         raft-engine: T threads each calling `Engine::write(.., sync = true)` with one 100 B \
+         value (as in W2). tidelog: T threads each calling `append(.., Synced)` (W2). In \
+         brackets, commits per fsync where the library counts its fsyncs.\n",
+        config.sizes.w2_secs,
+    );
+    let _ = writeln!(
+        out,
+        "| T | openraft on tidelog-raft | raft-engine | openraft ÷ raft-engine | tidelog | \
+         openraft ÷ tidelog |\n|---:|---:|---:|---:|---:|---:|"
+    );
+    for t in crate::raft::TASKS {
+        let (o, e, l) = (
+            format!("openraft-t{t}"),
+            format!("raft-engine-t{t}"),
+            format!("tidelog-t{t}"),
+        );
+        let _ = writeln!(
+            out,
+            "| {t} | {} | {} | {} | {} | {} |",
+            cell(&o, notes),
+            cell(&e, notes),
+            frac(rate(&o).zip(rate(&e)).map(|(a, b)| a / b)),
+            cell(&l, notes),
+            frac(rate(&o).zip(rate(&l)).map(|(a, b)| a / b)),
         );
     }
     out.push('\n');
