@@ -4,8 +4,11 @@
 //!
 //! - **Index and LSN.** The entry at Raft index `i` is the record at LSN `i + 1` (Raft indexes
 //!   start at 0, LSNs at 1); an entry's log id is checked against its LSN on every read.
-//! - **Entries** are encoded with [postcard] (a compact, documented and stable wire format: a
-//!   blank entry of term 3 takes 6 bytes).
+//! - **Entries** are encoded with [postcard]: a documented wire format, stable since its 1.0,
+//!   of variable-length integers and no field names, so an entry costs its payload and a few
+//!   bytes (a blank entry of term 3 at index 1,000 takes 5; a key-value write adds one length
+//!   byte or two per field). The index is kept in the entry, which lets every read check it
+//!   against the LSN.
 //! - **Appends** go to the log as one batch per call, written before `append` returns (so they
 //!   can be read at once, as openraft requires), and are acknowledged through openraft's
 //!   callback once durable: the log's group commit syncs them, shared with every other caller,

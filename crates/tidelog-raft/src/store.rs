@@ -412,3 +412,30 @@ where
             .map_err(|e| write_err(&e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+    use crate::kv::{Request, TypeConfig};
+
+    /// What the crate's documentation says of the encoding's size.
+    #[test]
+    fn entries_encode_compactly() {
+        let blank = Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(3, 1), 1_000),
+            payload: EntryPayload::Blank,
+        };
+        let bytes = postcard::to_stdvec(&blank).expect("encode");
+        assert_eq!(bytes.len(), 5, "{bytes:?}");
+        let set = Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(3, 1), 1_000),
+            payload: EntryPayload::Normal(Request::Set {
+                key: "k".into(),
+                value: "v".repeat(100),
+            }),
+        };
+        let bytes = postcard::to_stdvec(&set).expect("encode");
+        assert_eq!(bytes.len(), 5 + 1 + 2 + 1 + 100, "{bytes:?}");
+    }
+}
