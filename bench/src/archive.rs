@@ -383,13 +383,7 @@ pub fn measure(
         keys.push(format!("w2-t{t}-archived"));
     }
     ArchiveResults {
-        cases: keys
-            .into_iter()
-            .map(|k| {
-                let o = acc.outcome(&k);
-                (k, o)
-            })
-            .collect(),
+        cases: acc.outcomes(keys),
         s3_skipped: s3,
     }
 }

@@ -362,6 +362,16 @@ impl Runs {
             _ => Err("not run".into()),
         }
     }
+
+    /// The outcome of each of `keys`, by key.
+    fn outcomes(&self, keys: Vec<String>) -> BTreeMap<String, Outcome> {
+        keys.into_iter()
+            .map(|k| {
+                let o = self.outcome(&k);
+                (k, o)
+            })
+            .collect()
+    }
 }
 
 fn run(config: &Config) -> Result<()> {

@@ -203,10 +203,5 @@ pub fn measure(
             }
         }
     }
-    keys.into_iter()
-        .map(|k| {
-            let o = acc.outcome(&k);
-            (k, o)
-        })
-        .collect()
+    acc.outcomes(keys)
 }

@@ -249,12 +249,7 @@ pub fn measure(
         report_replay(&label, &format!("{REPLAY_SHARDS} shards"), &out);
         acc.add(format!("replay-s{REPLAY_SHARDS}"), out);
     }
-    keys.into_iter()
-        .map(|k| {
-            let o = acc.outcome(&k);
-            (k, o)
-        })
-        .collect()
+    acc.outcomes(keys)
 }
 
 fn report_replay(label: &str, what: &str, out: &Outcome) {

@@ -87,6 +87,11 @@ pub(crate) fn s3_url(test: &str) -> Option<String> {
 
 /// The store at `url` on the S3 test server (path-style requests over HTTP, test credentials).
 pub(crate) fn s3_store(url: &str) -> Store {
+    s3_store_as(url, "tidelog-test", "tidelog-test-secret")
+}
+
+/// As [`s3_store`], with the credentials given (the server takes any).
+pub(crate) fn s3_store_as(url: &str, key_id: &str, secret: &str) -> Store {
     let endpoint = std::env::var("TIDELOG_TEST_S3_ENDPOINT").expect("TIDELOG_TEST_S3_ENDPOINT");
     Store::from_url_with(
         url,
@@ -95,8 +100,8 @@ pub(crate) fn s3_store(url: &str) -> Store {
             ("allow_http", "true"),
             ("virtual_hosted_style_request", "false"),
             ("region", "us-east-1"),
-            ("access_key_id", "tidelog-test"),
-            ("secret_access_key", "tidelog-test-secret"),
+            ("access_key_id", key_id),
+            ("secret_access_key", secret),
         ],
     )
     .expect("S3 store")

@@ -74,21 +74,7 @@ fn archiving_and_restoring_with_credentials_never_shows_them() {
         eprintln!("SKIPPED secrets on S3: TIDELOG_TEST_S3_ENDPOINT is not set");
         return;
     };
-    let endpoint = std::env::var("TIDELOG_TEST_S3_ENDPOINT").expect("endpoint");
-    let with_secret = |url: &str| {
-        Store::from_url_with(
-            url,
-            [
-                ("endpoint", endpoint.as_str()),
-                ("allow_http", "true"),
-                ("virtual_hosted_style_request", "false"),
-                ("region", "us-east-1"),
-                ("access_key_id", KEY_ID),
-                ("secret_access_key", SECRET),
-            ],
-        )
-        .expect("store")
-    };
+    let with_secret = |url: &str| crate::common::s3_store_as(url, KEY_ID, SECRET);
     let store = with_secret(&url);
     let tmp = tempfile::tempdir().expect("tmp");
     let log = Arc::new(open_log(&tmp.path().join("log")));
