@@ -21,6 +21,7 @@ mod manifest;
 mod replay;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
@@ -213,6 +214,12 @@ pub struct ShardedLog {
     report: ShardedRecoveryReport,
     /// Opened read-only: what settling finds is kept in memory, never written.
     read_only: bool,
+    /// A journal append failed: its record may have reached the disk all the same (an append
+    /// whose fsync succeeded and whose sync marker then failed, say), so the epoch a record
+    /// appended from now on would replay in is unknown until a reopen reads the journal.
+    /// Appends are refused once it is set (under their shard's gate, which an advance holds
+    /// while it writes the journal).
+    epoch_unknown: AtomicBool,
 }
 
 impl ShardedLog {
@@ -321,6 +328,7 @@ impl ShardedLog {
             epochs: Mutex::new(epochs),
             report,
             read_only: b.options.read_only,
+            epoch_unknown: AtomicBool::new(false),
         };
         let clamped = log.settle()?;
         log.report.clamped = clamped;
@@ -421,9 +429,7 @@ impl ShardedLog {
                 for &i in &shards {
                     e.starts[i] = ends[i];
                 }
-                e.at = self
-                    .journal
-                    .append(&encode_entry(e.epoch, &e.starts), Durability::Synced)?;
+                e.at = self.journal_append(e.epoch, &e.starts)?;
                 if !shards.is_empty() {
                     clamped.push((e.epoch, shards));
                 }
@@ -434,9 +440,7 @@ impl ShardedLog {
             // The first epoch, or a new one after clamped ones: later appends never join an
             // epoch whose records a crash or rollback already cut short.
             let epoch = epochs.last().map_or(1, |e| e.epoch + 1);
-            let at = self
-                .journal
-                .append(&encode_entry(epoch, &ends), Durability::Synced)?;
+            let at = self.journal_append(epoch, &ends)?;
             epochs.push(EpochStart {
                 epoch,
                 starts: ends,
@@ -492,7 +496,9 @@ impl ShardedLog {
     /// fsyncs with its other committers).
     ///
     /// # Errors
-    /// [`Error::InvalidOptions`] for a shard that does not exist, and as [`Log::append`].
+    /// [`Error::InvalidOptions`] for a shard that does not exist, [`Error::Poisoned`] once a
+    /// write to the epoch journal failed (see [`ShardedLog::advance_epoch`]), and as
+    /// [`Log::append`].
     pub fn append(
         &self,
         shard: usize,
@@ -517,6 +523,9 @@ impl ShardedLog {
         let shard = self.get(shard)?;
         let (epoch, first, last) = {
             let epoch = lock(&shard.epoch);
+            if self.epoch_unknown.load(Ordering::SeqCst) {
+                return Err(Error::Poisoned);
+            }
             let (first, last) = shard.log.append_batch(records, Durability::Buffered)?;
             (*epoch, first, last)
         };
@@ -552,10 +561,21 @@ impl ShardedLog {
     /// The records of the ended epoch are not made durable: [`ShardedLog::barrier`] does that.
     ///
     /// # Errors
-    /// As [`Log::append`] on the journal; a failure leaves the epoch as it was.
+    /// As [`Log::append`] on the journal. After a failure the new epoch may or may not have
+    /// begun on disk (the journal's record may be durable all the same), so every append from
+    /// then on is refused with [`Error::Poisoned`] until the sharded log is reopened, which
+    /// reads the journal: no record ever replays in an epoch its append did not return.
     pub fn advance_epoch(&self) -> Result<u64> {
         let mut epochs = lock(&self.epochs);
         self.advance_locked(&mut epochs)
+    }
+
+    /// Appends where `epoch` starts to the journal, durably; a failure makes the epoch of
+    /// later appends unknown, so they are refused (see the field `epoch_unknown`).
+    fn journal_append(&self, epoch: u64, starts: &[Lsn]) -> Result<Lsn> {
+        self.journal
+            .append(&encode_entry(epoch, starts), Durability::Synced)
+            .inspect_err(|_| self.epoch_unknown.store(true, Ordering::SeqCst))
     }
 
     fn advance_locked(&self, epochs: &mut Vec<EpochStart>) -> Result<u64> {
@@ -567,9 +587,7 @@ impl ShardedLog {
             .iter()
             .map(|s| s.log.last_lsn().next())
             .collect();
-        let at = self
-            .journal
-            .append(&encode_entry(next, &starts), Durability::Synced)?;
+        let at = self.journal_append(next, &starts)?;
         for gate in &mut gates {
             **gate = next;
         }

@@ -775,3 +775,114 @@ fn epochs_advanced_beside_appends_on_every_shard_give_each_record_the_epoch_its_
     }
     Ok(())
 }
+
+/// One fault at a time (a failed write, fsync, rename or directory sync, in a shard or in the
+/// epoch journal) while appends, advances and barriers go on, every failure shrugged off as an
+/// application would; then a crash and a reopen: every record an append returned `Ok` for is
+/// in the epoch it returned, replay is in (epoch, shard, LSN) order, and every record
+/// acknowledged durable survives. A failed advance never moves later records into an epoch
+/// their appends did not return.
+#[test]
+fn a_fault_anywhere_never_moves_a_record_out_of_the_epoch_its_append_returned() -> Result<()> {
+    use tidelog::io::{FaultPlan, FaultyStorage, Op};
+
+    /// Runs the script on `storage`; returns what was appended (`Ok`), the records of failed
+    /// appends (shard, LSN, payload), and how many of each shard's records were acknowledged.
+    fn script(
+        storage: Arc<dyn Storage>,
+        env: &Env,
+    ) -> (Model, Vec<(usize, u64, Vec<u8>)>, [usize; 3]) {
+        let mut model = Model::new();
+        let mut failed = Vec::new();
+        let mut acked = [0usize; 3];
+        let Ok(log) = open_on(storage, env, 3) else {
+            return (model, failed, acked);
+        };
+        let count = |model: &Model, shard: usize| model.iter().filter(|r| r.1 == shard).count();
+        let mut rng = 0xfa17_u64;
+        for _ in 0..80 {
+            let r = next(&mut rng);
+            let shard = (r % 3) as usize;
+            match (r >> 8) % 10 {
+                0 => {
+                    let _ = log.advance_epoch();
+                }
+                1 => {
+                    if log.barrier(log.epoch()).is_ok() {
+                        for (shard, a) in acked.iter_mut().enumerate() {
+                            *a = count(&model, shard);
+                        }
+                    }
+                }
+                k => {
+                    let d = if k <= 4 {
+                        Durability::Synced
+                    } else {
+                        Durability::Buffered
+                    };
+                    let Ok(s) = log.shard(shard) else { continue };
+                    let lsn = s.last_lsn().next().get();
+                    let data = payload(lsn * 10 + shard as u64);
+                    match log.append(shard, &data, d) {
+                        Ok((epoch, got)) => {
+                            assert_eq!(got.get(), lsn);
+                            model.push((epoch, shard, lsn, data));
+                            if d == Durability::Synced {
+                                acked[shard] = count(&model, shard);
+                            }
+                        }
+                        Err(_) => failed.push((shard, lsn, data)),
+                    }
+                }
+            }
+        }
+        std::mem::forget(log); // the process dies with it open
+        (model, failed, acked)
+    }
+
+    // Count the operations of a clean run.
+    let env = Env::mem();
+    let mem = env.mem.clone().expect("in-memory storage");
+    let faulty = FaultyStorage::new(Arc::new(mem), FaultPlan::new());
+    script(Arc::new(faulty.clone()), &env);
+    let mut runs = 0;
+    for op in [Op::Write, Op::SyncData, Op::Rename, Op::SyncDir] {
+        let total = faulty.count(op);
+        // Every fault of the rarer operations, every third of the writes and syncs.
+        let stride = if total > 60 { 3 } else { 1 };
+        for n in (1..=total).step_by(stride) {
+            runs += 1;
+            let env = Env::mem();
+            let mem = env.mem.clone().expect("in-memory storage");
+            let storage =
+                FaultyStorage::new(Arc::new(mem.clone()), FaultPlan::new().fail_nth(op, n));
+            let (model, failed, acked) = script(Arc::new(storage), &env);
+            mem.crash(CrashMode::DropUnsynced);
+            let context = format!("{op:?} #{n} of {total}");
+            let log = open(&env, 3).unwrap_or_else(|e| panic!("{context}: reopen: {e}"));
+            let got = replayed(&log, u64::MAX)?;
+            let mut order = got.clone();
+            order.sort_by_key(|&(e, s, l, _)| (e, s, l));
+            assert_eq!(got, order, "{context}: replay order");
+            for r in &got {
+                let was_appended = model.contains(r);
+                let was_tried = failed.iter().any(|f| (f.0, f.1, &f.2) == (r.1, r.2, &r.3));
+                assert!(
+                    was_appended || was_tried,
+                    "{context}: {:?} was never appended in that epoch (epoch starts {:?})",
+                    (r.0, r.1, r.2),
+                    log.epoch_starts()
+                );
+            }
+            for (shard, &acked) in acked.iter().enumerate() {
+                let kept = got.iter().filter(|r| r.1 == shard).count();
+                assert!(
+                    kept >= acked,
+                    "{context}: shard {shard} kept {kept} of {acked} acknowledged"
+                );
+            }
+        }
+    }
+    assert!(runs > 50, "{runs} runs");
+    Ok(())
+}
