@@ -786,12 +786,12 @@ fn epochs_advanced_beside_appends_on_every_shard_give_each_record_the_epoch_its_
 fn a_fault_anywhere_never_moves_a_record_out_of_the_epoch_its_append_returned() -> Result<()> {
     use tidelog::io::{FaultPlan, FaultyStorage, Op};
 
+    /// The records of failed appends: shard, LSN, payload.
+    type Tried = Vec<(usize, u64, Vec<u8>)>;
+
     /// Runs the script on `storage`; returns what was appended (`Ok`), the records of failed
-    /// appends (shard, LSN, payload), and how many of each shard's records were acknowledged.
-    fn script(
-        storage: Arc<dyn Storage>,
-        env: &Env,
-    ) -> (Model, Vec<(usize, u64, Vec<u8>)>, [usize; 3]) {
+    /// appends, and how many of each shard's records were acknowledged.
+    fn script(storage: Arc<dyn Storage>, env: &Env) -> (Model, Tried, [usize; 3]) {
         let mut model = Model::new();
         let mut failed = Vec::new();
         let mut acked = [0usize; 3];
