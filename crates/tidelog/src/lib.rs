@@ -78,7 +78,7 @@ pub use crate::commit::DurableFuture;
 pub use crate::copy::{Importer, SegmentCopy};
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::format::{FORMAT_VERSION, MAX_METADATA_BYTES, MAX_RECORD_BYTES_LIMIT};
-pub use crate::log::{Log, LogBuilder, SegmentEvent, SegmentInfo};
+pub use crate::log::{Appended, Log, LogBuilder, SegmentEvent, SegmentInfo};
 pub use crate::metrics::{Metrics, Summary};
 pub use crate::options::{
     DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES,

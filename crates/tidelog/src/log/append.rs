@@ -93,7 +93,7 @@ impl Log {
     pub fn append(&self, record: &[u8], durability: Durability) -> Result<Lsn> {
         self.inner
             .append_records(&[record], durability)
-            .map(|(first, _)| first)
+            .map(|a| a.first)
     }
 
     /// Appends records as one batch: after a crash either all of them are there or none is.
@@ -111,8 +111,46 @@ impl Log {
         records: &[B],
         durability: Durability,
     ) -> Result<(Lsn, Lsn)> {
-        self.inner.append_records(records, durability)
+        self.inner
+            .append_records(records, durability)
+            .map(|a| (a.first, a.last))
     }
+
+    /// Appends records as one batch, as [`Log::append_batch`] with [`Durability::Buffered`],
+    /// and returns an [`Appended`] to wait on later with [`Log::wait_appended`]: for a caller
+    /// that must not hold its own lock across the fsync (the sharded log takes the epoch of a
+    /// record under its shard's gate, and waits outside it).
+    ///
+    /// # Errors
+    /// As [`Log::append_batch`].
+    pub fn append_batch_deferred<B: AsRef<[u8]>>(&self, records: &[B]) -> Result<Appended> {
+        self.inner.append_records(records, Durability::Buffered)
+    }
+
+    /// Returns once the batch `appended` is durable. Unlike [`Log::wait_durable`] on its LSN,
+    /// the wait knows which records it waits for: if a rollback removes them, it returns
+    /// [`Error::RolledBack`], even once later records have taken the same LSNs.
+    ///
+    /// # Errors
+    /// [`Error::RolledBack`], and the error of a failed sync, [`Error::Poisoned`],
+    /// [`Error::Closed`].
+    ///
+    /// # Blocking
+    /// Waits for an fsync, as a `Synced` append does.
+    pub fn wait_appended(&self, appended: Appended) -> Result<()> {
+        self.inner.sync_to(appended.last, appended.generation)
+    }
+}
+
+/// A batch appended without waiting for durability ([`Log::append_batch_deferred`]): its LSNs,
+/// and the rollback generation it was appended in, which [`Log::wait_appended`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The LSN of the batch's first record.
+    pub first: Lsn,
+    /// The LSN of its last record.
+    pub last: Lsn,
+    generation: u64,
 }
 
 impl Inner {
@@ -120,7 +158,7 @@ impl Inner {
         &self,
         records: &[B],
         durability: Durability,
-    ) -> Result<(Lsn, Lsn)> {
+    ) -> Result<Appended> {
         if self.options.read_only {
             return Err(Error::ReadOnly);
         }
@@ -255,7 +293,11 @@ impl Inner {
         if durability == Durability::Synced || self.options.sync_policy == SyncPolicy::EveryCommit {
             self.sync_to(last, generation)?;
         }
-        Ok((first, last))
+        Ok(Appended {
+            first,
+            last,
+            generation,
+        })
     }
 
     /// Counts appended bytes for [`SyncPolicy::Bytes`] and wakes the syncer when they are due.

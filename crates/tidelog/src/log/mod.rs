@@ -53,6 +53,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 
+pub use self::append::Appended;
 pub(crate) use self::append::BufferPool;
 use self::append::Region;
 pub use self::builder::LogBuilder;

@@ -521,18 +521,19 @@ impl ShardedLog {
         durability: Durability,
     ) -> Result<(u64, Lsn, Lsn)> {
         let shard = self.get(shard)?;
-        let (epoch, first, last) = {
+        let (epoch, appended) = {
             let epoch = lock(&shard.epoch);
             if self.epoch_unknown.load(Ordering::SeqCst) {
                 return Err(Error::Poisoned);
             }
-            let (first, last) = shard.log.append_batch(records, Durability::Buffered)?;
-            (*epoch, first, last)
+            (*epoch, shard.log.append_batch_deferred(records)?)
         };
+        // Outside the gate: an advance never waits for a shard's fsync. A rollback that
+        // removes the batch meanwhile is reported as such, even if later records take its LSNs.
         if durability == Durability::Synced {
-            shard.log.wait_durable(last)?;
+            shard.log.wait_appended(appended)?;
         }
-        Ok((epoch, first, last))
+        Ok((epoch, appended.first, appended.last))
     }
 
     /// Appends `record` to the shard `key` is routed to; returns the shard, epoch and LSN.

@@ -552,3 +552,33 @@ fn set_metadata_beside_appends_syncs_and_checkpoints() -> tidelog::Result<()> {
     }
     Ok(())
 }
+
+/// A deferred append's wait knows its records: rolled back, they are reported so, even once a
+/// later record has taken the same LSN and is durable; kept, the wait returns once durable.
+#[test]
+fn a_deferred_append_waits_for_its_own_records_not_their_lsns() -> Result<()> {
+    for env in Env::both() {
+        let log = env.open()?;
+        append_n(&log, 10)?;
+        log.sync()?;
+        let gone = log.append_batch_deferred(&[b"removed 11", b"removed 12"])?;
+        assert_eq!((gone.first, gone.last), (Lsn::new(11), Lsn::new(12)));
+        log.truncate_after(Lsn::new(10))?;
+        assert_eq!(
+            log.append_batch(&[b"new 11", b"new 12"], Durability::Synced)?,
+            (Lsn::new(11), Lsn::new(12))
+        );
+        assert!(
+            matches!(log.wait_appended(gone), Err(Error::RolledBack { .. })),
+            "{}",
+            env.name()
+        );
+        // Plain `wait_durable` on the LSN cannot tell the two apart.
+        log.wait_durable(gone.last)?;
+        let kept = log.append_batch_deferred(&[b"13"])?;
+        assert!(log.durable_lsn() < kept.last);
+        log.wait_appended(kept)?;
+        assert!(log.durable_lsn() >= kept.last, "{}", env.name());
+    }
+    Ok(())
+}
