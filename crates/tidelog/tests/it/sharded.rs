@@ -907,7 +907,7 @@ fn rollbacks_and_resets_beside_writers_keep_each_record_in_the_epoch_its_append_
                     let mut got = Vec::new();
                     let mut i = 0u64;
                     while !stop.load(Ordering::SeqCst) {
-                        let d = if i % 5 == 0 {
+                        let d = if i.is_multiple_of(5) {
                             Durability::Synced
                         } else {
                             Durability::Buffered
