@@ -693,6 +693,77 @@ fn a_sharded_writer_killed_anywhere_keeps_every_acknowledged_record_in_its_epoch
     Ok(())
 }
 
+/// Writer threads, one per shard, each running a step until stopped and counting its steps,
+/// for the stress tests.
+struct Writers<T> {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    done: Arc<Vec<std::sync::atomic::AtomicU64>>,
+    handles: Vec<std::thread::JoinHandle<Result<Vec<T>>>>,
+}
+
+impl<T: Send + 'static> Writers<T> {
+    /// `n` writers, writer `shard` running `step(shard, i)` for i = 0, 1, …, keeping what it
+    /// returns (`None`: nothing to keep), until stopped or an error.
+    fn spawn<F>(n: usize, step: F) -> Writers<T>
+    where
+        F: Fn(usize, u64) -> Result<Option<T>> + Send + Sync + 'static,
+    {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let done: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+        let step = Arc::new(step);
+        let handles = (0..n)
+            .map(|shard| {
+                let (stop, done, step) = (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&step));
+                std::thread::spawn(move || -> Result<Vec<T>> {
+                    let mut kept = Vec::new();
+                    let mut i = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        kept.extend(step(shard, i)?);
+                        i += 1;
+                        done[shard].fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(kept)
+                })
+            })
+            .collect();
+        Writers {
+            stop,
+            done,
+            handles,
+        }
+    }
+
+    /// Waits until every writer has made `more` more steps (so the last began after the call);
+    /// `false` if one has stopped, on an error that [`Writers::stop`] returns.
+    fn wait(&self, more: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        let seen: Vec<u64> = self.done.iter().map(|d| d.load(Ordering::SeqCst)).collect();
+        for (d, seen) in self.done.iter().zip(seen) {
+            while d.load(Ordering::SeqCst) < seen + more {
+                if self
+                    .handles
+                    .iter()
+                    .any(std::thread::JoinHandle::is_finished)
+                {
+                    return false;
+                }
+                std::thread::yield_now();
+            }
+        }
+        true
+    }
+
+    /// Stops the writers; what each kept, by shard.
+    fn stop(self) -> Result<Vec<Vec<T>>> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.handles
+            .into_iter()
+            .map(|h| h.join().expect("writer"))
+            .collect()
+    }
+}
+
 /// Writers on every shard while another thread advances the epoch and ends epochs with
 /// barriers: each record replays in the epoch its append returned, per shard in LSN order (fails
 /// if an append reads its epoch outside its shard's gate). Each round waits until every writer
@@ -701,60 +772,37 @@ fn a_sharded_writer_killed_anywhere_keeps_every_acknowledged_record_in_its_epoch
 #[test]
 fn epochs_advanced_beside_appends_on_every_shard_give_each_record_the_epoch_its_append_returned()
 -> Result<()> {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     const WRITERS: usize = 3;
     for env in Env::both() {
         let log = Arc::new(open(&env, WRITERS)?);
-        let stop = Arc::new(AtomicBool::new(false));
-        let done: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|shard| {
-                let (log, stop, done) = (Arc::clone(&log), Arc::clone(&stop), Arc::clone(&done));
-                std::thread::spawn(move || -> Result<Vec<(u64, u64)>> {
-                    let mut got = Vec::new();
-                    while !stop.load(Ordering::SeqCst) {
-                        let d = if got.len() % 7 == 0 {
-                            Durability::Synced
-                        } else {
-                            Durability::Buffered
-                        };
-                        let next = log.shard(shard)?.last_lsn().next().get();
-                        let (epoch, lsn) =
-                            log.append(shard, &payload(next * 10 + shard as u64), d)?;
-                        got.push((epoch, lsn.get()));
-                        done[shard].fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(got)
-                })
+        let writers = {
+            let log = Arc::clone(&log);
+            Writers::spawn(WRITERS, move |shard, i| {
+                let d = if i.is_multiple_of(7) {
+                    Durability::Synced
+                } else {
+                    Durability::Buffered
+                };
+                let next = log.shard(shard)?.last_lsn().next().get();
+                let (epoch, lsn) = log.append(shard, &payload(next * 10 + shard as u64), d)?;
+                Ok(Some((epoch, lsn.get())))
             })
-            .collect();
-        // Two more appends by every writer: the second began after the change returned.
-        let wait_for_writers = || {
-            let seen: Vec<u64> = done.iter().map(|d| d.load(Ordering::SeqCst)).collect();
-            for (d, seen) in done.iter().zip(seen) {
-                while d.load(Ordering::SeqCst) < seen + 2 {
-                    std::thread::yield_now();
-                }
-            }
         };
-        wait_for_writers();
+        // Two more appends by every writer: the second began after the change returned.
+        writers.wait(2);
         for round in 0..60u64 {
             match round % 3 {
-                0 => {
-                    log.barrier(log.epoch())?;
-                }
+                0 => log.barrier(log.epoch())?,
                 _ => {
                     log.advance_epoch()?;
                 }
             }
-            wait_for_writers();
+            if !writers.wait(2) {
+                break;
+            }
         }
         let last_epoch = log.epoch();
-        stop.store(true, Ordering::SeqCst);
-        let appended: Vec<Vec<(u64, u64)>> = writers
-            .into_iter()
-            .map(|w| w.join().expect("writer"))
-            .collect::<Result<_>>()?;
+        let appended = writers.stop()?;
         log.barrier(log.epoch())?;
         let got = replayed(&log, u64::MAX)?;
         for (shard, records) in appended.iter().enumerate() {
@@ -894,54 +942,28 @@ fn a_fault_anywhere_never_moves_a_record_out_of_the_epoch_its_append_returned() 
 #[test]
 fn rollbacks_and_resets_beside_writers_keep_each_record_in_the_epoch_its_append_returned()
 -> Result<()> {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     const WRITERS: usize = 3;
     for env in Env::both() {
         let log = Arc::new(open(&env, WRITERS)?);
-        let stop = Arc::new(AtomicBool::new(false));
-        let done: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|shard| {
-                let (log, stop, done) = (Arc::clone(&log), Arc::clone(&stop), Arc::clone(&done));
-                std::thread::spawn(move || -> Result<Vec<(u64, u64, Vec<u8>)>> {
-                    let mut got = Vec::new();
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::SeqCst) {
-                        let d = if i.is_multiple_of(5) {
-                            Durability::Synced
-                        } else {
-                            Durability::Buffered
-                        };
-                        let data = format!("shard {shard} record {i}").into_bytes();
-                        match log.append(shard, &data, d) {
-                            Ok((epoch, lsn)) => got.push((epoch, lsn.get(), data)),
-                            // A rollback removed it before its sync covered it.
-                            Err(Error::RolledBack { .. }) => {}
-                            Err(e) => return Err(e),
-                        }
-                        i += 1;
-                        done[shard].fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(got)
-                })
-            })
-            .collect();
-        // Until every writer has made three more appends, or one has stopped (on an error,
-        // which its join then shows).
-        let wait_for_writers = |writers: &[std::thread::JoinHandle<_>]| {
-            let seen: Vec<u64> = done.iter().map(|d| d.load(Ordering::SeqCst)).collect();
-            for (d, seen) in done.iter().zip(seen) {
-                while d.load(Ordering::SeqCst) < seen + 3 {
-                    if writers.iter().any(std::thread::JoinHandle::is_finished) {
-                        return false;
-                    }
-                    std::thread::yield_now();
+        let writers = {
+            let log = Arc::clone(&log);
+            Writers::spawn(WRITERS, move |shard, i| {
+                let d = if i.is_multiple_of(5) {
+                    Durability::Synced
+                } else {
+                    Durability::Buffered
+                };
+                let data = format!("shard {shard} record {i}").into_bytes();
+                match log.append(shard, &data, d) {
+                    Ok((epoch, lsn)) => Ok(Some((epoch, lsn.get(), data))),
+                    // A rollback removed it before its sync covered it.
+                    Err(Error::RolledBack { .. }) => Ok(None),
+                    Err(e) => Err(e),
                 }
-            }
-            true
+            })
         };
         for round in 0..30u64 {
-            if !wait_for_writers(&writers) {
+            if !writers.wait(3) {
                 break;
             }
             match round % 3 {
@@ -950,11 +972,7 @@ fn rollbacks_and_resets_beside_writers_keep_each_record_in_the_epoch_its_append_
                 _ => log.barrier(log.epoch())?,
             }
         }
-        stop.store(true, Ordering::SeqCst);
-        let appended: Vec<Vec<(u64, u64, Vec<u8>)>> = writers
-            .into_iter()
-            .map(|w| w.join().expect("writer"))
-            .collect::<Result<_>>()?;
+        let appended = writers.stop()?;
         log.barrier(log.epoch())?;
         let got = replayed(&log, u64::MAX)?;
         let mut order = got.clone();
