@@ -1,4 +1,5 @@
 //! tidelog-raft's integration tests: one binary, one module per area.
 
 mod crash;
+mod refusals;
 mod suite;
