@@ -775,11 +775,23 @@ fn maintenance(log: &Log, mut w: Worker, rounds: u64, appends: u64) {
                 w.fail(format!("events {own:?}"));
             }
         } else if pick < 65 {
+            // Every other reset skips LSNs (`reset_to`): the appenders go on past a gap.
+            let skip = round % 2 * (1 + round % 97);
             w.begin(
                 round,
-                format!("reset() (checkpoint {checkpoint}, last {last})"),
+                format!("reset() skipping {skip} (checkpoint {checkpoint}, last {last})"),
             );
-            if let Err(e) = log.reset() {
+            let reset = loop {
+                if skip == 0 {
+                    break log.reset();
+                }
+                match log.reset_to(Lsn::new(log.last_lsn().get() + 1 + skip)) {
+                    // The appenders went past the target between looking and asking.
+                    Err(Error::InvalidLsn { .. }) => {}
+                    other => break other,
+                }
+            };
+            if let Err(e) = reset {
                 w.fail(format!("unexpected {e:?}"));
                 break;
             }
