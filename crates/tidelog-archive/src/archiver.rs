@@ -39,6 +39,11 @@ pub struct ArchiveOptions {
     /// How failed store operations are retried (forever while the archiver runs; a few times
     /// when it is stopping).
     pub backoff: Backoff,
+    /// Whether the archiver keeps other writers out of the archive (on by default; see
+    /// [`Error::Fenced`]). Fencing needs a store that can put an object only if its name is free;
+    /// a store that cannot is refused ([`Error::Unfenceable`]) unless this is off, in which case
+    /// nothing stops a second writer from corrupting the archive: run one writer at a time.
+    pub fencing: bool,
 }
 
 impl Default for ArchiveOptions {
@@ -47,6 +52,7 @@ impl Default for ArchiveOptions {
             interval: Duration::from_secs(1),
             part_bytes: 8 << 20,
             backoff: Backoff::default(),
+            fencing: true,
         }
     }
 }
@@ -67,6 +73,12 @@ impl ArchiveOptions {
     /// Sets [`ArchiveOptions::backoff`].
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Sets [`ArchiveOptions::fencing`].
+    pub fn fencing(mut self, fencing: bool) -> Self {
+        self.fencing = fencing;
         self
     }
 
@@ -103,6 +115,11 @@ pub struct ArchiveStatus {
     pub durable_lsn: Lsn,
     /// The writer generation this archiver writes under.
     pub generation: u64,
+    /// Who this archiver claimed its generation as (host, process, a unique token).
+    pub holder: String,
+    /// Set once another writer took the archive ([`Error::Fenced`]): the archiver stopped and
+    /// archives nothing more; the local log is unchanged and usable.
+    pub fenced: Option<String>,
     /// Objects uploaded (or found already there) and named by the manifest.
     pub uploads: u64,
     /// Bytes of those objects.
@@ -142,8 +159,16 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    fn stopped(&self, reason: String) {
-        self.status().stopped = Some(reason);
+    fn stopped(&self, error: Option<&Error>) {
+        let reason = error.map_or_else(|| "stopped".to_owned(), ToString::to_string);
+        {
+            let mut status = self.status();
+            if matches!(error, Some(Error::Fenced { .. })) {
+                status.fenced = Some(reason.clone());
+                metrics::gauge!("tidelog_archive_fenced").set(1.0);
+            }
+            status.stopped = Some(reason);
+        }
         self.watch.send_modify(|w| w.1 = true);
         self.changed.notify_all();
     }
@@ -182,13 +207,18 @@ impl std::fmt::Debug for Archiver {
 }
 
 impl Archiver {
-    /// Starts archiving `log` to `store`: reads the store's manifest (or starts a new archive),
-    /// takes the next writer generation, holds the log's segments from the first LSN not
-    /// archived on (the retention floor), and starts the background thread.
+    /// Starts archiving `log` to `store`: reads the store's newest manifest (or starts a new
+    /// archive), checks that the archive's records are the log's, claims the next writer
+    /// generation (which fences off the writer that held it), holds the log's segments from
+    /// the first LSN not archived on (the retention floor), and starts the background thread.
     ///
     /// # Errors
-    /// [`Error::ForeignArchive`] if the store holds another log's archive,
-    /// [`Error::ArchiveAhead`] if it holds records past the log's last,
+    /// [`Error::Fenced`] if another writer claimed the archive at the same moment,
+    /// [`Error::Unfenceable`] for a store without conditional puts (unless
+    /// [`ArchiveOptions::fencing`] is off), [`Error::Diverged`] if the archive holds other
+    /// records than the log at the same LSNs, [`Error::ForeignArchive`] if the store holds
+    /// another log's archive, [`Error::ArchiveAhead`] if it holds records past the log's last
+    /// (bring the log up to date with [`fast_forward`](crate::fast_forward)),
     /// [`Error::BadManifest`], [`Error::Store`] (after the backoff's retries: a store that
     /// cannot be reached at the start is reported, not waited for), [`Error::InvalidOptions`],
     /// [`Error::Log`].
@@ -217,7 +247,8 @@ impl Archiver {
             options,
             shared: Arc::clone(&shared),
             runtime,
-            manifest: Manifest::new(log.log_id(), 0),
+            manifest: Manifest::new(log.log_id()),
+            holder: crate::fence::holder_name(),
             existing: HashMap::new(),
             events,
         };
@@ -228,10 +259,8 @@ impl Archiver {
                 let result = worker.run();
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "tidelog archiver stopped");
-                    worker.shared.stopped(e.to_string());
-                } else {
-                    worker.shared.stopped("stopped".to_owned());
                 }
+                worker.shared.stopped(result.as_ref().err());
                 result
             })
             .map_err(|source| Error::Io {
@@ -346,6 +375,28 @@ impl Drop for Archiver {
     }
 }
 
+/// `manifest` with `entry` added: in place of the tail it ends with, if any, and right after the
+/// last record it names.
+fn with_object(manifest: &Manifest, entry: &ObjectEntry) -> Result<Manifest> {
+    let mut next = manifest.clone();
+    if next
+        .objects
+        .last()
+        .is_some_and(|o| o.kind == ObjectKind::Tail)
+    {
+        next.objects.pop();
+    }
+    let archived = next.last_lsn();
+    if !next.objects.is_empty() && entry.first_lsn != archived.get() + 1 {
+        return Err(Error::SegmentsMisaligned {
+            first: Lsn::new(entry.first_lsn),
+            archived,
+        });
+    }
+    next.objects.push(entry.clone());
+    Ok(next)
+}
+
 /// The archiver thread's state.
 struct Worker {
     log: Arc<Log>,
@@ -354,6 +405,8 @@ struct Worker {
     shared: Arc<Shared>,
     runtime: Runtime,
     manifest: Manifest,
+    /// This archiver's claim.
+    holder: String,
     /// Objects in the store by (first, last, crc, kind): name and size.
     existing: HashMap<(u64, u64, u32, ObjectKind), (String, u64)>,
     events: Receiver<SegmentEvent>,
@@ -363,6 +416,9 @@ struct Worker {
 const POLL: Duration = Duration::from_millis(20);
 /// Attempts at each store operation once the archiver is stopping.
 const STOPPING_ATTEMPTS: u32 = 4;
+/// How many times a start reads the manifest again because its holder wrote a newer one while
+/// the claim was being made.
+const CLAIMS: u32 = 32;
 
 impl Worker {
     /// Runs `op` against the store, retrying with backoff; gives up on the first failure that
@@ -412,39 +468,47 @@ impl Worker {
         }
     }
 
-    /// Reads what the store holds: the manifest (checked against the log) and the objects
-    /// already uploaded; takes the next generation and sets the retention floor.
+    /// Reads what the store holds: the newest manifest (checked against the log) and the
+    /// objects already uploaded; claims the next generation and sets the retention floor.
     fn resume(&mut self) -> Result<()> {
         let store = self.store.clone();
-        let attempts = std::cell::Cell::new(0u32);
-        let found = loop {
-            match self.runtime.block_on(io::read_manifest(&store)) {
-                Err(e @ Error::Store { .. }) if attempts.get() < STOPPING_ATTEMPTS => {
-                    attempts.set(attempts.get() + 1);
-                    tracing::warn!(error = %e, "tidelog archiver: reading the manifest failed");
-                    std::thread::sleep(self.options.backoff.wait(attempts.get()));
-                }
-                other => break other?,
-            }
-        };
         let log_id = self.log.log_id();
-        if let Some(manifest) = &found {
-            if manifest.log_id() != log_id {
-                return Err(Error::ForeignArchive {
-                    expected: log_id,
-                    found: manifest.log_id(),
-                });
+        let mut claimed = None;
+        for _ in 0..CLAIMS {
+            let found =
+                self.retry_bounded("read the manifest", true, || io::latest_manifest(&store))?;
+            if let Some(manifest) = &found {
+                self.check_against_log(manifest)?;
             }
-            if manifest.last_lsn() > self.log.last_lsn() {
-                return Err(Error::ArchiveAhead {
-                    archived: manifest.last_lsn(),
-                    last: self.log.last_lsn(),
-                });
+            let base = found.unwrap_or_else(|| Manifest::new(log_id));
+            let mut claim = base.clone();
+            claim.seq = base.seq + 1;
+            claim.generation = base.generation + 1;
+            claim.holder = self.holder.clone();
+            let fencing = self.options.fencing;
+            let attempt = self.retry_bounded("claim the archive", true, || {
+                crate::fence::attempt(&store, claim.clone(), fencing)
+            })?;
+            match attempt {
+                crate::fence::Attempt::Written(written) => {
+                    claimed = Some(written);
+                    break;
+                }
+                // Another claim won: this writer is fenced off before it wrote anything.
+                crate::fence::Attempt::Lost(newest) if newest.generation > base.generation => {
+                    return Err(crate::fence::fenced_by(0, &newest));
+                }
+                // The holder wrote a manifest (or a prune did) since it was read: read again.
+                crate::fence::Attempt::Lost(_) => {}
             }
         }
-        let generation = found.as_ref().map_or(1, |m| m.generation + 1);
-        let mut manifest = found.unwrap_or_else(|| Manifest::new(log_id, generation));
-        manifest.generation = generation;
+        let Some(manifest) = claimed else {
+            return Err(Error::Stopped {
+                reason: "the archive's manifest kept changing while this writer claimed it"
+                    .to_owned(),
+            });
+        };
+        tracing::info!(generation = manifest.generation, holder = %self.holder, "tidelog archiver claimed the archive");
         self.manifest = manifest;
         let listed = self.retry_bounded("list", true, || io::list(&store, SEGMENTS))?;
         for (name, size) in listed {
@@ -457,9 +521,45 @@ impl Worker {
         self.log.set_retention_floor(Some(archived.next()))?;
         {
             let mut status = self.shared.status();
-            status.generation = generation;
+            status.generation = self.manifest.generation;
+            status.holder = self.holder.clone();
         }
+        metrics::gauge!("tidelog_archive_fenced").set(0.0);
         self.shared.archived(archived);
+        Ok(())
+    }
+
+    /// Checks that `manifest` archives this log: the same log id, the same records at the LSNs
+    /// both hold, and none past the log's last.
+    fn check_against_log(&self, manifest: &Manifest) -> Result<()> {
+        let log_id = self.log.log_id();
+        if manifest.log_id() != log_id {
+            return Err(Error::ForeignArchive {
+                expected: log_id,
+                found: manifest.log_id(),
+            });
+        }
+        let store = self.store.clone();
+        let backoff = self.options.backoff;
+        if let Some(lsn) = crate::divergence::first_difference(
+            &self.runtime,
+            &store,
+            backoff,
+            &self.log,
+            manifest,
+        )? {
+            return Err(Error::Diverged {
+                lsn,
+                local: self.log.last_lsn(),
+                remote: manifest.last_lsn(),
+            });
+        }
+        if manifest.last_lsn() > self.log.last_lsn() {
+            return Err(Error::ArchiveAhead {
+                archived: manifest.last_lsn(),
+                last: self.log.last_lsn(),
+            });
+        }
         Ok(())
     }
 
@@ -607,18 +707,21 @@ impl Worker {
             kind,
             generation,
         };
-        let mut next = self.manifest.clone();
-        let replaced = match next.objects.last() {
-            Some(o) if o.kind == ObjectKind::Tail => next.objects.pop(),
-            _ => None,
-        };
-        next.objects.push(entry);
+        // The tail it replaces, if the manifest ends with one (and not this very object).
+        let replaced = self
+            .manifest
+            .objects
+            .last()
+            .filter(|o| o.kind == ObjectKind::Tail && o.name != entry.name)
+            .cloned();
         let store = self.store.clone();
-        self.retry("manifest write", || io::write_manifest(&store, &next))?;
+        let fencing = self.options.fencing;
+        let base = self.manifest.clone();
+        let next = self.retry("manifest write", || {
+            crate::fence::commit(&store, &base, fencing, |m| with_object(m, &entry))
+        })?;
         self.manifest = next;
-        if let Some(old) =
-            replaced.filter(|o| Some(&o.name) != self.manifest.objects.last().map(|e| &e.name))
-        {
+        if let Some(old) = replaced {
             // Best effort: a leftover is named by no manifest and never read.
             let _ = self.runtime.block_on(io::delete(&store, &old.name));
         }

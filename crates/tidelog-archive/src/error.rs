@@ -145,6 +145,66 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// Another writer holds the archive: it claimed a newer generation (on this writer's start,
+    /// or since). This writer archives nothing more, and nothing it uploads from now on is named
+    /// by a manifest; its local log stays usable.
+    #[error(
+        "fenced: the archive is held by generation {by} ({holder}), not by this writer's \
+         generation {generation}; archiving stopped, the local log is unchanged"
+    )]
+    Fenced {
+        /// This writer's generation (0 if it never held the archive).
+        generation: u64,
+        /// The generation that holds the archive now.
+        by: u64,
+        /// Who claimed it.
+        holder: String,
+    },
+
+    /// The store cannot do conditional puts, without which a second writer could not be kept
+    /// out of the archive. Write to it only with fencing turned off
+    /// ([`ArchiveOptions::fencing`](crate::ArchiveOptions::fencing)), and one writer at a time.
+    #[error(
+        "{store} does not support conditional puts, so it cannot keep a second writer out; \
+         turn fencing off to archive to it anyway"
+    )]
+    Unfenceable {
+        /// The store and prefix.
+        store: String,
+    },
+
+    /// The local log and the archive hold different records at the same LSN: another writer
+    /// archived records this log does not have (two writers from one restored base, or a log
+    /// rolled back below what it archived). Nothing is merged: restore over the log, or archive
+    /// it under a new prefix.
+    #[error(
+        "the log and the archive diverged at LSN {lsn} (the log ends at LSN {local}, the \
+         archive at {remote}): restore the archive over the log, or archive the log to a new \
+         location"
+    )]
+    Diverged {
+        /// The first LSN at which they differ.
+        lsn: Lsn,
+        /// The local log's last LSN.
+        local: Lsn,
+        /// The archive's last LSN.
+        remote: Lsn,
+    },
+
+    /// The log's segments start at other LSNs than the archive's objects (a log built apart from
+    /// the archive, or written with a smaller `segment_bytes` than its writer), so the segment
+    /// holding the next record to archive starts below it.
+    #[error(
+        "the log's segment starting at LSN {first} holds records the archive has up to LSN \
+         {archived}: the log and the archive are cut into segments differently"
+    )]
+    SegmentsMisaligned {
+        /// The first LSN of the local segment.
+        first: Lsn,
+        /// The last archived LSN.
+        archived: Lsn,
+    },
+
     /// A wait for the archived LSN ran out of time.
     #[error("LSN {lsn} not archived in time (archived up to {archived})")]
     Timeout {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 
 use crate::error::{Error, Result};
-use crate::manifest::{MANIFEST, Manifest};
+use crate::manifest::{MANIFESTS, Manifest, manifest_name, parse_manifest_name};
 use crate::store::Store;
 
 /// How failed store operations are retried.
@@ -80,31 +80,103 @@ fn store_error(op: &'static str, key: &str, source: object_store::Error) -> Erro
     }
 }
 
-/// Reads the manifest, or `None` if there is none.
-pub(crate) async fn read_manifest(store: &Store) -> Result<Option<Manifest>> {
-    let path = store.path(MANIFEST);
-    match store.object_store().get(&path).await {
-        Ok(got) => {
-            let bytes = got
-                .bytes()
-                .await
-                .map_err(|e| store_error("get", path.as_ref(), e))?;
-            Manifest::decode(&bytes, path.as_ref()).map(Some)
+/// The sequence numbers of the manifests in the store, in order.
+pub(crate) async fn manifest_seqs(store: &Store) -> Result<Vec<u64>> {
+    let mut seqs: Vec<u64> = list(store, MANIFESTS)
+        .await?
+        .into_iter()
+        .filter_map(|(name, _)| parse_manifest_name(&name))
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Reads and checks the manifest with sequence number `seq`; `None` if there is none.
+pub(crate) async fn read_manifest(store: &Store, seq: u64) -> Result<Option<Manifest>> {
+    let name = manifest_name(seq);
+    let path = store.path(&name);
+    match get(store, &name).await {
+        Ok(bytes) => {
+            let manifest = Manifest::decode(&bytes, path.as_ref())?;
+            if manifest.seq != seq {
+                return Err(Error::BadManifest {
+                    key: path.to_string(),
+                    reason: format!("it says it is manifest {}", manifest.seq),
+                });
+            }
+            Ok(Some(manifest))
         }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(store_error("get", path.as_ref(), e)),
+        Err(Error::MissingObject { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
-/// Writes the manifest (replacing the one there).
-pub(crate) async fn write_manifest(store: &Store, manifest: &Manifest) -> Result<()> {
-    let path = store.path(MANIFEST);
-    store
+/// Reads the newest manifest, or `None` if there is none.
+pub(crate) async fn latest_manifest(store: &Store) -> Result<Option<Manifest>> {
+    // A manifest listed can be gone by the time it is read only if a writer removed it as an
+    // old one: a newer one is there then, and the next listing finds it.
+    for _ in 0..3 {
+        let Some(&seq) = manifest_seqs(store).await?.last() else {
+            return Ok(None);
+        };
+        if let Some(manifest) = read_manifest(store, seq).await? {
+            return Ok(Some(manifest));
+        }
+    }
+    Err(Error::Store {
+        op: "read the newest manifest of",
+        key: store.path(MANIFESTS).to_string(),
+        source: object_store::Error::Generic {
+            store: "tidelog-archive",
+            source: "the newest manifest kept disappearing while it was read".into(),
+        },
+    })
+}
+
+/// How writing a manifest went.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// It is in the store.
+    Done,
+    /// Its name was taken already; these are the bytes there.
+    Taken(Bytes),
+}
+
+/// Writes `manifest` under its sequence number. With `fenced`, only if that name is free (a
+/// conditional put); without, over whatever is there.
+pub(crate) async fn write_manifest(
+    store: &Store,
+    manifest: &Manifest,
+    fenced: bool,
+) -> Result<Written> {
+    let name = manifest_name(manifest.seq);
+    let path = store.path(&name);
+    let mode = if fenced {
+        PutMode::Create
+    } else {
+        PutMode::Overwrite
+    };
+    let put = store
         .object_store()
-        .put(&path, PutPayload::from(manifest.encode()))
-        .await
-        .map_err(|e| store_error("put", path.as_ref(), e))?;
-    Ok(())
+        .put_opts(
+            &path,
+            PutPayload::from(manifest.encode()),
+            PutOptions::from(mode),
+        )
+        .await;
+    match put {
+        Ok(_) => Ok(Written::Done),
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => match get(store, &name).await {
+            Ok(bytes) => Ok(Written::Taken(bytes)),
+            Err(e) => Err(e),
+        },
+        Err(object_store::Error::NotImplemented { .. }) if fenced => Err(Error::Unfenceable {
+            store: store.location().to_owned(),
+        }),
+        Err(e) => Err(store_error("put", path.as_ref(), e)),
+    }
 }
 
 /// Reads the object `name` whole.

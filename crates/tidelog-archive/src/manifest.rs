@@ -1,7 +1,18 @@
 //! What an archive holds and how it is laid out in the store: one object per segment copy under
-//! `segments/`, named so that names sort by log and LSN, and the manifest, `manifest.json`,
-//! written after every upload it names: an object counts as archived once the manifest names
-//! it, so the manifest is the archive's commit point.
+//! `segments/`, named so that names sort by log and LSN, and a chain of manifests under
+//! `manifests/`, one written after every upload it names: an object counts as archived once a
+//! manifest names it, so the manifest is the archive's commit point.
+//!
+//! Manifests are named `manifests/{sequence:020}.json` and never overwritten: each is created
+//! with a conditional put that fails if the name is taken, so of two writers that read the same
+//! manifest and write the next, exactly one succeeds. That is the fence: a writer claims a
+//! generation by writing the next manifest with a higher generation, and a writer whose next
+//! manifest is taken by a higher generation has lost the archive (see `fence`). The newest
+//! manifest (the highest sequence) is the archive; writers remove old ones, keeping the last
+//! [`MANIFESTS_KEPT`].
+//!
+//! Readers in progress (followers, restores) keep a lease under `readers/`, which retention
+//! respects (see `retention`).
 //!
 //! An object's name is `segments/{log id:032x}-{first LSN:020}-{last LSN:020}-{generation:010}-
 //! {crc32c:08x}.{seg|tail}`: `seg` for a complete segment (sealed, never to change), `tail` for
@@ -13,12 +24,32 @@ use tidelog::Lsn;
 
 use crate::error::{Error, Result};
 
-/// The manifest's name under the archive's prefix.
-pub const MANIFEST: &str = "manifest.json";
+/// The folder of manifests under the archive's prefix.
+pub const MANIFESTS: &str = "manifests";
 /// The folder of segment objects under the archive's prefix.
 pub const SEGMENTS: &str = "segments";
+/// The folder of reader leases under the archive's prefix.
+pub const READERS: &str = "readers";
 /// The manifest format this crate writes and reads.
-pub const MANIFEST_FORMAT: u32 = 1;
+pub const MANIFEST_FORMAT: u32 = 2;
+/// How many of the newest manifests a writer keeps (older ones are removed).
+pub const MANIFESTS_KEPT: u64 = 16;
+
+/// The name of the manifest with sequence number `seq`.
+pub fn manifest_name(seq: u64) -> String {
+    format!("{MANIFESTS}/{seq:020}.json")
+}
+
+/// The sequence number of a manifest's name; `None` for any other name.
+pub fn parse_manifest_name(name: &str) -> Option<u64> {
+    let digits = name
+        .strip_prefix(MANIFESTS)?
+        .strip_prefix('/')?
+        .strip_suffix(".json")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
 
 /// What kind of copy an object holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -139,29 +170,54 @@ pub fn parse_name(name: &str) -> Option<ParsedName> {
     (parsed.first_lsn >= 1 && parsed.last_lsn + 1 >= parsed.first_lsn).then_some(parsed)
 }
 
-/// The manifest: the archive's log, the latest writer's generation, and its objects in LSN
-/// order (complete segments, then at most one tail).
+/// A manifest: the archive's log, the generation that holds it and who claimed it, and its
+/// objects in LSN order (complete segments, then at most one tail).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The manifest format ([`MANIFEST_FORMAT`]).
     pub format: u32,
+    /// Its place in the chain: its name is [`manifest_name`] of it.
+    pub seq: u64,
     /// The archived log's id, as 32 hexadecimal digits.
     pub log_id: String,
-    /// The generation of the archiver that wrote this manifest.
+    /// The writer generation that holds the archive: the one that wrote this manifest, or whose
+    /// manifest a prune trimmed.
     pub generation: u64,
+    /// Who claimed that generation (host, process and a token unique to the claim).
+    pub holder: String,
     /// The objects, in LSN order.
     pub objects: Vec<ObjectEntry>,
 }
 
 impl Manifest {
-    /// An empty manifest for `log_id`.
-    pub(crate) fn new(log_id: u128, generation: u64) -> Manifest {
+    /// An empty manifest for `log_id`, before the first of the chain.
+    pub(crate) fn new(log_id: u128) -> Manifest {
         Manifest {
             format: MANIFEST_FORMAT,
+            seq: 0,
             log_id: format!("{log_id:032x}"),
-            generation,
+            generation: 0,
+            holder: String::new(),
             objects: Vec::new(),
         }
+    }
+
+    /// The LSN of the first archived record (1 past the last if none is).
+    pub fn first_lsn(&self) -> Lsn {
+        Lsn::new(self.objects.first().map_or(1, |o| o.first_lsn))
+    }
+
+    /// The time of the newest archived batch, if the records carry times.
+    pub fn last_ms(&self) -> Option<u64> {
+        self.objects.last().and_then(|o| o.last_ms)
+    }
+
+    /// The object holding `lsn`, if one does.
+    pub fn object_holding(&self, lsn: Lsn) -> Option<&ObjectEntry> {
+        let i = self.objects.partition_point(|o| o.last_lsn < lsn.get());
+        self.objects
+            .get(i)
+            .filter(|o| o.first_lsn <= lsn.get() && lsn.get() <= o.last_lsn)
     }
 
     /// The log id.
@@ -243,6 +299,8 @@ pub struct Description {
     pub unreferenced: Vec<(String, u64)>,
     /// Other objects under the prefix (never read by the archive), with their sizes.
     pub foreign: Vec<(String, u64)>,
+    /// The leases of readers (followers, restores), renewed or not.
+    pub readers: Vec<crate::ReaderLease>,
 }
 
 /// Reads the manifest of the archive in `store` and lists its objects. Blocking.
@@ -260,7 +318,7 @@ pub fn describe(store: &crate::Store) -> Result<Description> {
             source,
         })?;
     runtime.block_on(async {
-        let manifest = crate::io::read_manifest(store).await?;
+        let manifest = crate::io::latest_manifest(store).await?;
         let all = crate::io::list(store, "").await?;
         let named: std::collections::HashSet<&str> = manifest
             .iter()
@@ -268,7 +326,9 @@ pub fn describe(store: &crate::Store) -> Result<Description> {
             .collect();
         let (mut unreferenced, mut foreign) = (Vec::new(), Vec::new());
         for (name, size) in all {
-            if name == MANIFEST || named.contains(name.as_str()) {
+            let bookkeeping =
+                parse_manifest_name(&name).is_some() || name.starts_with(&format!("{READERS}/"));
+            if bookkeeping || named.contains(name.as_str()) {
                 continue;
             }
             if parse_name(&name).is_some() {
@@ -277,10 +337,12 @@ pub fn describe(store: &crate::Store) -> Result<Description> {
                 foreign.push((name, size));
             }
         }
+        let readers = crate::retention::leases(store).await?;
         Ok(Description {
             manifest,
             unreferenced,
             foreign,
+            readers,
         })
     })
 }

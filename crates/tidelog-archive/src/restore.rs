@@ -16,6 +16,7 @@ use tidelog::{Importer, Log, Lsn, Options};
 use crate::error::{Error, Result};
 use crate::io::{self, Backoff};
 use crate::manifest::{Manifest, ObjectEntry};
+use crate::retention::Lease;
 use crate::store::Store;
 
 /// How far a restore goes.
@@ -147,8 +148,27 @@ pub fn restore_with(
             path: dir.clone(),
             source,
         })?;
-    let manifest = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
-        io::read_manifest(store)
+    // Held from before the manifest is read until the restore is done: no prune removes an
+    // object this restore may read (see `retention`).
+    let mut lease = Lease::new(store);
+    runtime.block_on(lease.hold(Lsn::FIRST));
+    let result = restore_on(&runtime, store, &dir, target, options, &mut progress);
+    runtime.block_on(lease.release());
+    result
+}
+
+/// The restore, once its runtime runs and its lease is held.
+fn restore_on(
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    dir: &Path,
+    target: Target,
+    options: &Options,
+    mut progress: impl FnMut(Progress),
+) -> Result<RestoreReport> {
+    let dir = dir.to_path_buf();
+    let manifest = io::retrying(runtime, Backoff::default(), io::ATTEMPTS, || {
+        io::latest_manifest(store)
     })?
     .ok_or_else(|| Error::NoArchive {
         location: store.location().to_owned(),
@@ -157,7 +177,7 @@ pub fn restore_with(
     check_target_dir(&dir)?;
     let tmp = temporary_beside(&dir)?;
     let result = build(
-        &runtime,
+        runtime,
         store,
         &manifest,
         &chosen,

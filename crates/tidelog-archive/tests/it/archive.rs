@@ -80,13 +80,13 @@ fn an_archiver_resumes_where_the_store_ends_and_uploads_nothing_twice() {
         assert_eq!(place.faults.puts_of("segments/"), uploads, "{}", place.name);
 
         // Objects uploaded by a run whose manifest writes all failed are found, not sent again.
+        let third = Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
         place.faults.fail(Rule {
             op: "put",
-            path_contains: "manifest.json",
+            path_contains: "manifests/",
             times: u64::MAX,
             after: false,
         });
-        let third = Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
         let more = append(&log, 150);
         assert!(matches!(
             third.wait_archived(more, Duration::from_millis(300)),
@@ -157,7 +157,7 @@ fn failed_uploads_never_count_and_are_retried() {
             },
             Rule {
                 op: "put",
-                path_contains: "manifest.json",
+                path_contains: "manifests/",
                 times: 2,
                 after: true,
             },
@@ -175,7 +175,9 @@ fn failed_uploads_never_count_and_are_retried() {
         let last = append(&log, 300);
         archiver.wait_archived(last, WAIT).expect("archived");
         let status = archiver.status();
-        assert!(status.retries >= 6, "{}: {status:?}", place.name);
+        // The manifest put that reached the store is tried again and found there: its second
+        // hit of the rule reports the store's own "already there", which is no retry.
+        assert!(status.retries >= 5, "{}: {status:?}", place.name);
         assert_eq!(status.last_error, None);
         archiver.stop().expect("stop");
         // The watermark never passed what the manifest names.
@@ -348,7 +350,7 @@ fn an_object_an_earlier_archiver_left_keeps_its_generation_in_the_manifest() {
         second.wait_archived(at, WAIT).expect("archived");
         place.faults.fail(Rule {
             op: "put",
-            path_contains: "manifest.json",
+            path_contains: "manifests/",
             times: u64::MAX,
             after: false,
         });
@@ -389,7 +391,7 @@ fn failed_reads_and_lists_at_the_start_are_retried() {
             .wait_archived(append(&log, 30), WAIT)
             .expect("archived");
         first.stop().expect("stop");
-        for (op, path_contains) in [("get", "manifest.json"), ("list", "segments")] {
+        for (op, path_contains) in [("get", "manifests/"), ("list", "segments")] {
             place.faults.fail(Rule {
                 op,
                 path_contains,
@@ -413,7 +415,7 @@ fn failed_reads_and_lists_at_the_start_are_retried() {
         assert_eq!(status.archived_lsn, last);
         // A store that keeps failing (a bucket that does not exist) is the start's error after
         // a few attempts, whichever read fails: the start never waits for it forever.
-        for (op, path_contains) in [("get", "manifest.json"), ("list", "segments")] {
+        for (op, path_contains) in [("get", "manifests/"), ("list", "segments")] {
             place.faults.fail(Rule {
                 op,
                 path_contains,

@@ -31,12 +31,36 @@ fn manifest(store: &Store) -> Manifest {
         .expect("manifest")
 }
 
-fn write_manifest(store: &Store, manifest: &Manifest) {
-    put(
-        store,
-        "manifest.json",
-        serde_json::to_vec(manifest).expect("encode"),
+/// The name the next manifest of the chain takes.
+fn next_manifest_name(store: &Store) -> (u64, String) {
+    let prefix = object_store::path::Path::from(
+        format!("{}/manifests", store.prefix()).trim_start_matches('/'),
     );
+    let names: Vec<object_store::ObjectMeta> = crate::common::block_on(
+        futures::TryStreamExt::try_collect(store.object_store().list(Some(&prefix))),
+    )
+    .expect("list");
+    let seq = names
+        .iter()
+        .filter_map(|m| {
+            m.location
+                .filename()?
+                .strip_suffix(".json")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+        + 1;
+    (seq, tidelog_archive::manifest::manifest_name(seq))
+}
+
+/// Writes `manifest` as the newest of the chain.
+fn write_manifest(store: &Store, manifest: &Manifest) {
+    let (seq, name) = next_manifest_name(store);
+    let mut manifest = manifest.clone();
+    manifest.seq = seq;
+    put(store, &name, serde_json::to_vec(&manifest).expect("encode"));
 }
 
 /// Restores into `dir/out`, expecting failure; checks nothing was left in `dir` but `keep`.
@@ -71,7 +95,11 @@ fn a_manifest_that_does_not_decode_or_names_hostile_keys_is_refused() {
         let tmp = tempfile::tempdir().expect("tmp");
         archived(&place.store, tmp.path());
         let good = manifest(&place.store);
-        put(&place.store, "manifest.json", b"{ not json".to_vec());
+        put(
+            &place.store,
+            &next_manifest_name(&place.store).1,
+            b"{ not json".to_vec(),
+        );
         assert!(matches!(
             refused(&place.store, tmp.path(), &["log"]),
             Error::BadManifest { .. }

@@ -137,7 +137,7 @@ fn a_restore_retries_failed_reads_and_names_the_object_that_keeps_failing() {
         let tmp = tempfile::tempdir().expect("tmp");
         let log = Arc::new(open_log(&tmp.path().join("log")));
         let last = archive_records(&log, &place.store, 100);
-        for (path, times) in [("manifest.json", 2), (".seg", 3)] {
+        for (path, times) in [("manifests/", 2), (".seg", 3)] {
             place.faults.fail(Rule {
                 op: "get",
                 path_contains: path,

@@ -92,6 +92,45 @@ impl Log {
         inner.retire(removed)
     }
 
+    /// Ends the segment taking appends (with its seal) and starts a new one at the next LSN,
+    /// as an append that does not fit does. A no-op if the segment holds no record. What it
+    /// is for: keeping a log's segments cut where another copy's are (an archive's objects,
+    /// when records are pulled from it), or sealing recent records for a copy.
+    ///
+    /// # Errors
+    /// [`Error::LogFull`] if a bounded log has no room for the seal and the new segment's
+    /// header, and the [`Error::Io`] of a failed write, sync or creation, which poisons the
+    /// log (as the same step of an append would).
+    ///
+    /// # Blocking
+    /// Writes the buffered records and the seal, syncs the segment, and creates the next.
+    pub fn roll(&self) -> Result<()> {
+        span!("tidelog.roll_now", dir = %self.inner.dir.display());
+        let inner = &*self.inner;
+        inner.writable()?;
+        let _maintenance = lock(&inner.maintenance)?;
+        let (seal, roll) = {
+            let mut st = inner.state()?;
+            if st.active().is_empty() {
+                return Ok(());
+            }
+            if let Some(capacity) = inner.options.capacity_bytes {
+                let needed = (SEGMENT_HEADER_LEN + crate::format::SEAL_FRAME_LEN) as u64;
+                let used = super::space::used_bytes(&st);
+                if used + needed > capacity {
+                    return Err(Error::LogFull { capacity, used });
+                }
+            }
+            inner.seal_active(&mut st);
+            let seal = st.take_buffer(&inner.commit, &inner.buffers);
+            (seal, inner.plan_roll(&mut st))
+        };
+        if let Some(seal) = seal {
+            inner.write_region(seal)?;
+        }
+        inner.run_roll(roll)
+    }
+
     /// Durably discards every record after `lsn` (the Raft conflict case); the next append gets
     /// `lsn + 1`. A batch cut in the middle keeps its records up to `lsn`. A `lsn` at or past
     /// the last record is a no-op.

@@ -1,0 +1,303 @@
+//! Retention: [`prune`] removes archived objects below an LSN or older than an age, and the
+//! leases by which readers in progress (followers, restores) keep what they read.
+//!
+//! The rule that keeps a reader whole: an object is deleted only once
+//! 1. no manifest from the newest on names it (prune writes the trimmed manifest first, as the
+//!    next of the chain), and
+//! 2. no reader's lease, renewed within [`PruneOptions::reader_ttl`], stands at or below its
+//!    last LSN.
+//!
+//! A reader writes its lease *before* it reads a manifest, and prune reads the leases *after*
+//! it wrote the manifest that drops an object: a reader that started before the prune is seen
+//! by it, and one that started after reads the trimmed manifest, which does not name the
+//! object. A follower's lease stands at the first LSN of the object it reads and is renewed
+//! at least every minute while it runs; a restore holds one at LSN 1 from before it reads the
+//! manifest until it is done. A reader stalled for longer than `reader_ttl` loses the
+//! protection. Prune also never removes the object holding the newest archived record, so an
+//! archive always says where it ends.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tidelog::Lsn;
+
+use crate::error::{Error, Result};
+use crate::fence::Attempt;
+use crate::follow::now_ms;
+use crate::io::{self, Backoff};
+use crate::manifest::{Manifest, READERS, SEGMENTS, parse_name};
+use crate::store::Store;
+
+/// How often a reader renews its lease while the LSN it holds stays the same.
+const RENEW: Duration = Duration::from_secs(60);
+
+/// A reader's lease, as the store keeps it under `readers/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderLease {
+    /// Its name under the archive's prefix.
+    #[serde(skip)]
+    pub name: String,
+    /// The reader may still read every record from this LSN on.
+    pub lsn: u64,
+    /// When it was last renewed, in milliseconds since the Unix epoch.
+    pub updated_ms: u64,
+    /// Who holds it.
+    pub holder: String,
+}
+
+/// A lease this process holds (best effort: a lease that cannot be written is logged, and the
+/// reader reads on unprotected).
+#[derive(Debug)]
+pub(crate) struct Lease {
+    store: Store,
+    name: String,
+    holder: String,
+    held: Option<(Lsn, Instant)>,
+}
+
+impl Lease {
+    pub(crate) fn new(store: &Store) -> Lease {
+        let holder = crate::fence::holder_name();
+        let token = holder.rsplit('#').next().unwrap_or("reader").to_owned();
+        Lease {
+            store: store.clone(),
+            name: format!("{READERS}/{token}.json"),
+            holder,
+            held: None,
+        }
+    }
+
+    /// Holds every record from `lsn` on (renewing the lease if it is due).
+    pub(crate) async fn hold(&mut self, lsn: Lsn) {
+        if self
+            .held
+            .is_some_and(|(held, at)| held == lsn && at.elapsed() < RENEW)
+        {
+            return;
+        }
+        let lease = ReaderLease {
+            name: String::new(),
+            lsn: lsn.get(),
+            updated_ms: now_ms(),
+            holder: self.holder.clone(),
+        };
+        let bytes = serde_json::to_vec(&lease).unwrap_or_default();
+        match io::put(&self.store, &self.name, bytes.into(), usize::MAX).await {
+            Ok(()) => self.held = Some((lsn, Instant::now())),
+            Err(e) => {
+                tracing::warn!(error = %e, "tidelog archive: a reader's lease was not written")
+            }
+        }
+    }
+
+    /// Lets go of the lease.
+    pub(crate) async fn release(&mut self) {
+        if self.held.take().is_some() {
+            let _ = io::delete(&self.store, &self.name).await;
+        }
+    }
+}
+
+/// The readers' leases in the store (those that do not decode are left out).
+pub(crate) async fn leases(store: &Store) -> Result<Vec<ReaderLease>> {
+    let mut found = Vec::new();
+    for (name, _) in io::list(store, READERS).await? {
+        let Ok(bytes) = io::get(store, &name).await else {
+            continue; // released since the listing
+        };
+        if let Ok(mut lease) = serde_json::from_slice::<ReaderLease>(&bytes) {
+            lease.name = name;
+            found.push(lease);
+        }
+    }
+    Ok(found)
+}
+
+/// What [`prune`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneTarget {
+    /// Every object whose records are all below this LSN.
+    Below(Lsn),
+    /// Every object whose newest batch is older than this.
+    OlderThan(Duration),
+}
+
+/// How [`prune`] works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PruneOptions {
+    /// What to remove.
+    pub target: PruneTarget,
+    /// A reader's lease not renewed for this long no longer holds anything back. Default 10
+    /// minutes (readers renew every minute).
+    pub reader_ttl: Duration,
+    /// Whether the manifest is written with a conditional put, as a fenced writer's are (on by
+    /// default; off only for a store the archiver also writes without fencing).
+    pub fencing: bool,
+}
+
+impl PruneOptions {
+    /// Options that remove what `target` says.
+    pub fn new(target: PruneTarget) -> PruneOptions {
+        PruneOptions {
+            target,
+            reader_ttl: Duration::from_secs(600),
+            fencing: true,
+        }
+    }
+
+    /// Sets [`PruneOptions::reader_ttl`].
+    pub fn reader_ttl(mut self, ttl: Duration) -> Self {
+        self.reader_ttl = ttl;
+        self
+    }
+
+    /// Sets [`PruneOptions::fencing`].
+    pub fn fencing(mut self, fencing: bool) -> Self {
+        self.fencing = fencing;
+        self
+    }
+}
+
+/// What a [`prune`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Objects deleted (named ones the manifest dropped, and earlier leftovers below it).
+    pub removed: usize,
+    /// Their bytes.
+    pub removed_bytes: u64,
+    /// Objects the manifest dropped that a reader's lease still keeps (a later prune deletes
+    /// them).
+    pub kept_for_readers: usize,
+    /// The archive's first LSN after the prune.
+    pub first_lsn: Lsn,
+    /// The lowest LSN a reader's lease held, if one did.
+    pub reader_lsn: Option<Lsn>,
+}
+
+/// Removes archived objects as `options` say, never one a reader in progress needs, nor the one
+/// holding the newest record (see the module docs for the rule). Blocking.
+///
+/// # Errors
+/// [`Error::NoArchive`], [`Error::BadManifest`], [`Error::Unfenceable`] (with fencing on, for
+/// a store without conditional puts), [`Error::Store`] once an operation failed five times.
+pub fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            op: "start a runtime for pruning",
+            path: std::path::PathBuf::from(store.location()),
+            source,
+        })?;
+    let fresh = |leases: Vec<ReaderLease>| {
+        let since = now_ms()
+            .saturating_sub(u64::try_from(options.reader_ttl.as_millis()).unwrap_or(u64::MAX));
+        leases
+            .into_iter()
+            .filter(|l| l.updated_ms >= since)
+            .map(|l| Lsn::new(l.lsn))
+            .min()
+    };
+    let mut base = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
+        io::latest_manifest(store)
+    })?
+    .ok_or_else(|| Error::NoArchive {
+        location: store.location().to_owned(),
+    })?;
+    let readers = fresh(io::retrying(
+        &runtime,
+        Backoff::default(),
+        io::ATTEMPTS,
+        || leases(store),
+    )?);
+    let written = loop {
+        let floor = floor_of(&base, options.target).min(readers.unwrap_or(Lsn::new(u64::MAX)));
+        let next = trimmed(&base, floor);
+        if next.objects.len() == base.objects.len() {
+            break base;
+        }
+        let attempt = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
+            crate::fence::attempt(store, next.clone(), options.fencing)
+        })?;
+        match attempt {
+            Attempt::Written(written) => break written,
+            Attempt::Lost(newest) => base = newest,
+        }
+    };
+    // Read after the manifest is written: a reader not seen here reads that manifest or a
+    // later one.
+    let readers = fresh(io::retrying(
+        &runtime,
+        Backoff::default(),
+        io::ATTEMPTS,
+        || leases(store),
+    )?);
+    let first = written.first_lsn();
+    let keep_from = readers.map_or(first, |r| r.min(first));
+    let named: std::collections::HashSet<&str> =
+        written.objects.iter().map(|o| o.name.as_str()).collect();
+    let listed = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
+        io::list(store, SEGMENTS)
+    })?;
+    let mut report = PruneReport {
+        first_lsn: first,
+        reader_lsn: readers,
+        ..PruneReport::default()
+    };
+    for (name, size) in listed {
+        let Some(parsed) = parse_name(&name) else {
+            continue;
+        };
+        if named.contains(name.as_str())
+            || parsed.log_id != written.log_id()
+            || parsed.last_lsn >= first.get()
+        {
+            continue;
+        }
+        if parsed.last_lsn >= keep_from.get() {
+            report.kept_for_readers += 1;
+            continue;
+        }
+        io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
+            io::delete(store, &name)
+        })?;
+        report.removed += 1;
+        report.removed_bytes += size;
+    }
+    tracing::info!(removed = report.removed, first = %first, "tidelog archive pruned");
+    Ok(report)
+}
+
+/// The LSN below which `target` removes objects of `manifest`.
+fn floor_of(manifest: &Manifest, target: PruneTarget) -> Lsn {
+    match target {
+        PruneTarget::Below(lsn) => lsn,
+        PruneTarget::OlderThan(age) => {
+            let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+            let cutoff = now_ms().saturating_sub(age);
+            // Times never go backwards along a log: the objects older than the cutoff are a
+            // prefix.
+            let kept = manifest
+                .objects
+                .iter()
+                .find(|o| o.last_ms.is_none_or(|ms| ms >= cutoff));
+            kept.map_or(manifest.last_lsn().next(), |o| Lsn::new(o.first_lsn))
+        }
+    }
+}
+
+/// `manifest` without its objects whose records are all below `floor`, keeping the last.
+fn trimmed(manifest: &Manifest, floor: Lsn) -> Manifest {
+    let mut next = manifest.clone();
+    let removable = next
+        .objects
+        .iter()
+        .take_while(|o| o.last_lsn < floor.get())
+        .count()
+        .min(next.objects.len().saturating_sub(1));
+    next.objects.drain(..removable);
+    next.seq = manifest.seq + 1;
+    next
+}
