@@ -104,9 +104,6 @@ fn pull(runtime: &Runtime, log: &Log, store: &Store, backoff: Backoff) -> Result
         last_lsn: log.last_lsn(),
         ..FastForward::default()
     };
-    if manifest.last_lsn() <= log.last_lsn() {
-        return Ok(done);
-    }
     if let Some(lsn) = crate::divergence::first_difference(runtime, store, backoff, log, &manifest)?
     {
         return Err(Error::Diverged {
@@ -114,6 +111,9 @@ fn pull(runtime: &Runtime, log: &Log, store: &Store, backoff: Backoff) -> Result
             local: log.last_lsn(),
             remote: manifest.last_lsn(),
         });
+    }
+    if manifest.last_lsn() <= log.last_lsn() {
+        return Ok(done);
     }
     let next = log.last_lsn().next();
     if manifest.first_lsn() > next {

@@ -40,6 +40,8 @@ pub(crate) struct FaultyStore {
     gate: (Mutex<bool>, Condvar),
     /// Puts to paths containing this, after this many of them, wait forever.
     stall: Mutex<Option<(&'static str, u64)>>,
+    /// Whether conditional puts are refused as not implemented (a store without them).
+    pub no_conditional_puts: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Display for FaultyStore {
@@ -57,6 +59,7 @@ impl FaultyStore {
             failed: AtomicU64::new(0),
             gate: (Mutex::new(true), Condvar::new()),
             stall: Mutex::new(None),
+            no_conditional_puts: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -141,6 +144,14 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.puts.lock().expect("puts").push(location.to_string());
+        if self.no_conditional_puts.load(Ordering::SeqCst)
+            && !matches!(opts.mode, object_store::PutMode::Overwrite)
+        {
+            return Err(object_store::Error::NotImplemented {
+                operation: "conditional put".to_owned(),
+                implementer: "faulty".to_owned(),
+            });
+        }
         self.pass_gate();
         self.check_stall(location.as_ref());
         match self.hit("put", location.as_ref()) {

@@ -6,8 +6,12 @@
 mod archive;
 mod bad;
 mod common;
+mod divergence;
 mod faulty;
+mod fencing;
+mod follow;
 #[cfg(unix)]
 mod kills;
 mod restore;
+mod retention;
 mod secrets;

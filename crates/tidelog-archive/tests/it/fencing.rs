@@ -1,0 +1,194 @@
+//! Fencing: one writer per archive. Writers race for the archive, an old writer loses it to a
+//! new one, and a store without conditional puts is refused; on memory, a local directory and
+//! the S3 test server.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier};
+
+use tidelog::{Durability, Lsn};
+use tidelog_archive::{
+    ArchiveOptions, Archiver, Error, FollowOptions, Follower, Target, describe, restore,
+};
+
+use crate::common::{WAIT, append, archive_records, assert_holds, open_log, places, quick};
+
+#[test]
+fn sixteen_writers_claiming_one_archive_at_once_leave_exactly_one_holder_each_round() {
+    const WRITERS: usize = 16;
+    const ROUNDS: u64 = 20;
+    for place in places("race") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        // One log, archived by 16 archivers at once (each its own claim): what the race is
+        // about is the store, not the local logs.
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        archive_records(&log, &place.store, 10);
+        let mut fenced_at_start = 0;
+        for round in 1..=ROUNDS {
+            let barrier = Arc::new(Barrier::new(WRITERS));
+            let starts: Vec<_> = (0..WRITERS)
+                .map(|_| {
+                    let (log, store, barrier) =
+                        (Arc::clone(&log), place.store.clone(), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Archiver::start(log, store, quick())
+                    })
+                })
+                .collect();
+            let mut running = Vec::new();
+            for start in starts {
+                match start.join().expect("start thread") {
+                    Ok(archiver) => running.push(archiver),
+                    Err(Error::Fenced { by, .. }) => {
+                        assert!(by > 0);
+                        fenced_at_start += 1;
+                    }
+                    Err(e) => panic!("{} round {round}: {e}", place.name),
+                }
+            }
+            assert!(!running.is_empty(), "{} round {round}", place.name);
+            // Each archiver still running tries to upload the next record: only the holder's
+            // manifest write goes through.
+            let lsn = log
+                .append(
+                    &crate::common::payload(log.last_lsn().get() + 1),
+                    Durability::Synced,
+                )
+                .expect("append");
+            let mut holders = Vec::new();
+            for archiver in running {
+                match archiver.wait_archived(lsn, WAIT) {
+                    Ok(()) => holders.push(archiver.status()),
+                    Err(Error::Stopped { reason }) => {
+                        assert!(reason.contains("fenced"), "{}: {reason}", place.name);
+                        assert!(archiver.status().fenced.is_some());
+                        assert!(
+                            matches!(archiver.stop(), Err(Error::Fenced { .. })),
+                            "{}",
+                            place.name
+                        );
+                    }
+                    Err(e) => panic!("{} round {round}: {e}", place.name),
+                }
+            }
+            assert_eq!(
+                holders.len(),
+                1,
+                "{} round {round}: {holders:?}",
+                place.name
+            );
+            let manifest = describe(&place.store)
+                .expect("describe")
+                .manifest
+                .expect("manifest");
+            assert_eq!(manifest.generation, holders[0].generation);
+            assert_eq!(manifest.holder, holders[0].holder);
+            assert_eq!(manifest.last_lsn(), lsn, "{} round {round}", place.name);
+        }
+        println!(
+            "{}: {ROUNDS} rounds of {WRITERS} writers: 1 holder each, {fenced_at_start} fenced at their start, {} at their first upload",
+            place.name,
+            ROUNDS as usize * (WRITERS - 1) - fenced_at_start
+        );
+        let report =
+            restore(&place.store, tmp.path().join("restored"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, 10 + ROUNDS);
+    }
+}
+
+#[test]
+fn a_fenced_writers_later_records_never_reach_the_archive_and_its_log_stays_usable() {
+    for place in places("fenced") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let old_log = Arc::new(open_log(&tmp.path().join("old")));
+        let base = archive_records(&old_log, &place.store, 120);
+        let old =
+            Archiver::start(Arc::clone(&old_log), place.store.clone(), quick()).expect("start");
+        // A new writer takes over from a copy of the archive.
+        let copy = restore(&place.store, tmp.path().join("new"), Target::Latest).expect("restore");
+        let new_log = Arc::new(open_log(&copy.dir));
+        let new =
+            Archiver::start(Arc::clone(&new_log), place.store.clone(), quick()).expect("start");
+        assert_eq!(new.status().generation, old.status().generation + 1);
+        // The old writer goes on appending: its next upload finds itself fenced.
+        let old_last = old_log
+            .append_batch(
+                &[b"old writer 1".as_slice(), b"old writer 2"],
+                Durability::Synced,
+            )
+            .expect("append")
+            .1;
+        match old.wait_archived(old_last, WAIT) {
+            Err(Error::Stopped { reason }) => assert!(reason.contains("fenced"), "{reason}"),
+            other => panic!("{}: {other:?}", place.name),
+        }
+        let status = old.status();
+        assert!(status.fenced.is_some(), "{}: {status:?}", place.name);
+        assert_eq!(status.archived_lsn, base);
+        match old.stop() {
+            Err(Error::Fenced {
+                generation,
+                by,
+                holder,
+            }) => {
+                assert_eq!(by, generation + 1);
+                assert_eq!(holder, new.status().holder);
+            }
+            other => panic!("{}: {other:?}", place.name),
+        }
+        // The old log is as usable as ever.
+        let more = old_log
+            .append(b"still writable", Durability::Synced)
+            .expect("append");
+        assert_eq!(old_log.read(more).expect("read").data(), b"still writable");
+        // The new writer's records are the archive's.
+        let new_last = append(&new_log, 40);
+        new.wait_archived(new_last, WAIT).expect("archived");
+        new.stop().expect("stop");
+        let report =
+            restore(&place.store, tmp.path().join("after"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, new_last.get());
+        // A follower reads the new writer's records and never the old one's.
+        let mut follower =
+            Follower::new(place.store.clone(), FollowOptions::default()).expect("follower");
+        for lsn in 1..=new_last.get() {
+            let record = follower.try_next().expect("read").expect("archived");
+            assert_eq!(record.lsn(), Lsn::new(lsn));
+            assert_eq!(record.data(), crate::common::payload(lsn), "{}", place.name);
+        }
+        assert_eq!(follower.try_next().expect("read"), None);
+        // The old writer cannot come back either: its records differ from the archive's.
+        assert!(matches!(
+            Archiver::start(Arc::clone(&old_log), place.store.clone(), quick()),
+            Err(Error::Diverged { lsn, .. }) if lsn == base.next()
+        ));
+    }
+}
+
+#[test]
+fn a_store_without_conditional_puts_is_refused_unless_fencing_is_off() {
+    for place in places("unfenceable") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        place
+            .faults
+            .no_conditional_puts
+            .store(true, Ordering::SeqCst);
+        match Archiver::start(Arc::clone(&log), place.store.clone(), quick()) {
+            Err(e @ Error::Unfenceable { .. }) => {
+                let shown = e.to_string();
+                assert!(shown.contains(place.store.location()), "{shown}");
+            }
+            other => panic!("{}: {:?}", place.name, other.map(|a| a.status())),
+        }
+        let options: ArchiveOptions = quick().fencing(false);
+        let archiver = Archiver::start(Arc::clone(&log), place.store.clone(), options)
+            .expect("start without fencing");
+        let last = append(&log, 60);
+        archiver.wait_archived(last, WAIT).expect("archived");
+        archiver.stop().expect("stop");
+        let report =
+            restore(&place.store, tmp.path().join("restored"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, last.get());
+    }
+}
