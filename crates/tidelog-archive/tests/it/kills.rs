@@ -14,7 +14,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use tidelog::{Durability, Log, Lsn};
-use tidelog_archive::{Archiver, Error, Store, Target, restore};
+use tidelog_archive::{Archiver, Error, FollowOptions, Follower, Store, Target, restore};
 
 use crate::common::{self, WAIT, assert_holds, payload};
 use crate::faulty::FaultyStore;
@@ -81,44 +81,78 @@ fn child() {
     }
 }
 
-/// Runs the child until it prints `until` (or any line, if `None`) and `ms` more
-/// milliseconds, kills it, and returns the last LSN it acknowledged.
-fn run_child(dir: &Path, url: &str, stall: Option<u64>, ms: u64) -> u64 {
-    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
-    command
-        .args([
-            "kills::child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "-q",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_URL, url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if let Some(after) = stall {
-        command.env(CHILD_STALL, after.to_string());
+/// A child started, its stdout's lines on a channel.
+struct Child {
+    process: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Child {
+    /// Starts the child on the log in `dir`, archiving to `url`, stalling its manifest writes
+    /// after `stall` of them if set.
+    fn start(dir: &Path, url: &str, stall: Option<u64>) -> Child {
+        let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+        command
+            .args([
+                "kills::child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "-q",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir)
+            .env(CHILD_URL, url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(after) = stall {
+            command.env(CHILD_STALL, after.to_string());
+        }
+        let mut process = command.spawn().expect("start the child");
+        let stdout = process.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Child {
+            process,
+            lines,
+            reader,
+        }
     }
-    let mut child = command.spawn().expect("start the child");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
+
+    /// Kills the child; returns the last LSN it acknowledged among the lines not read yet (or
+    /// `acked` if none).
+    fn kill(mut self, mut acked: u64) -> u64 {
+        self.process.kill().expect("kill");
+        let _ = self.process.wait();
+        let _ = self.reader.join();
+        for line in self.lines.try_iter() {
+            if let Some(n) = line.strip_prefix("acked ") {
+                acked = n.parse().expect("an LSN");
             }
         }
-    });
+        acked
+    }
+}
+
+/// Runs the child until it prints `stalled` (with `stall`) or `archiving` and `ms` more
+/// milliseconds, kills it, and returns the last LSN it acknowledged.
+fn run_child(dir: &Path, url: &str, stall: Option<u64>, ms: u64) -> u64 {
+    let child = Child::start(dir, url, stall);
     let wanted = if stall.is_some() {
         "stalled"
     } else {
         "archiving"
     };
     let mut acked = 0;
-    for line in rx.iter() {
+    for line in child.lines.iter() {
         if let Some(n) = line.strip_prefix("acked ") {
             acked = n.parse().expect("an LSN");
         }
@@ -127,15 +161,58 @@ fn run_child(dir: &Path, url: &str, stall: Option<u64>, ms: u64) -> u64 {
         }
     }
     std::thread::sleep(Duration::from_millis(ms));
-    child.kill().expect("kill");
-    let _ = child.wait();
-    let _ = reader.join();
-    for line in rx.try_iter() {
-        if let Some(n) = line.strip_prefix("acked ") {
-            acked = n.parse().expect("an LSN");
-        }
+    child.kill(acked)
+}
+
+/// The `q`th quantile of `sorted`.
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(i).copied().unwrap_or(0)
+}
+
+#[test]
+fn a_follower_in_another_process_sees_every_record_once_in_order() {
+    const RECORDS: u64 = 3000;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut urls = vec![format!("file://{}", tmp.path().join("archive").display())];
+    match common::s3_url("follow-process") {
+        Some(url) => urls.push(url),
+        None => eprintln!("SKIPPED the follower on S3: TIDELOG_TEST_S3_ENDPOINT is not set"),
     }
-    acked
+    for (u, url) in urls.iter().enumerate() {
+        let dir = tmp.path().join(format!("log-{u}"));
+        let child = Child::start(&dir, url, None);
+        let mut follower = Follower::new(
+            store_for(url),
+            FollowOptions::default().poll(Duration::from_millis(10)),
+        )
+        .expect("follower");
+        let (mut behind_ms, mut behind_records) = (Vec::new(), Vec::new());
+        for lsn in 1..=RECORDS {
+            let record = follower.next().expect("never ends").expect("record");
+            assert_eq!(record.lsn(), Lsn::new(lsn), "{url}: in order, each once");
+            assert_eq!(record.data(), payload(lsn), "{url}");
+            let stamped = record.timestamp_ms().expect("a time");
+            behind_ms.push(now_ms().saturating_sub(stamped));
+            behind_records.push(follower.lag().records);
+        }
+        let acked = child.kill(0);
+        behind_ms.sort_unstable();
+        behind_records.sort_unstable();
+        println!(
+            "{url}: follower lag over {RECORDS} records: p50 {} ms / {} records, p99 {} ms / {} records (writer acknowledged {acked})",
+            quantile(&behind_ms, 0.5),
+            quantile(&behind_records, 0.5),
+            quantile(&behind_ms, 0.99),
+            quantile(&behind_records, 0.99),
+        );
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[test]
