@@ -27,6 +27,8 @@ pub(crate) enum Step {
     Reset,
     /// Reset to `last + 1 + n`, skipping `n` LSNs.
     ResetTo(u64),
+    /// `Log::roll`: the segment sealed, a new one started.
+    Roll,
 }
 
 pub(crate) fn script() -> Vec<Step> {
@@ -40,6 +42,7 @@ pub(crate) fn script() -> Vec<Step> {
         steps.push(Step::Large(Synced));
         steps.push(Step::Append(Synced));
         steps.push(Step::Batch(4, Synced));
+        steps.push(Step::Roll);
         steps.extend([Step::Append(Buffered); 30]);
         steps.push(Step::Sync);
         steps.push(Step::Checkpoint(10));
@@ -47,6 +50,10 @@ pub(crate) fn script() -> Vec<Step> {
         steps.push(Step::TruncateAfter(2));
         steps.push(Step::Append(Synced));
         steps.extend([Step::Append(Buffered); 40]);
+        if round == 0 {
+            // Buffered records go out with the seal.
+            steps.push(Step::Roll);
+        }
         steps.push(Step::Batch(2, Synced));
         if round == 1 {
             steps.push(Step::Reset);
@@ -191,6 +198,11 @@ pub(crate) fn run_observed(log: &Log, mut before: impl FnMut(usize)) -> Model {
                     m.failed_checkpoint = Some(m.last() + 1);
                     log.reset()?;
                     m.checkpoint = m.last() + 1;
+                    m.acked = m.last();
+                }
+                Step::Roll => {
+                    log.roll()?;
+                    // The sealed segment, holding every record, is synced.
                     m.acked = m.last();
                 }
                 Step::ResetTo(skip) => {

@@ -461,6 +461,7 @@ fn step_kind(step: Step) -> &'static str {
         Step::TruncateAfter(_) => "truncate_after",
         Step::Reset => "reset",
         Step::ResetTo(_) => "reset_to",
+        Step::Roll => "roll",
     }
 }
 

@@ -295,3 +295,63 @@ fn a_damaged_seal_is_not_trusted() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_roll_seals_the_segment_and_the_next_one_takes_appends() -> Result<()> {
+    for env in Env::both() {
+        let ctx = env.name();
+        let log = env.open()?;
+        log.roll()?; // nothing to seal: a no-op
+        assert_eq!(log.segments().len(), 1, "{ctx}");
+        append_n(&log, 5)?;
+        log.append(b"buffered", Durability::Buffered)?;
+        log.roll()?;
+        let segments = log.segments();
+        assert_eq!(segments.len(), 2, "{ctx}");
+        assert_eq!(
+            (segments[0].first_lsn, segments[0].last_lsn),
+            (Lsn::new(1), Lsn::new(6))
+        );
+        assert_eq!(segments[1].first_lsn, Lsn::new(7), "{ctx}");
+        assert_eq!(
+            log.durable_lsn(),
+            Lsn::new(6),
+            "{ctx}: the sealed segment is synced"
+        );
+        let seal = seal_of(&env, &segments[0].path)?.expect("sealed");
+        assert_eq!((seal.first_lsn, seal.last_lsn), (Lsn::new(1), Lsn::new(6)));
+        log.roll()?; // the new segment holds nothing yet
+        assert_eq!(log.segments().len(), 2, "{ctx}");
+        let lsn = log.append(b"after", Durability::Synced)?;
+        assert_eq!(lsn, Lsn::new(7));
+        drop(log);
+        let log = env.open()?;
+        assert_eq!(log.segments().len(), 2, "{ctx}");
+        assert_eq!(log.read(Lsn::new(6))?.data(), b"buffered");
+        assert_eq!(log.read(lsn)?.data(), b"after");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_roll_in_a_full_bounded_log_is_refused_and_changes_nothing() -> Result<()> {
+    let env = Env::mem();
+    let log = env
+        .builder()
+        .capacity_bytes(8192)
+        .segment_bytes(4096)
+        .open()?;
+    let mut appended = 0;
+    while log.append(&[7u8; 100], Durability::Buffered).is_ok() {
+        appended += 1;
+    }
+    let segments = log.segments().len();
+    match log.roll() {
+        Err(tidelog::Error::LogFull { .. }) => {}
+        other => panic!("expected LogFull, got {other:?}"),
+    }
+    assert_eq!(log.segments().len(), segments);
+    log.sync()?;
+    assert_eq!(log.last_lsn(), Lsn::new(appended));
+    Ok(())
+}
