@@ -437,23 +437,29 @@ impl Follower {
         Ok(())
     }
 
-    /// Reads the newest manifest.
+    /// Reads the newest manifest, if it is newer than the one the follower has (a listing,
+    /// and a read only when there is one).
     async fn refresh(&mut self) -> Result<()> {
         let store = self.store.clone();
-        let newest = self.retrying(|| io::latest_manifest(&store)).await?;
-        let Some(newest) = newest else {
+        let seqs = self.retrying(|| io::manifest_seqs(&store)).await?;
+        let Some(&seq) = seqs.last() else {
             return Ok(());
         };
-        if let Some(old) = &self.manifest {
-            if newest.log_id() != old.log_id() {
-                return Err(Error::ForeignArchive {
-                    expected: old.log_id(),
-                    found: newest.log_id(),
-                });
-            }
-            if newest.seq < old.seq {
-                return Ok(());
-            }
+        if self.manifest.as_ref().is_some_and(|m| m.seq >= seq) {
+            return Ok(());
+        }
+        let read = self.retrying(|| io::read_manifest(&store, seq)).await?;
+        // Gone since the listing: removed as an old one, and the next look finds the newer.
+        let Some(newest) = read else {
+            return Ok(());
+        };
+        if let Some(old) = &self.manifest
+            && newest.log_id() != old.log_id()
+        {
+            return Err(Error::ForeignArchive {
+                expected: old.log_id(),
+                found: newest.log_id(),
+            });
         }
         self.manifest = Some(newest);
         Ok(())

@@ -148,6 +148,15 @@ pub fn restore_with(
             path: dir.clone(),
             source,
         })?;
+    // Nothing is written to a location that holds no archive (a mistyped URL).
+    let seqs = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
+        io::manifest_seqs(store)
+    })?;
+    if seqs.is_empty() {
+        return Err(Error::NoArchive {
+            location: store.location().to_owned(),
+        });
+    }
     // Held from before the manifest is read until the restore is done: no prune removes an
     // object this restore may read (see `retention`).
     let mut lease = Lease::new(store);

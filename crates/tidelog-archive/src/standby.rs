@@ -71,7 +71,7 @@ pub struct FastForward {
 /// [`Error::NoArchive`], [`Error::CorruptObject`], [`Error::Store`], [`Error::Log`].
 pub fn fast_forward(log: &Log, store: &Store) -> Result<FastForward> {
     let runtime = runtime_for(store)?;
-    pull(&runtime, log, store, Backoff::default())
+    pull(&runtime, log, store, Backoff::default(), &mut 0)
 }
 
 fn runtime_for(store: &Store) -> Result<Runtime> {
@@ -85,14 +85,27 @@ fn runtime_for(store: &Store) -> Result<Runtime> {
         })
 }
 
-/// One fast-forward, on `runtime`.
-fn pull(runtime: &Runtime, log: &Log, store: &Store, backoff: Backoff) -> Result<FastForward> {
+/// One fast-forward, on `runtime`; nothing if the newest manifest is manifest `pulled`, which
+/// an earlier pass pulled whole (it becomes the one this pass pulled).
+fn pull(
+    runtime: &Runtime,
+    log: &Log,
+    store: &Store,
+    backoff: Backoff,
+    pulled: &mut u64,
+) -> Result<FastForward> {
     let manifest = io::retrying(runtime, backoff, io::ATTEMPTS, || {
         io::latest_manifest(store)
     })?
     .ok_or_else(|| Error::NoArchive {
         location: store.location().to_owned(),
     })?;
+    if manifest.seq == *pulled {
+        return Ok(FastForward {
+            last_lsn: log.last_lsn(),
+            ..FastForward::default()
+        });
+    }
     if manifest.log_id() != log.log_id() {
         return Err(Error::ForeignArchive {
             expected: log.log_id(),
@@ -113,6 +126,7 @@ fn pull(runtime: &Runtime, log: &Log, store: &Store, backoff: Backoff) -> Result
         });
     }
     if manifest.last_lsn() <= log.last_lsn() {
+        *pulled = manifest.seq;
         return Ok(done);
     }
     let next = log.last_lsn().next();
@@ -162,6 +176,7 @@ fn pull(runtime: &Runtime, log: &Log, store: &Store, backoff: Backoff) -> Result
     }
     log.sync()?;
     done.last_lsn = log.last_lsn();
+    *pulled = manifest.seq;
     Ok(done)
 }
 
@@ -341,8 +356,9 @@ fn run(
     options: &FollowOptions,
     shared: &Shared,
 ) -> Result<()> {
+    let mut pulled = 0;
     while !shared.stop.load(Ordering::SeqCst) {
-        match pull(runtime, log, store, options.backoff) {
+        match pull(runtime, log, store, options.backoff, &mut pulled) {
             Ok(done) => {
                 let mut status = shared.status();
                 status.applied_lsn = done.last_lsn;

@@ -227,3 +227,21 @@ fn foreign_objects_under_the_prefix_are_listed_and_never_read() {
         assert_holds(&report.dir, 1, last);
     }
 }
+
+#[test]
+fn a_restore_or_a_follower_of_a_mistyped_location_creates_nothing_there() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let missing = tmp.path().join("no-such-archive");
+    let store = Store::from_url(&format!("file://{}", missing.display())).expect("store");
+    assert!(matches!(
+        restore(&store, tmp.path().join("out"), Target::Latest),
+        Err(Error::NoArchive { .. })
+    ));
+    let mut follower =
+        tidelog_archive::Follower::new(store, tidelog_archive::FollowOptions::default())
+            .expect("follower");
+    assert_eq!(follower.try_next().expect("nothing yet"), None);
+    drop(follower);
+    assert!(!missing.exists(), "the location was created");
+    assert!(!tmp.path().join("out").exists());
+}
