@@ -45,8 +45,10 @@ pub(crate) fn holder_name() -> String {
     };
     let host = std::env::var("HOSTNAME")
         .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.len() <= 255)
+        .unwrap_or_else(|| "unknown-host".to_owned());
     format!("{host} pid {} #{random:016x}", std::process::id())
 }
 
