@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    append, archive, archive_info, bench, checkpoint, completions, demo, dump, fsync_probe, info,
-    recover, restore, tail, truncate_after, verify,
+    append, archive, archive_info, bench, checkpoint, completions, demo, dump, follow, fsync_probe,
+    info, prune, recover, restore, tail, truncate_after, verify,
 };
 
 const AFTER_HELP: &str = "\
@@ -32,7 +32,9 @@ Examples:
   tidelog info ./sharded                # a sharded log (its root holds SHARDS): epoch, shards
   tidelog fsync-probe ./wal             # what does an fsync cost on this disk?
   tidelog archive ./wal s3://bucket/wal --once   # upload what is durable to S3
-  tidelog restore s3://bucket/wal ./wal2 --time 2026-12-02T09:00:00Z";
+  tidelog restore s3://bucket/wal ./wal2 --time 2026-12-02T09:00:00Z
+  tidelog follow s3://bucket/wal --json # archived records as they come, from another host
+  tidelog prune s3://bucket/wal --older-than 30d # retention, never under a reader";
 
 /// Inspect, verify, recover, follow, archive, restore and benchmark tidelog write-ahead logs.
 #[derive(Debug, Parser)]
@@ -70,13 +72,20 @@ pub(crate) enum Command {
     /// Durably discard every record after an LSN (a rollback).
     TruncateAfter(truncate_after::Args),
     /// Upload a log's segments to an object store (S3, a local directory), once or every few
-    /// seconds.
+    /// seconds, as the archive's one writer.
     Archive(archive::Args),
     /// Rebuild a log from its archive in a new directory: to the latest record, an LSN or a
     /// time.
     Restore(restore::Args),
-    /// Show what an archive holds: its log, generation, objects, LSN range and batch times.
+    /// Show what an archive holds: its log, generation and holder, objects, LSN range, batch
+    /// times and readers.
     ArchiveInfo(archive_info::Args),
+    /// Print an archive's records as its archiver extends it, from the store (read-only but
+    /// for a reader's lease).
+    Follow(follow::Args),
+    /// Remove an archive's objects below an LSN or older than an age, never one a reader in
+    /// progress needs.
+    Prune(prune::Args),
     /// Measure tidelog on this disk: bulk appends, concurrent durable commits, large records.
     Bench(bench::Args),
     /// Measure what write + fsync costs on the disk under a directory, like pg_test_fsync.

@@ -195,7 +195,9 @@ pub(crate) fn exit_with_error(err: &anyhow::Error) -> ExitCode {
     let mut stderr = io::stderr().lock();
     let _ = writeln!(stderr, "tidelog: error: {}", chain(err));
     if let Some(hint) = hint(err) {
-        let _ = writeln!(stderr, "tidelog: hint: {hint}");
+        for line in hint.lines() {
+            let _ = writeln!(stderr, "tidelog: hint: {line}");
+        }
     }
     ExitCode::from(EXIT_ERROR)
 }
@@ -218,8 +220,17 @@ pub(crate) fn chain(err: &anyhow::Error) -> String {
     line
 }
 
-/// Advice for errors people can do something about.
+/// Advice for errors people can do something about (on several lines for several ways out).
 fn hint(err: &anyhow::Error) -> Option<String> {
+    if let Some(stuck) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<crate::commands::archive::Stuck>())
+    {
+        let ways = stuck.ways_out();
+        if !ways.is_empty() {
+            return Some(ways.join("\n"));
+        }
+    }
     if let Some(archive_error) = err
         .chain()
         .find_map(|e| e.downcast_ref::<tidelog_archive::Error>())
@@ -274,6 +285,22 @@ fn archive_hint(err: &tidelog_archive::Error) -> Option<&'static str> {
         E::Store { .. } => {
             "the store failed or could not be reached; for S3, check AWS_ENDPOINT, AWS_REGION \
              and the credentials in the environment"
+        }
+        E::Gap { .. } => {
+            "the archive does not hold those records (`tidelog prune` removed them, or they were \
+             never archived): `tidelog archive-info URL` shows the LSNs it holds"
+        }
+        E::Unfenceable { .. } => {
+            "the store cannot do conditional puts, which keep a second writer out: give \
+             --no-fencing, and let only one writer at a time write to the archive"
+        }
+        E::Diverged { .. } | E::Fenced { .. } => {
+            "restore the archive into a new directory and use that log (`tidelog restore URL \
+             NEW_DIR`), or archive the log to a new location (another prefix)"
+        }
+        E::ArchiveAhead { .. } => {
+            "the log is an older copy of the archive's: `tidelog archive DIR URL --fast-forward` \
+             pulls the missing records into it first"
         }
         _ => return None,
     })

@@ -943,6 +943,8 @@ fn help_documents_exit_codes_and_every_subcommand_has_an_example() {
         "archive",
         "restore",
         "archive-info",
+        "follow",
+        "prune",
     ] {
         let run = tidelog(&[sub, "--help"]).expect(0);
         assert!(run.stdout.contains("Examples:"), "{sub}:\n{}", run.stdout);
@@ -1708,6 +1710,16 @@ fn append_up_to(dir: &Path, to: u64) {
     log.close().unwrap();
 }
 
+/// The files of the archive in the directory `store` with their bytes, but for readers' leases
+/// (which readers write and remove as they go).
+fn archive_objects(store: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let readers = store.join("readers");
+    snapshot(store)
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with(&readers))
+        .collect()
+}
+
 /// Asserts that the log in `dir` holds exactly `payload(lsn)` for `first..=last`, and that
 /// `tidelog verify` and `tidelog info` agree.
 #[track_caller]
@@ -1748,13 +1760,14 @@ fn archive_once_then_archive_info_and_restore_to_the_latest_record_an_lsn_and_a_
     ] {
         assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
     }
-    // Nothing new: nothing uploaded, and the archive stays as it was.
+    // Nothing new: nothing uploaded, and the archive holds what it held; the run still claims
+    // the next generation (every run does).
     let again = tidelog(&["archive", s(&dir), &url, "--once", "--json"])
         .expect(0)
         .json();
     assert_eq!(again["archived_lsn"], 300);
     assert_eq!(again["objects_uploaded"], 0);
-    assert_eq!(again["generation"], 1);
+    assert_eq!(again["generation"], 2);
     // New records: the next run uploads them under the next generation.
     append_up_to(&dir, 320);
     let next = tidelog(&["archive", s(&dir), &url, "--once", "--json"])
@@ -1762,7 +1775,7 @@ fn archive_once_then_archive_info_and_restore_to_the_latest_record_an_lsn_and_a_
         .json();
     assert_eq!(next["archived_lsn"], 320);
     assert_eq!(next["last_lsn"], 320);
-    assert_eq!(next["generation"], 2);
+    assert_eq!(next["generation"], 3);
     assert!(next["objects_uploaded"].as_u64().unwrap() >= 1, "{next}");
     assert_eq!(next["retention_floor"], 321);
 
@@ -1770,7 +1783,7 @@ fn archive_once_then_archive_info_and_restore_to_the_latest_record_an_lsn_and_a_
     let run = tidelog(&["archive-info", &url]).expect(0);
     for text in [
         log_id.as_str(),
-        "generation   2",
+        "generation   3, held by ",
         "records      320 (LSN 1..=320)",
         "first LSN",
         " seg ",
@@ -1782,7 +1795,7 @@ fn archive_once_then_archive_info_and_restore_to_the_latest_record_an_lsn_and_a_
     }
     let info = tidelog(&["archive-info", &url, "--json"]).expect(0).json();
     assert_eq!(info["log_id"], log_id.as_str());
-    assert_eq!(info["generation"], 2);
+    assert_eq!(info["generation"], 3);
     assert_eq!(info["first_lsn"], 1);
     assert_eq!(info["last_lsn"], 320);
     assert_eq!(info["totals"]["records"], 320);
@@ -1874,7 +1887,16 @@ fn restore_refuses_a_directory_that_is_not_empty_and_archive_info_a_location_wit
     let busy = tmp.path().join("busy");
     std::fs::create_dir(&busy).unwrap();
     std::fs::write(busy.join("keep.txt"), b"mine").unwrap();
-    let run = unchanged(tmp.path(), || tidelog(&["restore", &url, s(&busy)])).expect(2);
+    // Neither the directory, nor the log, nor what the archive holds changes (the restore's
+    // reader lease comes and goes).
+    let objects = archive_objects(&tmp.path().join("archive"));
+    let run = unchanged(&busy, || {
+        unchanged(&dir, || tidelog(&["restore", &url, s(&busy)]))
+    })
+    .expect(2);
+    assert_eq!(archive_objects(&tmp.path().join("archive")), objects);
+    let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    assert_eq!(info["readers"].as_array().unwrap().len(), 0, "{info}");
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(
         run.stderr
@@ -2034,6 +2056,464 @@ fn archive_without_once_waits_for_a_log_in_use_and_archives_what_comes() {
     assert!(notes <= 1, "{notes} notes");
     let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
     assert_eq!(info["last_lsn"], 50);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Archives: follow, prune, fencing and fast-forward
+// ---------------------------------------------------------------------------------------------
+
+/// The log id `tidelog info` shows for the log in `dir`.
+fn log_id_of(dir: &Path) -> String {
+    tidelog(&["info", "--json", s(dir)]).expect(0).json()["log_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Appends `records` to the log in `dir`, each synced, and returns the LSN of the first.
+fn append_records(dir: &Path, records: &[Vec<u8>]) -> u64 {
+    let log = Log::builder(dir)
+        .segment_bytes(SEGMENT_BYTES)
+        .open()
+        .unwrap();
+    let first = log.last_lsn().get() + 1;
+    for record in records {
+        log.append(record, Durability::Synced).unwrap();
+    }
+    log.close().unwrap();
+    first
+}
+
+/// The LSNs of the records `tidelog follow` printed as text, one line each.
+fn lsns_of_lines(stdout: &str) -> Vec<u64> {
+    stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn follow_with_count_prints_exactly_the_archived_records_in_order_as_text_and_json() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let store = tmp.path().join("archive");
+    let url = file_url(&store);
+    tidelog(&["archive", s(&dir), &url, "--once"]).expect(0);
+
+    // Text: the lines of `dump`, every record from the archive's first.
+    let run = tidelog(&["follow", &url, "--count", &RECORDS.to_string()]).expect(0);
+    assert_eq!(
+        lsns_of_lines(&run.stdout),
+        (1..=RECORDS).collect::<Vec<_>>()
+    );
+    let dumped = tidelog(&["dump", s(&dir)]).expect(0);
+    assert_eq!(run.stdout, dumped.stdout);
+    // JSON, from an LSN: each record once, in order, with the payload `dump` gives.
+    let lines = tidelog(&["follow", &url, "--from", "250", "--count", "51", "--json"])
+        .expect(0)
+        .json_lines();
+    assert_eq!(lines.len(), 51);
+    for (line, lsn) in lines.iter().zip(250..) {
+        assert_eq!(line["lsn"], lsn, "{line}");
+        assert_eq!(line["text"], String::from_utf8(payload(lsn)).unwrap());
+        assert_eq!(line["size"], payload(lsn).len());
+        assert!(line["time_ms"].as_u64().unwrap() > 0, "{line}");
+        assert_eq!(line["batch"], "single");
+    }
+    let hex = tidelog(&["follow", &url, "--from", "7", "--count", "1", "--json"])
+        .expect(0)
+        .json();
+    let hex_line = tidelog(&[
+        "follow",
+        &url,
+        "--from",
+        "7",
+        "--count",
+        "1",
+        "--json",
+        "--payload",
+        "hex",
+    ])
+    .expect(0)
+    .json();
+    assert_eq!(hex["lsn"], hex_line["lsn"]);
+    assert!(
+        hex_line["hex"]
+            .as_str()
+            .unwrap()
+            .starts_with("7265636f7264")
+    );
+    tidelog(&["follow", &url, "--count", "0"]).expect(0);
+    // A follower that exits by itself takes its reader's lease with it.
+    let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    assert_eq!(info["readers"].as_array().unwrap().len(), 0, "{info}");
+
+    // Live: records archived while it waits come out after the ones already there.
+    let mut child = Command::new(BIN)
+        .args(["follow", &url, "--from", "296", "--count", "10", "--json"])
+        .args(["--poll-ms", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // A generous limit that only a broken follower ever reaches.
+    let next = || -> serde_json::Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("follow printed a record");
+        serde_json::from_str(&line).unwrap()
+    };
+    for lsn in 296..=300 {
+        assert_eq!(next()["lsn"], lsn);
+    }
+    append_up_to(&dir, 310);
+    tidelog(&["archive", s(&dir), &url, "--once"]).expect(0);
+    for lsn in 301..=305 {
+        let record = next();
+        assert_eq!(record["lsn"], lsn);
+        assert_eq!(record["text"], String::from_utf8(payload(lsn)).unwrap());
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(rx.recv().is_err(), "nothing after the tenth record");
+
+    // Errors: an archive that is not there, an LSN that is not one.
+    let run = tidelog(&[
+        "follow",
+        &file_url(&tmp.path().join("missing")),
+        "--count",
+        "1",
+    ]);
+    let run = run.expect(2);
+    assert!(run.stderr.contains("no archive at"), "{}", run.stderr);
+    tidelog(&["follow", &url, "--from", "x"]).expect(2);
+    tidelog(&["follow", &url, "--poll-ms", "0"]).expect(2);
+}
+
+#[test]
+fn prune_below_removes_objects_and_a_restore_afterwards_starts_at_the_new_first_lsn() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let log_id = log_id_of(&dir);
+    let store = tmp.path().join("archive");
+    let url = file_url(&store);
+    tidelog(&["archive", s(&dir), &url, "--once"]).expect(0);
+    let before = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    let objects = before["objects"].as_array().unwrap().clone();
+    let gone: Vec<&serde_json::Value> = objects
+        .iter()
+        .filter(|o| o["last_lsn"].as_u64().unwrap() < 150)
+        .collect();
+    assert!(gone.len() >= 2, "{before}");
+    let first = objects[gone.len()]["first_lsn"].as_u64().unwrap();
+    assert!(first > 1 && first <= 150, "{before}");
+
+    // A reader in progress (a follower of this process, reading the first object) holds its
+    // LSN: archive-info shows its lease, and prune removes nothing from there on.
+    let mut follower = tidelog_archive::Follower::new(
+        tidelog_archive::Store::from_url(&url).unwrap(),
+        tidelog_archive::FollowOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(follower.try_next().unwrap().unwrap().lsn().get(), 1);
+    let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    let readers = info["readers"].as_array().unwrap();
+    assert_eq!(readers.len(), 1, "{info}");
+    assert_eq!(readers[0]["lsn"], 1);
+    assert!(
+        readers[0]["holder"].as_str().unwrap().contains(" pid "),
+        "{info}"
+    );
+    assert!(readers[0]["age_seconds"].as_f64().unwrap() >= 0.0, "{info}");
+    let run = tidelog(&["archive-info", &url]).expect(0);
+    for text in ["readers: 1 lease", " pid ", " ago", "readers/"] {
+        assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
+    }
+    let held = unchanged(&store, || tidelog(&["prune", &url, "--below", "150"])).expect(0);
+    for text in [
+        "nothing removed",
+        "starts at LSN 1",
+        "held back",
+        "holds LSN 1",
+    ] {
+        assert!(held.stdout.contains(text), "{text:?} in\n{}", held.stdout);
+    }
+    let held = tidelog(&["prune", &url, "--below", "150", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(held["removed"], 0);
+    assert_eq!(held["reader_lsn"], 1);
+    assert_eq!(held["first_lsn"], 1);
+    drop(follower);
+
+    // The reader gone: the objects wholly below LSN 150 go, and only they.
+    let pruned = tidelog(&["prune", &url, "--below", "150", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(pruned["removed"], gone.len(), "{pruned}");
+    let bytes: u64 = gone.iter().map(|o| o["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(pruned["removed_bytes"], bytes);
+    assert_eq!(pruned["first_lsn"], first);
+    assert!(pruned["reader_lsn"].is_null(), "{pruned}");
+    assert_eq!(pruned["kept_for_readers"], 0);
+    for o in &gone {
+        let name = o["name"].as_str().unwrap();
+        assert!(!store.join(name).exists(), "{name} removed");
+    }
+    let after = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    assert_eq!(after["first_lsn"], first);
+    assert_eq!(after["last_lsn"], RECORDS);
+    assert_eq!(
+        after["objects"].as_array().unwrap().len(),
+        objects.len() - gone.len()
+    );
+
+    // A restore starts at the new first LSN; a follower from the start too, and one from
+    // before it is refused.
+    let restored = tmp.path().join("restored");
+    tidelog(&["restore", &url, s(&restored)]).expect(0);
+    assert_restored(&restored, &log_id, first, RECORDS);
+    let run = tidelog(&["follow", &url, "--count", "1"]).expect(0);
+    assert_eq!(lsns_of_lines(&run.stdout), [first]);
+    let run = tidelog(&["follow", &url, "--from", "1", "--count", "1"]).expect(2);
+    assert!(
+        run.stderr.contains("missing records 1..="),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("tidelog: hint:"), "{}", run.stderr);
+
+    // Nothing is old enough, and nothing below the first LSN is left: both remove nothing.
+    let run = tidelog(&["prune", &url, "--older-than", "7d"]).expect(0);
+    assert!(run.stdout.contains("nothing removed"), "{}", run.stdout);
+    let again = tidelog(&["prune", &url, "--below", "150", "--json", "--no-fencing"])
+        .expect(0)
+        .json();
+    assert_eq!(again["removed"], 0);
+    assert_eq!(again["fencing"], false);
+    // Exactly one target, as an LSN or an age.
+    tidelog(&["prune", &url]).expect(2);
+    tidelog(&["prune", &url, "--below", "5", "--older-than", "1d"]).expect(2);
+    let run = tidelog(&["prune", &url, "--older-than", "a while"]).expect(2);
+    assert!(run.stderr.contains("15m"), "{}", run.stderr);
+    let run = tidelog(&[
+        "prune",
+        &file_url(&tmp.path().join("missing")),
+        "--below",
+        "5",
+    ]);
+    assert!(run.expect(2).stderr.contains("no archive at"));
+}
+
+#[test]
+fn archive_info_shows_the_manifest_the_generation_and_its_holder_as_text_and_json() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), 50);
+    let store = tmp.path().join("archive");
+    let url = file_url(&store);
+    let first = tidelog(&["archive", s(&dir), &url, "--once", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(first["generation"], 1);
+    assert_eq!(first["fencing"], true);
+    assert!(first["fast_forward"].is_null(), "{first}");
+    let holder = first["holder"].as_str().unwrap().to_owned();
+    assert!(holder.contains(" pid "), "{holder}");
+
+    let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    assert_eq!(info["generation"], 1);
+    assert_eq!(info["holder"], holder.as_str());
+    let seq = info["seq"].as_u64().unwrap();
+    let name = format!("manifests/{seq:020}.json");
+    assert_eq!(info["manifest"], name.as_str());
+    assert!(store.join(&name).is_file(), "{name}");
+    assert!(
+        !store
+            .join(format!("manifests/{:020}.json", seq + 1))
+            .exists()
+    );
+    assert!(!store.join("manifest.json").exists());
+    assert_eq!(info["readers"].as_array().unwrap().len(), 0);
+    let run = tidelog(&["archive-info", &url]).expect(0);
+    for text in [
+        format!("manifest     {seq} ({name}, the newest of the chain)"),
+        format!("generation   1, held by {holder}"),
+        "readers: none".to_owned(),
+    ] {
+        assert!(run.stdout.contains(&text), "{text:?} in\n{}", run.stdout);
+    }
+
+    // The next run claims the next generation, as another holder; without fencing too.
+    let run = tidelog(&["archive", s(&dir), &url, "--once", "--no-fencing"]).expect(0);
+    assert!(run.stdout.contains("fencing off"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("generation 2 claimed as "),
+        "{}",
+        run.stdout
+    );
+    let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    assert_eq!(info["generation"], 2);
+    assert_ne!(info["holder"], holder.as_str());
+    assert!(info["seq"].as_u64().unwrap() > seq, "{info}");
+    let run = tidelog(&["archive-info", &url]).expect(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "generation   2, held by {}",
+            info["holder"].as_str().unwrap()
+        )),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn archive_fast_forward_pulls_the_records_an_older_restored_copy_misses() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let log_id = log_id_of(&dir);
+    let url = file_url(&tmp.path().join("archive"));
+    tidelog(&["archive", s(&dir), &url, "--once"]).expect(0);
+    let copy = tmp.path().join("copy");
+    tidelog(&["restore", &url, s(&copy)]).expect(0);
+    // The original goes on and archives 40 more records.
+    append_up_to(&dir, 340);
+    tidelog(&["archive", s(&dir), &url, "--once"]).expect(0);
+
+    // The copy is behind its archive: refused, with the way out.
+    let run = unchanged(&copy, || tidelog(&["archive", s(&copy), &url, "--once"])).expect(2);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    for text in [
+        "tidelog: error: cannot start archiving",
+        "past the log's last record 300",
+        "tidelog: hint:",
+        "--fast-forward",
+    ] {
+        assert!(run.stderr.contains(text), "{text:?} in\n{}", run.stderr);
+    }
+    // With --fast-forward it pulls them, then archives as the archive's new writer.
+    let pass = tidelog(&[
+        "archive",
+        s(&copy),
+        &url,
+        "--once",
+        "--fast-forward",
+        "--json",
+    ])
+    .expect(0)
+    .json();
+    assert_eq!(pass["fast_forward"]["records"], 40, "{pass}");
+    assert!(
+        pass["fast_forward"]["objects"].as_u64().unwrap() >= 1,
+        "{pass}"
+    );
+    assert_eq!(pass["fast_forward"]["last_lsn"], 340);
+    assert_eq!(pass["archived_lsn"], 340);
+    assert_eq!(pass["last_lsn"], 340);
+    assert_eq!(pass["generation"], 3);
+    assert_restored(&copy, &log_id, 1, 340);
+    // Up to date: nothing more to pull, and it archives what it appends.
+    let run = tidelog(&["archive", s(&copy), &url, "--once", "--fast-forward"]).expect(0);
+    assert!(
+        run.stdout.contains("at the archive's end already"),
+        "{}",
+        run.stdout
+    );
+    append_up_to(&copy, 350);
+    let pass = tidelog(&["archive", s(&copy), &url, "--once", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(pass["archived_lsn"], 350);
+    let restored = tmp.path().join("restored");
+    tidelog(&["restore", &url, s(&restored)]).expect(0);
+    assert_restored(&restored, &log_id, 1, 350);
+
+    // The text report says what was pulled.
+    let older = tmp.path().join("older");
+    tidelog(&["restore", &url, s(&older), "--lsn", "320"]).expect(0);
+    let run = tidelog(&["archive", s(&older), &url, "--once", "--fast-forward"]).expect(0);
+    assert!(run.stdout.contains("pulled 30 records"), "{}", run.stdout);
+    assert!(run.stdout.contains("up to LSN 350"), "{}", run.stdout);
+}
+
+#[test]
+fn archiving_a_log_that_diverged_from_its_archive_is_refused_with_the_ways_out() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let store = tmp.path().join("archive");
+    let url = file_url(&store);
+    tidelog(&["archive", s(&dir), &url, "--once"]).expect(0);
+    // Two copies from one restored base, each written since, with other records.
+    let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+    tidelog(&["restore", &url, s(&first)]).expect(0);
+    tidelog(&["restore", &url, s(&second)]).expect(0);
+    let mine = |who: &str| -> Vec<Vec<u8>> {
+        (301..=310)
+            .map(|lsn| format!("{who} wrote {lsn}").into_bytes())
+            .collect()
+    };
+    assert_eq!(append_records(&first, &mine("first")), 301);
+    assert_eq!(append_records(&second, &mine("second")), 301);
+    let pass = tidelog(&["archive", s(&first), &url, "--once", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(pass["archived_lsn"], 310);
+
+    // The second is refused: nothing is merged, neither it nor the archive changes.
+    let objects = archive_objects(&store);
+    let run = unchanged(&second, || {
+        tidelog(&["archive", s(&second), &url, "--once"])
+    })
+    .expect(2);
+    assert_eq!(archive_objects(&store), objects);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    for text in [
+        format!("tidelog: error: cannot start archiving {}", s(&second)),
+        "diverged at LSN 301".to_owned(),
+        "tidelog: hint:".to_owned(),
+        format!("tidelog restore {url} NEW_DIR"),
+        "another prefix".to_owned(),
+        format!("tidelog archive {} NEW_URL", s(&second)),
+    ] {
+        assert!(run.stderr.contains(&text), "{text:?} in\n{}", run.stderr);
+    }
+    // A fast-forward would merge too: refused the same way.
+    let run = unchanged(&second, || {
+        tidelog(&["archive", s(&second), &url, "--once", "--fast-forward"])
+    })
+    .expect(2);
+    assert!(run.stderr.contains("diverged at LSN 301"), "{}", run.stderr);
+    assert!(run.stderr.contains("NEW_DIR"), "{}", run.stderr);
+
+    // The ways out work: the archive restored (the first's records), or a new location.
+    let restored = tmp.path().join("restored");
+    tidelog(&["restore", &url, s(&restored)]).expect(0);
+    let line = tidelog(&[
+        "dump",
+        s(&restored),
+        "--from",
+        "301",
+        "--limit",
+        "1",
+        "--json",
+    ])
+    .expect(0)
+    .json();
+    assert_eq!(line["text"], "first wrote 301");
+    let elsewhere = file_url(&tmp.path().join("archive-second"));
+    let pass = tidelog(&["archive", s(&second), &elsewhere, "--once", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(pass["archived_lsn"], 310);
+    assert_eq!(pass["generation"], 1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,25 +1,35 @@
-//! `tidelog archive-info URL`: what an archive holds, from its manifest and a listing of the
-//! store.
+//! `tidelog archive-info URL`: what an archive holds, from its newest manifest and a listing of
+//! the store: the log, the generation holding it, the objects, and the readers' leases.
 
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use serde_json::json;
-use tidelog_archive::describe;
-use tidelog_archive::manifest::{ObjectEntry, ObjectKind};
+use tidelog_archive::manifest::{ObjectEntry, ObjectKind, manifest_name};
+use tidelog_archive::{ReaderLease, describe};
 
-use super::{open_existing_store, utc_time};
+use super::{open_existing_store, show_age, utc_time};
 use crate::output::{Ctx, Style, Table, human_bytes, thousands};
+
+/// The reader TTL `tidelog prune` uses unless told otherwise: older leases hold nothing back.
+const DEFAULT_READER_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Reads the archive's manifest and lists the objects under the URL; changes nothing. Shows the
-archived log's id, the generation of the last archiver that wrote the manifest, each object
-(its LSN range, whether it is a complete segment or the tail of the segment that was taking
-appends, its size and the times of its first and last batch), the totals, and the objects the
-manifest does not name: unreferenced ones (left by an upload whose manifest write never
-happened, or a replaced tail; never read) and foreign ones (not the archive's). An archive with
-no manifest is an error (exit code 2).
+Reads the archive's newest manifest and lists the objects under the URL; changes nothing. The
+manifests form a chain (manifests/00000000000000000001.json, …): each is written once, as the
+next of the one its writer read, and the newest is the archive. Shows the archived log's id,
+the newest manifest's sequence number, the writer generation that holds the archive and who
+claimed it (host, process and a token unique to the claim: each `tidelog archive` run claims
+the next generation, which fences off the writer that held it), each object (its LSN range,
+whether it is a complete segment or the tail of the segment that was taking appends, its size
+and the times of its first and last batch), the totals, the objects the manifest does not name
+(unreferenced ones, left by an upload whose manifest write never happened or a replaced tail,
+never read; and foreign ones, not the archive's), and the leases of readers in progress
+(`tidelog follow`, restores): who holds each, the LSN from which it keeps the records, and when
+it was last renewed. `tidelog prune` removes nothing a lease renewed within its --reader-ttl
+(default 10m) holds. An archive with no manifest is an error (exit code 2).
 
 Times are in UTC (RFC 3339); `tidelog restore --time` takes them as they are printed.
 
@@ -36,7 +46,8 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let description = describe(&store)
         .with_context(|| format!("cannot read the archive at {}", store.location()))?;
     let Some(manifest) = description.manifest else {
-        let others = description.unreferenced.len() + description.foreign.len();
+        let others =
+            description.unreferenced.len() + description.foreign.len() + description.readers.len();
         let found = if others == 0 {
             "the location is empty".to_owned()
         } else {
@@ -46,7 +57,10 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             )
         };
         return Err(anyhow::Error::new(tidelog_archive::Error::NoArchive {
-            location: format!("{} (no manifest.json; {found})", store.location()),
+            location: format!(
+                "{} (no manifest under manifests/; {found})",
+                store.location()
+            ),
         }));
     };
     let objects = &manifest.objects;
@@ -61,8 +75,24 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .map(|(name, bytes)| json!({"name": name, "bytes": bytes}))
             .collect::<Vec<_>>()
     };
+    let now_ms = now_ms();
+    let mut readers = description.readers.clone();
+    readers.sort_by_key(|r| (r.lsn, std::cmp::Reverse(r.updated_ms)));
     let mut out = ctx.out();
     if ctx.json {
+        let leases: Vec<_> = readers
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "holder": r.holder,
+                    "lsn": r.lsn,
+                    "updated_ms": r.updated_ms,
+                    "updated": utc_time(r.updated_ms),
+                    "age_seconds": age(r, now_ms).as_secs_f64(),
+                })
+            })
+            .collect();
         let entries: Vec<_> = objects
             .iter()
             .map(|o| {
@@ -86,7 +116,10 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "location": store.location(),
             "log_id": manifest.log_id,
             "format": manifest.format,
+            "seq": manifest.seq,
+            "manifest": manifest_name(manifest.seq),
             "generation": manifest.generation,
+            "holder": manifest.holder,
             "first_lsn": first_lsn,
             "last_lsn": last_lsn,
             "objects": entries,
@@ -101,6 +134,7 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "newest_batch": newest_ms.map(utc_time),
             "unreferenced": sized(&description.unreferenced),
             "foreign": sized(&description.foreign),
+            "readers": leases,
         }))?;
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
@@ -120,11 +154,20 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         ("archive", store.location().to_owned()),
         ("log id", manifest.log_id.clone()),
         (
-            "generation",
+            "manifest",
             format!(
-                "{} (of the last archiver that wrote the manifest)",
-                manifest.generation
+                "{} ({}, the newest of the chain)",
+                manifest.seq,
+                manifest_name(manifest.seq)
             ),
+        ),
+        (
+            "generation",
+            if manifest.holder.is_empty() {
+                format!("{} (claimed by no writer)", manifest.generation)
+            } else {
+                format!("{}, held by {}", manifest.generation, manifest.holder)
+            },
         ),
         ("records", range),
         (
@@ -198,8 +241,50 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             out.line(format_args!("  {name} ({bytes} bytes)"))?;
         }
     }
+    if readers.is_empty() {
+        out.line("readers: none")?;
+    } else {
+        out.line(format_args!(
+            "{}: {} lease{} (prune removes nothing from a lease's LSN on while it is renewed \
+             within --reader-ttl, default {})",
+            out.paint(Style::Yellow, "readers"),
+            readers.len(),
+            if readers.len() == 1 { "" } else { "s" },
+            show_age(DEFAULT_READER_TTL)
+        ))?;
+        let mut table = Table::new(&[">LSN", "renewed", "holder", "lease"]);
+        for r in &readers {
+            let age = age(r, now_ms);
+            let stale = if age > DEFAULT_READER_TTL {
+                " (stale)"
+            } else {
+                ""
+            };
+            table.row(vec![
+                r.lsn.to_string(),
+                format!("{} ago{stale}", show_age(age)),
+                r.holder.clone(),
+                r.name.clone(),
+            ]);
+        }
+        for line in table.lines() {
+            out.line(format_args!("  {line}"))?;
+        }
+    }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The time now, in milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// How long ago a lease was renewed (zero for one renewed by a clock ahead of this one).
+fn age(lease: &ReaderLease, now_ms: u64) -> Duration {
+    Duration::from_millis(now_ms.saturating_sub(lease.updated_ms))
 }
 
 /// The records an object holds.

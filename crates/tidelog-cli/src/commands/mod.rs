@@ -9,8 +9,10 @@ pub(crate) mod checkpoint;
 pub(crate) mod completions;
 pub(crate) mod demo;
 pub(crate) mod dump;
+pub(crate) mod follow;
 pub(crate) mod fsync_probe;
 pub(crate) mod info;
+pub(crate) mod prune;
 pub(crate) mod recover;
 pub(crate) mod restore;
 pub(crate) mod tail;
@@ -42,6 +44,8 @@ pub(crate) fn run(command: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Archive(args) => archive::run(args, ctx),
         Command::Restore(args) => restore::run(args, ctx),
         Command::ArchiveInfo(args) => archive_info::run(args, ctx),
+        Command::Follow(args) => follow::run(args, ctx),
+        Command::Prune(args) => prune::run(args, ctx),
         Command::Checkpoint(args) => checkpoint::run(args, ctx),
         Command::TruncateAfter(args) => truncate_after::run(args, ctx),
         Command::Bench(args) => bench::run(args, ctx),
@@ -71,6 +75,21 @@ pub(crate) fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
         ));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Parses an age or a time span: a number and a unit (`90s`, `15m`, `12h`, `7d`, `2w`), or
+/// several (`1h 30m`).
+pub(crate) fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!(
+            "`{s}` is not a duration ({e}): give a number and a unit, such as 90s, 15m, 12h or 7d"
+        )
+    })
+}
+
+/// A duration as `parse_age` reads it: `10m`, `1h 30m`, `7days`.
+pub(crate) fn show_age(d: std::time::Duration) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
 }
 
 /// The archive store at `url` (`s3://bucket/prefix`, `file:///path`), configured from the
@@ -370,11 +389,6 @@ pub(crate) fn open_for_writing(dir: &Path, create: bool) -> anyhow::Result<Log> 
     Ok(log)
 }
 
-/// Where a record sits in the batch it was appended in.
-pub(crate) fn batch_position(record: &Record) -> &'static str {
-    batch_flags(record.is_batch_start(), record.is_batch_end())
-}
-
 /// The place in its batch of a record with these batch flags.
 pub(crate) fn batch_flags(start: bool, end: bool) -> &'static str {
     match (start, end) {
@@ -481,13 +495,32 @@ impl RecordPrinter {
         place: Option<(u64, usize)>,
         record: &Record,
     ) -> anyhow::Result<()> {
-        let payload = self.format.encode(record.data());
+        self.print_shown(out, place, &Shown::from(record))
+    }
+
+    /// Prints a record read from an archive, as a log's record is printed.
+    pub(crate) fn print_archived(
+        &self,
+        out: &mut Out,
+        record: &tidelog_archive::ArchivedRecord,
+    ) -> anyhow::Result<()> {
+        self.print_shown(out, None, &Shown::from(record))
+    }
+
+    fn print_shown(
+        &self,
+        out: &mut Out,
+        place: Option<(u64, usize)>,
+        record: &Shown<'_>,
+    ) -> anyhow::Result<()> {
+        let payload = self.format.encode(record.data);
+        let batch = batch_flags(record.batch_start, record.batch_end);
         if self.json {
             let mut value = json!({
-                "lsn": record.lsn().get(),
-                "batch": batch_position(record),
-                "time_ms": record.timestamp_ms(),
-                "size": record.data().len(),
+                "lsn": record.lsn.get(),
+                "batch": batch,
+                "time_ms": record.timestamp_ms,
+                "size": record.data.len(),
             });
             if let Some((epoch, shard)) = place {
                 value["epoch"] = json!(epoch);
@@ -501,15 +534,45 @@ impl RecordPrinter {
                 format!("{epoch:>we$}  {shard:>ws$}  ")
             });
             out.line(format_args!(
-                "{prefix}{:>w$}  {:<6}  {:<24}  {:>7}  {payload}",
-                record.lsn().get(),
-                batch_position(record),
-                record
-                    .timestamp_ms()
-                    .map_or_else(|| "-".to_owned(), utc_time),
-                record.data().len(),
+                "{prefix}{:>w$}  {batch:<6}  {:<24}  {:>7}  {payload}",
+                record.lsn.get(),
+                record.timestamp_ms.map_or_else(|| "-".to_owned(), utc_time),
+                record.data.len(),
                 w = self.lsn_width,
             ))
+        }
+    }
+}
+
+/// What a record's line shows, whether the record was read from a log or from an archive.
+struct Shown<'a> {
+    lsn: Lsn,
+    batch_start: bool,
+    batch_end: bool,
+    timestamp_ms: Option<u64>,
+    data: &'a [u8],
+}
+
+impl<'a> From<&'a Record> for Shown<'a> {
+    fn from(record: &'a Record) -> Self {
+        Shown {
+            lsn: record.lsn(),
+            batch_start: record.is_batch_start(),
+            batch_end: record.is_batch_end(),
+            timestamp_ms: record.timestamp_ms(),
+            data: record.data(),
+        }
+    }
+}
+
+impl<'a> From<&'a tidelog_archive::ArchivedRecord> for Shown<'a> {
+    fn from(record: &'a tidelog_archive::ArchivedRecord) -> Self {
+        Shown {
+            lsn: record.lsn(),
+            batch_start: record.is_batch_start(),
+            batch_end: record.is_batch_end(),
+            timestamp_ms: record.timestamp_ms(),
+            data: record.data(),
         }
     }
 }
@@ -596,6 +659,20 @@ mod tests {
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("nan").is_err());
         assert!(parse_seconds("-1").is_err());
+    }
+
+    #[test]
+    fn ages_parse_with_their_units() {
+        let secs = |s: &str| parse_age(s).map(|d| d.as_secs());
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("15m"), Ok(900));
+        assert_eq!(secs(" 12h "), Ok(43_200));
+        assert_eq!(secs("7d"), Ok(604_800));
+        assert_eq!(secs("1h 30m"), Ok(5_400));
+        for bad in ["", "7", "yesterday", "-1d"] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(show_age(std::time::Duration::from_secs(600)), "10m");
     }
 
     #[test]

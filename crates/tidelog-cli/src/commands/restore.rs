@@ -18,7 +18,8 @@ Reads the archive's manifest, then each object it needs in LSN order, checking e
 the checksum the manifest names and then frame by frame, and refuses an archive with a gap.
 The log is built in a temporary directory beside DIR and renamed into place only once it is
 whole and cut at the target, so a failed or interrupted restore leaves nothing under DIR. DIR
-must not exist, or be empty.
+must not exist, or be empty. While it reads, it holds a reader's lease under readers/ at the
+URL, so that `tidelog prune` removes nothing it needs; the lease goes when it is done.
 
 Targets:
   (none)       every archived record
