@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::contenders::{self, Kind, Purpose, Reading};
 use crate::payload::{self, Verifier};
 use crate::stats::{Metrics, percentile};
-use crate::{Result, archive, raft, sharded, sysinfo};
+use crate::{Result, archive, follow, raft, sharded, sysinfo};
 
 /// Entry point for `--child CASE CONTENDER DIR key=value...`.
 pub fn main(args: &[String]) -> ! {
@@ -60,6 +60,7 @@ fn run(args: &[String]) -> Result<Metrics> {
         ),
         "archive" => archive::archive_child(&dir, param("store")?, num("n")?),
         "restore" => archive::restore_child(&dir, param("store")?, num("n")?),
+        "follow" => follow::follow_child(&dir, param("store")?, num("interval_ms")?, num("ms")?),
         "raft-commits" => raft::commits_child(
             &dir,
             num("tasks")? as usize,

@@ -4,6 +4,7 @@
 mod archive;
 mod child;
 mod contenders;
+mod follow;
 mod payload;
 mod plot;
 mod raft;
@@ -42,6 +43,9 @@ pub enum Workload {
     Sharded,
     /// openraft on tidelog-raft beside raft-engine (`--only raft`; not run by default).
     Raft,
+    /// A follower of an archive behind its writer at a steady load (`--only follow`; not run
+    /// by default).
+    Follow,
 }
 
 /// Sizes and durations of one mode.
@@ -101,7 +105,8 @@ pub struct Config {
 }
 
 const USAGE: &str = "\
-usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes,archive,sharded,raft]
+usage: tidelog-bench [--dir DIR] [--quick] [--runs N]
+                     [--only W1,W2,W3,W4,sizes,archive,sharded,raft,follow]
                      [--contenders tidelog,okaywal,wal-db,raft-engine,walrus-rust,commitlog,writeahead]
 
   --dir DIR         where the logs are written (default ./target/bench-data); each run uses a
@@ -118,7 +123,10 @@ usage: tidelog-bench [--dir DIR] [--quick] [--runs N] [--only W1,W2,W3,W4,sizes,
                     and on a sharded log of 1, 2 and 4 shards, and reads back about 1 GiB
                     written as one log and as 4 shards (merged replay); `raft`, run
                     only when named, commits through openraft on tidelog-raft by 1, 4
-                    and 16 tasks beside raft-engine's and tidelog's durable commits
+                    and 16 tasks beside raft-engine's and tidelog's durable commits;
+                    `follow`, run only when named, measures how far a follower of an
+                    archive trails a writer appending 10,000 records/s, archiving every
+                    100 ms and 1 s, to a file:// store and to the S3 test server
   --contenders LIST contenders to run (default all; the sizes workload: tidelog)
   --threads LIST    W2's numbers of committing threads (default 1,4,16,64)
   --svg FILE        also write W2's commits/s by threads as an SVG chart to FILE
@@ -177,9 +185,10 @@ fn parse_args(args: &[String]) -> Result<Config> {
                         "ARCHIVE" => Ok(Workload::Archive),
                         "SHARDED" => Ok(Workload::Sharded),
                         "RAFT" => Ok(Workload::Raft),
+                        "FOLLOW" => Ok(Workload::Follow),
                         other => Err(format!(
                             "unknown workload {other} (W1, W2, W3, W4, sizes, archive, sharded, \
-                             raft)"
+                             raft, follow)"
                         )),
                     })
                     .collect::<Result<_, _>>()?;
@@ -335,6 +344,7 @@ pub struct Results {
     pub archive: archive::ArchiveResults,
     pub sharded: sharded::ShardedResults,
     pub raft: raft::RaftResults,
+    pub follow: follow::FollowResults,
 }
 
 /// Collects the runs of one case.
@@ -720,6 +730,9 @@ fn measure(config: &Config, run_dir: &Path, device: Option<&str>) -> Result<(Res
             &mut case_dir,
             &clean,
         );
+    }
+    if has(config, Workload::Follow) {
+        results.follow = follow::measure(config.runs, config.sizes.w2_secs, &mut case_dir, &clean);
     }
     Ok((results, counts_flushes))
 }

@@ -249,6 +249,9 @@ pub fn print(config: &Config, machine: &Machine, results: &Results) {
     if config.workloads.contains(&Workload::Raft) {
         raft(&mut out, config, results, &mut notes);
     }
+    if config.workloads.contains(&Workload::Follow) {
+        follow(&mut out, config, results, &mut notes);
+    }
     if !notes.0.is_empty() {
         let _ = writeln!(out, "## Notes\n");
         for (label, text) in &notes.0 {
@@ -1078,6 +1081,53 @@ fn raft(out: &mut String, config: &Config, results: &Results, notes: &mut Notes)
             cell(&l, notes),
             frac(rate(&o).zip(rate(&l)).map(|(a, b)| a / b)),
         );
+    }
+    out.push('\n');
+}
+
+/// The follower workload: how far a follower trails its writer.
+fn follow(out: &mut String, config: &Config, results: &Results, notes: &mut Notes) {
+    let r = &results.follow;
+    let _ = writeln!(out, "## Follower lag\n");
+    let _ = writeln!(
+        out,
+        "A writer appends a synced batch of {} records of 100 B every millisecond for {} s \
+         while an archiver uploads every *interval*; a follower of the archive in the same \
+         process (`Follower`, polling every {} ms) reads every record. Delay: from the batch's \
+         time stamp (whole ms) to the follower holding the record; behind: records the writer \
+         had acknowledged past it then. p50 / p99.\n",
+        crate::follow::BATCH,
+        config.sizes.w2_secs,
+        crate::follow::POLL.as_millis(),
+    );
+    if let Some(why) = &r.s3_skipped {
+        let _ = writeln!(out, "S3 skipped: {why}.\n");
+    }
+    let _ = writeln!(
+        out,
+        "| store | interval | records | delay p50 | delay p99 | behind p50 | behind p99 |\n\
+         |---|---:|---:|---:|---:|---:|---:|"
+    );
+    for store in ["file", "s3"] {
+        for interval in crate::follow::INTERVALS_MS {
+            let key = crate::follow::key(store, interval);
+            let row = match r.cases.get(&key) {
+                Some(Ok(m)) => format!(
+                    "{} | {:.0} ms | {:.0} ms | {} | {} |",
+                    int(get(m, "records").unwrap_or(f64::NAN)),
+                    get(m, "delay_p50_ms").unwrap_or(f64::NAN),
+                    get(m, "delay_p99_ms").unwrap_or(f64::NAN),
+                    int(get(m, "behind_p50").unwrap_or(f64::NAN)),
+                    int(get(m, "behind_p99").unwrap_or(f64::NAN)),
+                ),
+                Some(Err(e)) => format!(
+                    "failed{} | | | | |",
+                    notes.cite(&format!("fail-follow-{key}"), &format!("{key} failed: {e}"))
+                ),
+                None => continue,
+            };
+            let _ = writeln!(out, "| {store} | {interval} ms | {row}");
+        }
     }
     out.push('\n');
 }

@@ -149,8 +149,9 @@ pub enum Error {
     /// or since). This writer archives nothing more, and nothing it uploads from now on is named
     /// by a manifest; its local log stays usable.
     #[error(
-        "fenced: the archive is held by generation {by} ({holder}), not by this writer's \
-         generation {generation}; archiving stopped, the local log is unchanged"
+        "fenced: the archive is held by generation {by} ({holder}); this writer's claim \
+         (generation {generation}, or 0 if it lost the race to claim) is gone, so archiving \
+         stopped; the local log is unchanged"
     )]
     Fenced {
         /// This writer's generation (0 if it never held the archive).

@@ -157,6 +157,7 @@ pub fn restore_with(
             location: store.location().to_owned(),
         });
     }
+    check_target_dir(&dir)?;
     // Held from before the manifest is read until the restore is done: no prune removes an
     // object this restore may read (see `retention`).
     let mut lease = Lease::new(store);
@@ -183,7 +184,6 @@ fn restore_on(
         location: store.location().to_owned(),
     })?;
     let chosen = choose(&manifest, target)?;
-    check_target_dir(&dir)?;
     let tmp = temporary_beside(&dir)?;
     let result = build(
         runtime,

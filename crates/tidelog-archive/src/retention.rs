@@ -13,7 +13,8 @@
 //! object. A follower's lease stands at the first LSN of the object it reads and is renewed
 //! at least every minute while it runs; a restore holds one at LSN 1 from before it reads the
 //! manifest until it is done. A reader stalled for longer than `reader_ttl` loses the
-//! protection. Prune also never removes the object holding the newest archived record, so an
+//! protection, and so does one whose lease cannot be written (credentials that may only read:
+//! the reader logs a warning and reads on). Prune also never removes the object holding the newest archived record, so an
 //! archive always says where it ends.
 
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ const RENEW: Duration = Duration::from_secs(60);
 
 /// A reader's lease, as the store keeps it under `readers/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReaderLease {
     /// Its name under the archive's prefix.
     #[serde(skip)]
