@@ -22,7 +22,7 @@ use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
 use crate::io::{self, Backoff};
-use crate::manifest::{Manifest, ObjectEntry, ObjectKind, SEGMENTS, parse_name};
+use crate::manifest::{Manifest, ObjectEntry, ObjectKind, SEGMENTS, manifest_name, parse_name};
 use crate::store::Store;
 
 /// How an [`Archiver`] works.
@@ -419,6 +419,8 @@ const STOPPING_ATTEMPTS: u32 = 4;
 /// How many times a start reads the manifest again because its holder wrote a newer one while
 /// the claim was being made.
 const CLAIMS: u32 = 32;
+/// The highest generation: object names give it 10 digits.
+const MAX_GENERATION: u64 = 9_999_999_999;
 
 impl Worker {
     /// Runs `op` against the store, retrying with backoff; gives up on the first failure that
@@ -473,24 +475,44 @@ impl Worker {
     fn resume(&mut self) -> Result<()> {
         let store = self.store.clone();
         let log_id = self.log.log_id();
+        // Records the log holds but has not made durable would escape the check below.
+        self.log.sync()?;
         let mut claimed = None;
         for _ in 0..CLAIMS {
             let found =
                 self.retry_bounded("read the manifest", true, || io::latest_manifest(&store))?;
             if let Some(manifest) = &found {
-                self.check_against_log(manifest)?;
+                match self.check_against_log(manifest) {
+                    // An object of the manifest replaced since it was read (a tail): a newer
+                    // manifest is there.
+                    Err(Error::MissingObject { .. }) => continue,
+                    other => other?,
+                }
             }
             let base = found.unwrap_or_else(|| Manifest::new(log_id));
             let mut claim = base.clone();
-            claim.seq = base.seq + 1;
-            claim.generation = base.generation + 1;
+            claim.seq = crate::fence::next_seq(&store, &base)?;
+            claim.generation = base
+                .generation
+                .checked_add(1)
+                .filter(|&g| g <= MAX_GENERATION)
+                .ok_or_else(|| Error::BadManifest {
+                    key: store.path(&manifest_name(base.seq)).to_string(),
+                    reason: format!("generation {} leaves no next one", base.generation),
+                })?;
             claim.holder = self.holder.clone();
             let fencing = self.options.fencing;
+            let (generation, holder) = (claim.generation, claim.holder.clone());
             let attempt = self.retry_bounded("claim the archive", true, || {
-                crate::fence::attempt(&store, claim.clone(), fencing)
+                crate::fence::attempt(&store, claim.clone(), fencing, |m| {
+                    m.generation == generation && m.holder == holder
+                })
             })?;
             match attempt {
                 crate::fence::Attempt::Written(written) => {
+                    if fencing {
+                        self.check_conditional(&written)?;
+                    }
                     claimed = Some(written);
                     break;
                 }
@@ -527,6 +549,22 @@ impl Worker {
         metrics::gauge!("tidelog_archive_fenced").set(0.0);
         self.shared.archived(archived);
         Ok(())
+    }
+
+    /// Checks that the store refuses to create a name that is taken (some S3-compatible stores
+    /// ignore the condition, which would make fencing silently off): writing the claim again
+    /// must find it there.
+    fn check_conditional(&self, claim: &Manifest) -> Result<()> {
+        let store = self.store.clone();
+        let again = self.retry_bounded("check conditional puts", true, || {
+            io::write_manifest(&store, claim, true)
+        })?;
+        match again {
+            io::Written::Taken(_) => Ok(()),
+            io::Written::Done => Err(Error::Unfenceable {
+                store: store.location().to_owned(),
+            }),
+        }
     }
 
     /// Checks that `manifest` archives this log: the same log id, the same records at the LSNs
@@ -718,7 +756,13 @@ impl Worker {
         let fencing = self.options.fencing;
         let base = self.manifest.clone();
         let next = self.retry("manifest write", || {
-            crate::fence::commit(&store, &base, fencing, |m| with_object(m, &entry))
+            crate::fence::commit(
+                &store,
+                &base,
+                fencing,
+                |m| with_object(m, &entry),
+                |m| m.objects.iter().any(|o| o.name == entry.name),
+            )
         })?;
         self.manifest = next;
         if let Some(old) = replaced {

@@ -61,49 +61,78 @@ fn is_mine(bytes: &[u8], mine: &Manifest) -> bool {
 pub(crate) enum Attempt {
     /// Written (or found written by an earlier attempt of the same writer).
     Written(Manifest),
-    /// Another manifest took the place; this is the newest one now.
+    /// Another manifest took the place, or the write landed behind the chain's head; this is
+    /// the newest one now.
     Lost(Manifest),
 }
 
-/// Writes `next` (whose `seq` is the one after its base's) once.
-pub(crate) async fn attempt(store: &Store, next: Manifest, fenced: bool) -> Result<Attempt> {
-    match io::write_manifest(store, &next, fenced).await? {
-        Written::Done => Ok(Attempt::Written(next)),
-        Written::Taken(bytes) if is_mine(&bytes, &next) => Ok(Attempt::Written(next)),
-        Written::Taken(_) => {
-            let newest = io::latest_manifest(store).await?;
-            let newest = newest.ok_or_else(|| Error::BadManifest {
+/// Writes `next` (whose `seq` is the one after its base's) once, then checks it is the chain's
+/// head, or that the head `descends` from it.
+///
+/// The check is what keeps a late write out: a name becomes free again once a writer removed
+/// it as an old manifest, which it does only with [`MANIFESTS_KEPT`] newer ones in the store,
+/// so a write that lands on such a name (a writer paused since it read its base) finds newer
+/// manifests in the listing that follows, none of which builds on it.
+pub(crate) async fn attempt(
+    store: &Store,
+    next: Manifest,
+    fenced: bool,
+    descends: impl Fn(&Manifest) -> bool,
+) -> Result<Attempt> {
+    let written = match io::write_manifest(store, &next, fenced).await? {
+        Written::Done => true,
+        Written::Taken(bytes) => is_mine(&bytes, &next),
+    };
+    let head = io::manifest_seqs(store).await?.last().copied().unwrap_or(0);
+    if written && head <= next.seq {
+        return Ok(Attempt::Written(next));
+    }
+    let newest = match io::read_manifest(store, head).await? {
+        Some(newest) => newest,
+        // Removed since the listing: a newer head is there, which the caller reads again.
+        None => io::latest_manifest(store)
+            .await?
+            .ok_or_else(|| Error::BadManifest {
                 key: store.path(crate::manifest::MANIFESTS).to_string(),
                 reason: "a manifest was there a moment ago and none is now".to_owned(),
-            })?;
-            Ok(Attempt::Lost(newest))
-        }
+            })?,
+    };
+    if written && descends(&newest) {
+        return Ok(Attempt::Written(next));
     }
+    Ok(Attempt::Lost(newest))
 }
 
-/// Writes the manifest `change` makes of `base` as the next of the chain, for the writer of
-/// `base.generation`: if another manifest takes the place, it must be of the same generation
-/// (a prune), and `change` is applied again on top of it; a newer generation is
-/// [`Error::Fenced`]. Removes old manifests now and then. Returns the manifest written.
+/// Writes the manifest `change` makes of `base` as the next of the chain, for the writer that
+/// holds `base` (its generation and holder): if another manifest takes the place, it must be
+/// the same holder's (a prune keeps both), and `change` is applied again on top of it; another
+/// holder is [`Error::Fenced`]. `applied` says whether a manifest already holds the change (an
+/// earlier attempt that reached the store although it reported an error). Removes old
+/// manifests now and then. Returns the manifest written.
 pub(crate) async fn commit(
     store: &Store,
     base: &Manifest,
     fenced: bool,
     change: impl Fn(&Manifest) -> Result<Manifest>,
+    applied: impl Fn(&Manifest) -> bool,
 ) -> Result<Manifest> {
-    let generation = base.generation;
+    let (generation, holder) = (base.generation, base.holder.clone());
+    let ours = |m: &Manifest| m.generation == generation && m.holder == holder;
     let mut base = base.clone();
     for _ in 0..REBASES {
+        if applied(&base) {
+            return Ok(base);
+        }
         let mut next = change(&base)?;
-        next.seq = base.seq + 1;
-        match attempt(store, next, fenced).await? {
+        next.seq = next_seq(store, &base)?;
+        match attempt(store, next, fenced, |m| ours(m) && applied(m)).await? {
             Attempt::Written(written) => {
                 if written.seq % MANIFESTS_KEPT == 0 {
                     remove_old(store, written.seq).await;
                 }
                 return Ok(written);
             }
-            Attempt::Lost(newest) if newest.generation != generation => {
+            Attempt::Lost(newest) if !ours(&newest) => {
                 return Err(fenced_by(generation, &newest));
             }
             Attempt::Lost(newest) => base = newest,
@@ -111,6 +140,16 @@ pub(crate) async fn commit(
     }
     Err(Error::Stopped {
         reason: format!("the manifest kept changing under generation {generation}'s writes"),
+    })
+}
+
+/// The sequence number after `base`'s.
+pub(crate) fn next_seq(store: &Store, base: &Manifest) -> Result<u64> {
+    base.seq.checked_add(1).ok_or_else(|| Error::BadManifest {
+        key: store
+            .path(&crate::manifest::manifest_name(base.seq))
+            .to_string(),
+        reason: "its sequence number is the last there is".to_owned(),
     })
 }
 

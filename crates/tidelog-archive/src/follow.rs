@@ -341,6 +341,7 @@ impl Follower {
         if self.buffered.is_empty() {
             self.fill().await?;
         }
+        self.lease.renew().await;
         let Some(record) = self.buffered.pop_front() else {
             return Ok(None);
         };
@@ -395,8 +396,21 @@ impl Follower {
     /// Reads the records of the object holding the position into the buffer, after reading a
     /// newer manifest if the one it has ends before the position.
     async fn fill(&mut self) -> Result<()> {
-        // An object can vanish under a reader only when its writer replaced it (a tail by a
-        // longer one): the newer manifest names what replaced it.
+        if !self.lease.is_held() {
+            // Retention's rule: the lease goes up before the first manifest is read (and only
+            // at a location that holds an archive: a mistyped one is left alone).
+            let store = self.store.clone();
+            if self
+                .retrying(|| io::manifest_seqs(&store))
+                .await?
+                .is_empty()
+            {
+                return Ok(());
+            }
+            self.lease.hold(self.next.unwrap_or(Lsn::FIRST)).await;
+        }
+        // An object can vanish under a reader when its writer replaced it (a tail by a longer
+        // one): the newer manifest names what replaced it.
         for _ in 0..3 {
             let behind = match (&self.manifest, self.next) {
                 (Some(m), Some(next)) => m.last_lsn() < next,
@@ -415,7 +429,10 @@ impl Follower {
                     last: manifest.first_lsn().prev(),
                 });
             }
+            let seen = manifest.seq;
             let Some(object) = manifest.object_holding(next).cloned() else {
+                // Caught up: the lease (at or below the position) stays, renewed when due.
+                self.lease.renew().await;
                 return Ok(());
             };
             let store = self.store.clone();
@@ -423,8 +440,12 @@ impl Follower {
             let got = self.retrying(|| io::get(&store, &object.name)).await;
             let bytes = match got {
                 Ok(bytes) => bytes,
-                Err(Error::MissingObject { .. }) => {
+                Err(e @ Error::MissingObject { .. }) => {
                     self.refresh().await?;
+                    if self.manifest.as_ref().is_some_and(|m| m.seq == seen) {
+                        // Named by the newest manifest, yet gone: no wait fixes that.
+                        return Err(e);
+                    }
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -486,6 +507,20 @@ impl Drop for Follower {
         // The lease goes with the follower when it can be removed here; otherwise it runs out.
         if let Some(runtime) = self.runtime.take() {
             runtime.block_on(self.lease.release());
+        } else if self.lease.is_held() {
+            // Used as a stream, perhaps inside a runtime, where it cannot block: a thread of
+            // its own removes the lease.
+            let mut lease = self.lease.take();
+            let _ = std::thread::Builder::new()
+                .name("tidelog-follower-lease".to_owned())
+                .spawn(move || {
+                    if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        runtime.block_on(lease.release());
+                    }
+                });
         }
     }
 }

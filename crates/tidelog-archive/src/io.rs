@@ -170,6 +170,16 @@ pub(crate) async fn write_manifest(
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
         ) => match get(store, &name).await {
             Ok(bytes) => Ok(Written::Taken(bytes)),
+            // Taken, yet not there: a conditional put still in flight (S3 answers 409) or a
+            // name removed as old since; either way, worth another attempt.
+            Err(Error::MissingObject { key }) => Err(Error::Store {
+                op: "put",
+                key,
+                source: object_store::Error::Generic {
+                    store: "tidelog-archive",
+                    source: "the name was taken, and then held no object".into(),
+                },
+            }),
             Err(e) => Err(e),
         },
         Err(object_store::Error::NotImplemented { .. }) if fenced => Err(Error::Unfenceable {

@@ -167,7 +167,8 @@ pub fn parse_name(name: &str) -> Option<ParsedName> {
         crc32c: u32::from_str_radix(crc, 16).ok()?,
         kind,
     };
-    (parsed.first_lsn >= 1 && parsed.last_lsn + 1 >= parsed.first_lsn).then_some(parsed)
+    let after_last = parsed.last_lsn.checked_add(1)?;
+    (parsed.first_lsn >= 1 && after_last >= parsed.first_lsn).then_some(parsed)
 }
 
 /// A manifest: the archive's log, the generation that holds it and who claimed it, and its
@@ -265,6 +266,7 @@ impl Manifest {
             if o.kind == ObjectKind::Tail && i + 1 != manifest.objects.len() {
                 return Err(bad(format!("tail {} is not the last object", o.name)));
             }
+            // Names parse only with a last LSN below the largest: no overflow here.
             if let Some(prev) = i.checked_sub(1).and_then(|p| manifest.objects.get(p))
                 && o.first_lsn != prev.last_lsn + 1
             {

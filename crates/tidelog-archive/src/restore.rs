@@ -15,7 +15,7 @@ use tidelog::{Importer, Log, Lsn, Options};
 
 use crate::error::{Error, Result};
 use crate::io::{self, Backoff};
-use crate::manifest::{Manifest, ObjectEntry};
+use crate::manifest::{Manifest, ObjectEntry, ObjectKind};
 use crate::retention::Lease;
 use crate::store::Store;
 
@@ -162,15 +162,20 @@ pub fn restore_with(
     // object this restore may read (see `retention`).
     let mut lease = Lease::new(store);
     runtime.block_on(lease.hold(Lsn::FIRST));
-    let result = restore_on(&runtime, store, &dir, target, options, &mut progress);
+    let result = restore_on(
+        (&runtime, store, &mut lease),
+        &dir,
+        target,
+        options,
+        &mut progress,
+    );
     runtime.block_on(lease.release());
     result
 }
 
 /// The restore, once its runtime runs and its lease is held.
 fn restore_on(
-    runtime: &tokio::runtime::Runtime,
-    store: &Store,
+    (runtime, store, lease): (&tokio::runtime::Runtime, &Store, &mut Lease),
     dir: &Path,
     target: Target,
     options: &Options,
@@ -186,8 +191,7 @@ fn restore_on(
     let chosen = choose(&manifest, target)?;
     let tmp = temporary_beside(&dir)?;
     let result = build(
-        runtime,
-        store,
+        (runtime, store, lease),
         &manifest,
         &chosen,
         target,
@@ -322,8 +326,7 @@ fn sync_parent(dir: &Path) -> Result<()> {
 /// Reads `chosen` into a new log at `tmp`, made with `options`, and cuts it at `target`.
 /// Returns its first and last LSN and the bytes read.
 fn build(
-    runtime: &tokio::runtime::Runtime,
-    store: &Store,
+    (runtime, store, lease): (&tokio::runtime::Runtime, &Store, &mut Lease),
     manifest: &Manifest,
     chosen: &[ObjectEntry],
     target: Target,
@@ -332,13 +335,28 @@ fn build(
 ) -> Result<(Lsn, Lsn, u64)> {
     let storage = Arc::new(tidelog::io::StdStorage::new());
     let mut importer = Importer::create_with_options(storage, tmp, options)?;
-    let bytes_total = chosen.iter().map(|o| o.bytes).sum();
+    let bytes_total = chosen
+        .iter()
+        .fold(0u64, |sum, o| sum.saturating_add(o.bytes));
     let mut bytes = 0;
     for (i, object) in chosen.iter().enumerate() {
+        runtime.block_on(lease.renew());
+        let get = |name: &str| {
+            io::retrying(runtime, Backoff::default(), io::ATTEMPTS, || {
+                io::get(store, name)
+            })
+        };
+        let (object, got) = match get(&object.name) {
+            // A tail its writer replaced since the manifest was read (by a longer one, or by
+            // the whole segment): the newest manifest names what replaced it.
+            Err(Error::MissingObject { .. }) if object.kind == ObjectKind::Tail => {
+                let newer = replacement(runtime, store, object)?;
+                let got = get(&newer.name)?;
+                (newer, got)
+            }
+            other => (object.clone(), other?),
+        };
         let key = store.path(&object.name).to_string();
-        let got = io::retrying(runtime, Backoff::default(), io::ATTEMPTS, || {
-            io::get(store, &object.name)
-        })?;
         let crc = crc32c::crc32c(&got);
         if got.len() as u64 != object.bytes || crc != object.crc32c {
             return Err(Error::CorruptObject {
@@ -398,6 +416,27 @@ fn build(
     let last = log.last_lsn();
     log.close()?;
     Ok((first, last, bytes))
+}
+
+/// The object that replaced the tail `old`: the newest manifest's object starting at the same
+/// LSN and reaching at least as far.
+fn replacement(
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    old: &ObjectEntry,
+) -> Result<ObjectEntry> {
+    let newest = io::retrying(runtime, Backoff::default(), io::ATTEMPTS, || {
+        io::latest_manifest(store)
+    })?;
+    newest
+        .and_then(|m| {
+            m.objects
+                .into_iter()
+                .find(|o| o.first_lsn == old.first_lsn && o.last_lsn >= old.last_lsn)
+        })
+        .ok_or_else(|| Error::MissingObject {
+            key: store.path(&old.name).to_string(),
+        })
 }
 
 /// The last record stamped at or before `ms` (the LSN before the log's first if none is).

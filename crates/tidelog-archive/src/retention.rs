@@ -31,6 +31,10 @@ use crate::store::Store;
 
 /// How often a reader renews its lease while the LSN it holds stays the same.
 const RENEW: Duration = Duration::from_secs(60);
+/// The shortest `reader_ttl`: a few renewals.
+const MIN_TTL: Duration = Duration::from_secs(180);
+/// How many times a prune writes its manifest again on top of a newer one.
+const REBASES: u32 = 64;
 
 /// A reader's lease, as the store keeps it under `readers/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +96,30 @@ impl Lease {
         }
     }
 
+    /// Whether the lease is in the store.
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Renews the lease if it is due.
+    pub(crate) async fn renew(&mut self) {
+        if let Some((lsn, at)) = self.held
+            && at.elapsed() >= RENEW
+        {
+            self.hold(lsn).await;
+        }
+    }
+
+    /// The lease, moved out (this one holds nothing after).
+    pub(crate) fn take(&mut self) -> Lease {
+        Lease {
+            store: self.store.clone(),
+            name: self.name.clone(),
+            holder: self.holder.clone(),
+            held: self.held.take(),
+        }
+    }
+
     /// Lets go of the lease.
     pub(crate) async fn release(&mut self) {
         if self.held.take().is_some() {
@@ -103,13 +131,27 @@ impl Lease {
 /// The readers' leases in the store (those that do not decode are left out).
 pub(crate) async fn leases(store: &Store) -> Result<Vec<ReaderLease>> {
     let mut found = Vec::new();
-    for (name, _) in io::list(store, READERS).await? {
-        let Ok(bytes) = io::get(store, &name).await else {
-            continue; // released since the listing
+    for (name, size) in io::list(store, READERS).await? {
+        if size > 64 << 10 {
+            tracing::warn!(
+                name,
+                size,
+                "tidelog archive: not a reader's lease (too large)"
+            );
+            continue;
+        }
+        let bytes = match io::get(store, &name).await {
+            Ok(bytes) => bytes,
+            Err(Error::MissingObject { .. }) => continue, // released since the listing
+            // Any other failure is the caller's to retry: a lease missed is a reader unseen.
+            Err(e) => return Err(e),
         };
-        if let Ok(mut lease) = serde_json::from_slice::<ReaderLease>(&bytes) {
-            lease.name = name;
-            found.push(lease);
+        match serde_json::from_slice::<ReaderLease>(&bytes) {
+            Ok(mut lease) => {
+                lease.name = name;
+                found.push(lease);
+            }
+            Err(e) => tracing::warn!(name, error = %e, "tidelog archive: not a reader's lease"),
         }
     }
     Ok(found)
@@ -131,10 +173,12 @@ pub struct PruneOptions {
     /// What to remove.
     pub target: PruneTarget,
     /// A reader's lease not renewed for this long no longer holds anything back. Default 10
-    /// minutes (readers renew every minute).
+    /// minutes; at least 3 (readers renew every minute).
     pub reader_ttl: Duration,
     /// Whether the manifest is written with a conditional put, as a fenced writer's are (on by
-    /// default; off only for a store the archiver also writes without fencing).
+    /// default). Off, for a store without conditional puts, prune must not run while an
+    /// archiver writes the archive: nothing would stop the two manifests from overwriting each
+    /// other.
     pub fencing: bool,
 }
 
@@ -193,12 +237,21 @@ pub fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
             path: std::path::PathBuf::from(store.location()),
             source,
         })?;
+    if options.reader_ttl < MIN_TTL {
+        return Err(Error::InvalidOptions {
+            name: "reader_ttl",
+            reason: "must be at least 3 minutes (readers renew their leases every minute)",
+        });
+    }
+    let ttl = u64::try_from(options.reader_ttl.as_millis()).unwrap_or(u64::MAX);
+    // Renewed within the ttl; a lease stamped further ahead than that is a clock gone wrong,
+    // and holds nothing.
     let fresh = |leases: Vec<ReaderLease>| {
-        let since = now_ms()
-            .saturating_sub(u64::try_from(options.reader_ttl.as_millis()).unwrap_or(u64::MAX));
+        let now = now_ms();
+        let (since, until) = (now.saturating_sub(ttl), now.saturating_add(ttl));
         leases
             .into_iter()
-            .filter(|l| l.updated_ms >= since)
+            .filter(|l| (since..=until).contains(&l.updated_ms))
             .map(|l| Lsn::new(l.lsn))
             .min()
     };
@@ -214,19 +267,33 @@ pub fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
         io::ATTEMPTS,
         || leases(store),
     )?);
-    let written = loop {
+    let mut written = None;
+    for _ in 0..REBASES {
         let floor = floor_of(&base, options.target).min(readers.unwrap_or(Lsn::new(u64::MAX)));
-        let next = trimmed(&base, floor);
+        let next = trimmed(store, &base, floor)?;
         if next.objects.len() == base.objects.len() {
-            break base;
+            written = Some(base);
+            break;
         }
+        let first = next.first_lsn();
         let attempt = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
-            crate::fence::attempt(store, next.clone(), options.fencing)
+            // A newer manifest keeps the trim if it starts no lower.
+            crate::fence::attempt(store, next.clone(), options.fencing, |m| {
+                m.first_lsn() >= first
+            })
         })?;
         match attempt {
-            Attempt::Written(written) => break written,
+            Attempt::Written(manifest) => {
+                written = Some(manifest);
+                break;
+            }
             Attempt::Lost(newest) => base = newest,
         }
+    }
+    let Some(written) = written else {
+        return Err(Error::Stopped {
+            reason: "the manifest kept changing while the prune trimmed it".to_owned(),
+        });
     };
     // Read after the manifest is written: a reader not seen here reads that manifest or a
     // later one.
@@ -290,8 +357,9 @@ fn floor_of(manifest: &Manifest, target: PruneTarget) -> Lsn {
     }
 }
 
-/// `manifest` without its objects whose records are all below `floor`, keeping the last.
-fn trimmed(manifest: &Manifest, floor: Lsn) -> Manifest {
+/// `manifest` without its objects whose records are all below `floor`, keeping the last, as the
+/// next of the chain.
+fn trimmed(store: &Store, manifest: &Manifest, floor: Lsn) -> Result<Manifest> {
     let mut next = manifest.clone();
     let removable = next
         .objects
@@ -300,6 +368,6 @@ fn trimmed(manifest: &Manifest, floor: Lsn) -> Manifest {
         .count()
         .min(next.objects.len().saturating_sub(1));
     next.objects.drain(..removable);
-    next.seq = manifest.seq + 1;
-    next
+    next.seq = crate::fence::next_seq(store, manifest)?;
+    Ok(next)
 }

@@ -71,7 +71,23 @@ pub struct FastForward {
 /// [`Error::NoArchive`], [`Error::CorruptObject`], [`Error::Store`], [`Error::Log`].
 pub fn fast_forward(log: &Log, store: &Store) -> Result<FastForward> {
     let runtime = runtime_for(store)?;
-    pull(&runtime, log, store, Backoff::default(), &mut 0)
+    let start = log.last_lsn();
+    let mut pass = 0;
+    loop {
+        pass += 1;
+        match pull(&runtime, log, store, Backoff::default(), &mut 0) {
+            Ok(done) => {
+                return Ok(FastForward {
+                    records: done.last_lsn.get().saturating_sub(start.get()),
+                    ..done
+                });
+            }
+            // A tail its writer replaced while this pass read it: the next pass reads the
+            // newer manifest (and keeps what this one appended).
+            Err(Error::MissingObject { .. }) if pass < 3 => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn runtime_for(store: &Store) -> Result<Runtime> {

@@ -245,3 +245,37 @@ fn a_restore_or_a_follower_of_a_mistyped_location_creates_nothing_there() {
     assert!(!missing.exists(), "the location was created");
     assert!(!tmp.path().join("out").exists());
 }
+
+#[test]
+fn object_names_at_the_end_of_the_lsn_space_are_foreign_and_nothing_panics() {
+    for place in places("hostile-names") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let last = archived(&place.store, tmp.path());
+        let id = format!("{:032x}", manifest(&place.store).log_id());
+        for name in [
+            format!(
+                "segments/{id}-00000000000000000001-18446744073709551615-0000000001-00000000.seg"
+            ),
+            format!(
+                "segments/{id}-18446744073709551615-18446744073709551615-0000000001-00000000.tail"
+            ),
+            format!(
+                "segments/{id}-99999999999999999999-99999999999999999999-9999999999-ffffffff.seg"
+            ),
+            "manifests/99999999999999999999.json".to_owned(),
+        ] {
+            put(&place.store, &name, b"junk".to_vec());
+        }
+        put(&place.store, "readers/junk.json", b"{ not a lease".to_vec());
+        let described = describe(&place.store);
+        assert!(described.is_ok() || matches!(described, Err(Error::BadManifest { .. })));
+        let _ = tidelog_archive::prune(
+            &place.store,
+            &tidelog_archive::PruneOptions::new(tidelog_archive::PruneTarget::Below(
+                tidelog::Lsn::new(last),
+            )),
+        );
+        let log = std::sync::Arc::new(crate::common::open_log(&tmp.path().join("log")));
+        let _ = tidelog_archive::Archiver::start(log, place.store.clone(), crate::common::quick());
+    }
+}

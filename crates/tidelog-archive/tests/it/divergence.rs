@@ -121,3 +121,25 @@ fn fast_forward_brings_an_older_copy_to_the_archives_end_and_it_archives_on() {
         }
     }
 }
+
+#[test]
+fn records_not_yet_durable_at_the_start_are_checked_too() {
+    for place in places("buffered-divergence") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let base = archive_records(&log, &place.store, 60);
+        let copy = restore(&place.store, tmp.path().join("copy"), Target::Latest).expect("restore");
+        let archived = archive_records(&log, &place.store, 5);
+        // The copy's own records at the same LSNs, buffered (not durable) when it starts.
+        let copy = Arc::new(open_log(&copy.dir));
+        for _ in 0..5 {
+            copy.append(b"buffered and different", Durability::Buffered)
+                .expect("append");
+        }
+        assert_eq!(copy.last_lsn(), archived);
+        match Archiver::start(Arc::clone(&copy), place.store.clone(), quick()) {
+            Err(Error::Diverged { lsn, .. }) => assert_eq!(lsn, base.next(), "{}", place.name),
+            other => panic!("{}: {:?}", place.name, other.map(|a| a.status())),
+        }
+    }
+}

@@ -42,6 +42,8 @@ pub(crate) struct FaultyStore {
     stall: Mutex<Option<(&'static str, u64)>>,
     /// Whether conditional puts are refused as not implemented (a store without them).
     pub no_conditional_puts: std::sync::atomic::AtomicBool,
+    /// Whether conditional puts are done as plain ones (a store that ignores the condition).
+    pub ignores_conditions: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Display for FaultyStore {
@@ -60,6 +62,7 @@ impl FaultyStore {
             gate: (Mutex::new(true), Condvar::new()),
             stall: Mutex::new(None),
             no_conditional_puts: std::sync::atomic::AtomicBool::new(false),
+            ignores_conditions: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -152,6 +155,11 @@ impl ObjectStore for FaultyStore {
                 implementer: "faulty".to_owned(),
             });
         }
+        let opts = if self.ignores_conditions.load(Ordering::SeqCst) {
+            PutOptions::from(object_store::PutMode::Overwrite)
+        } else {
+            opts
+        };
         self.pass_gate();
         self.check_stall(location.as_ref());
         match self.hit("put", location.as_ref()) {

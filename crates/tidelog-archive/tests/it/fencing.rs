@@ -11,6 +11,7 @@ use tidelog_archive::{
 };
 
 use crate::common::{WAIT, append, archive_records, assert_holds, open_log, places, quick};
+use crate::faulty::{FaultyStore, Rule};
 
 #[test]
 fn sixteen_writers_claiming_one_archive_at_once_leave_exactly_one_holder_each_round() {
@@ -190,5 +191,135 @@ fn a_store_without_conditional_puts_is_refused_unless_fencing_is_off() {
         let report =
             restore(&place.store, tmp.path().join("restored"), Target::Latest).expect("restore");
         assert_holds(&report.dir, 1, last.get());
+    }
+}
+
+/// A view of `store` through a fault-injecting wrapper of its own, so one party can be held up
+/// while the others go on.
+fn own_view(store: &tidelog_archive::Store) -> (tidelog_archive::Store, Arc<FaultyStore>) {
+    let faults = FaultyStore::new(Arc::clone(store.object_store()));
+    let view = tidelog_archive::Store::new(faults.clone(), store.prefix().as_ref());
+    (view, faults)
+}
+
+/// Waits until `faults` saw more puts to paths containing `part` than `before`.
+fn wait_for_put(faults: &FaultyStore, part: &str, before: usize) {
+    while faults.puts_of(part) <= before {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_writer_paused_while_the_chain_moved_on_is_fenced_even_where_old_manifests_were_removed() {
+    for place in places("paused-writer") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (paused_store, paused) = own_view(&place.store);
+        let old_log = Arc::new(open_log(&tmp.path().join("old")));
+        let old = Archiver::start(Arc::clone(&old_log), paused_store, quick()).expect("start");
+        let base = append(&old_log, 30);
+        old.wait_archived(base, WAIT).expect("archived");
+        // The old writer stalls in its next upload; its manifest is to be the next of a chain
+        // that will have moved far on, its old names removed.
+        paused.set_gate(false);
+        let puts = paused.puts.lock().expect("puts").len();
+        let stalled = old_log
+            .append(b"the paused writer's record", Durability::Synced)
+            .expect("append");
+        while paused.puts.lock().expect("puts").len() <= puts {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let copy = restore(&place.store, tmp.path().join("new"), Target::Latest).expect("restore");
+        let new_log = Arc::new(open_log(&copy.dir));
+        let new =
+            Archiver::start(Arc::clone(&new_log), place.store.clone(), quick()).expect("start");
+        let mut last = base;
+        for _ in 0..3 * tidelog_archive::manifest::MANIFESTS_KEPT {
+            last = append(&new_log, 1);
+            new.wait_archived(last, WAIT).expect("archived");
+        }
+        let first_names = describe(&place.store).expect("describe");
+        assert!(
+            first_names.manifest.expect("manifest").seq
+                > 3 * tidelog_archive::manifest::MANIFESTS_KEPT,
+            "{}",
+            place.name
+        );
+        // Released: its write lands on a name that is free again, and must not count.
+        paused.set_gate(true);
+        match old.wait_archived(stalled, WAIT) {
+            Err(Error::Stopped { reason }) => assert!(reason.contains("fenced"), "{reason}"),
+            other => panic!(
+                "{}: the paused writer's record counted: {other:?}",
+                place.name
+            ),
+        }
+        assert_eq!(old.archived_lsn(), base, "{}", place.name);
+        new.stop().expect("stop");
+        let report =
+            restore(&place.store, tmp.path().join("after"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, last.get());
+    }
+}
+
+#[test]
+fn a_writer_whose_manifest_write_after_a_prune_fails_ambiguously_goes_on() {
+    for place in places("rebase-retry") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (writer_store, writer) = own_view(&place.store);
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let archiver = Archiver::start(Arc::clone(&log), writer_store, quick()).expect("start");
+        let early = append(&log, 150);
+        archiver.wait_archived(early, WAIT).expect("archived");
+        // The writer stalls uploading a whole segment ...
+        writer.set_gate(false);
+        let before = writer.puts_of(".seg");
+        let last = append(&log, 100);
+        wait_for_put(&writer, ".seg", before);
+        // ... a prune takes the manifest's next name ...
+        let pruned = tidelog_archive::prune(
+            &place.store,
+            &tidelog_archive::PruneOptions::new(tidelog_archive::PruneTarget::Below(early)),
+        );
+        if !matches!(&pruned, Ok(p) if p.removed > 0) {
+            writer.set_gate(true);
+            panic!("{}: {pruned:?}", place.name);
+        }
+        // ... and the writer's write on top of it reaches the store but reports an error.
+        writer.fail(Rule {
+            op: "put",
+            path_contains: "manifests/",
+            times: 2,
+            after: true,
+        });
+        writer.set_gate(true);
+        archiver.wait_archived(last, WAIT).expect("archived");
+        let status = archiver.stop().expect("stop");
+        assert!(
+            status.stopped.is_none() || status.fenced.is_none(),
+            "{status:?}"
+        );
+        let report =
+            restore(&place.store, tmp.path().join("out"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, report.first_lsn.get(), last.get());
+    }
+}
+
+#[test]
+fn a_store_that_ignores_the_condition_of_a_put_is_refused() {
+    for place in places("ignores-conditions") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        place
+            .faults
+            .ignores_conditions
+            .store(true, Ordering::SeqCst);
+        assert!(
+            matches!(
+                Archiver::start(Arc::clone(&log), place.store.clone(), quick()),
+                Err(Error::Unfenceable { .. })
+            ),
+            "{}",
+            place.name
+        );
     }
 }

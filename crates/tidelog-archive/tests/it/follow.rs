@@ -185,3 +185,31 @@ fn a_standby_keeps_a_local_log_up_to_date_and_takes_over_as_writer() {
         assert_holds(&report.dir, 1, newest.get());
     }
 }
+
+#[test]
+fn a_follower_reports_an_object_the_newest_manifest_names_but_the_store_lost() {
+    for place in places("follow-lost") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        archive_records(&log, &place.store, 200);
+        let manifest = describe(&place.store)
+            .expect("describe")
+            .manifest
+            .expect("manifest");
+        let lost = manifest.objects[1].clone();
+        let path = object_store::path::Path::from(
+            format!("{}/{}", place.store.prefix(), lost.name).trim_start_matches('/'),
+        );
+        crate::common::block_on(object_store::ObjectStoreExt::delete(
+            &**place.store.object_store(),
+            &path,
+        ))
+        .expect("delete");
+        let mut follower = Follower::new(place.store.clone(), follow_options()).expect("new");
+        read_to(&mut follower, 1, Lsn::new(lost.first_lsn - 1));
+        match follower.try_next() {
+            Err(Error::MissingObject { key }) => assert!(key.ends_with(&lost.name), "{key}"),
+            other => panic!("{}: {other:?}", place.name),
+        }
+    }
+}

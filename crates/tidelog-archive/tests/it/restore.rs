@@ -259,3 +259,46 @@ fn a_restored_log_gets_the_modes_of_the_log_owner_only_by_default_or_those_asked
         assert!(!never.exists(), "{}", place.name);
     }
 }
+
+#[test]
+fn a_restore_of_a_live_archive_whose_tail_is_replaced_meanwhile_reads_what_replaced_it() {
+    for place in crate::common::places("restore-live") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = std::sync::Arc::new(crate::common::open_log(&tmp.path().join("log")));
+        let archiver = tidelog_archive::Archiver::start(
+            std::sync::Arc::clone(&log),
+            place.store.clone(),
+            crate::common::quick(),
+        )
+        .expect("start");
+        // Several segments and a tail (the segment taking appends holds records).
+        let mut last = crate::common::append(&log, 200);
+        while log.segments().last().expect("a segment").first_lsn > last {
+            last = crate::common::append(&log, 1);
+        }
+        archiver
+            .wait_archived(last, crate::common::WAIT)
+            .expect("archived");
+        let mut replaced = None;
+        let report = tidelog_archive::restore_with(
+            &place.store,
+            tmp.path().join("restored"),
+            tidelog_archive::Target::Latest,
+            &tidelog::Options::default(),
+            |progress| {
+                if progress.objects == 1 {
+                    // The writer replaces the tail while the restore reads the first objects.
+                    let more = crate::common::append(&log, 1);
+                    archiver
+                        .wait_archived(more, crate::common::WAIT)
+                        .expect("archived");
+                    replaced = Some(more);
+                }
+            },
+        )
+        .expect("the restore reads what replaced the tail");
+        assert!(report.last_lsn >= last, "{}: {report:?}", place.name);
+        crate::common::assert_holds(&report.dir, 1, report.last_lsn.get());
+        assert!(replaced.is_some());
+    }
+}

@@ -148,3 +148,40 @@ fn prune_by_age_keeps_the_newest_object_and_a_writer_beside_it_goes_on() {
         assert_eq!(none.removed, 0);
     }
 }
+
+#[test]
+fn a_lease_that_cannot_be_read_for_a_moment_still_holds() {
+    for place in places("prune-lease-errors") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let last = archive_records(&log, &place.store, 400);
+        let mut follower = Follower::new(
+            place.store.clone(),
+            FollowOptions::default().poll(Duration::from_millis(5)),
+        )
+        .expect("new");
+        for lsn in 1..=100 {
+            assert_eq!(
+                follower.next().expect("never ends").expect("record").lsn(),
+                Lsn::new(lsn)
+            );
+        }
+        // Reading the follower's lease fails twice (a store's passing 503s): on both of
+        // prune's looks, were they not tried again.
+        place.faults.fail(crate::faulty::Rule {
+            op: "get",
+            path_contains: "readers/",
+            times: 2,
+            after: false,
+        });
+        let report =
+            prune(&place.store, &PruneOptions::new(PruneTarget::Below(last))).expect("prune");
+        assert!(report.reader_lsn.is_some(), "{}: {report:?}", place.name);
+        for lsn in 101..=last.get() {
+            assert_eq!(
+                follower.next().expect("never ends").expect("record").lsn(),
+                Lsn::new(lsn)
+            );
+        }
+    }
+}
