@@ -689,7 +689,7 @@ fn own_events(events: &Receiver<SegmentEvent>) -> Vec<SegmentEvent> {
         .collect()
 }
 
-/// Checkpoints, rollbacks, resets and syncs, spread over the appenders' rounds. The point of
+/// Checkpoints, rollbacks, resets, syncs and rolls, spread over the appenders' rounds. The point of
 /// each rollback goes to `Shared::points`.
 fn maintenance(log: &Log, mut w: Worker, rounds: u64, appends: u64) {
     let shared = Arc::clone(&w.shared);
@@ -807,8 +807,14 @@ fn maintenance(log: &Log, mut w: Worker, rounds: u64, appends: u64) {
                 w.fail(format!("events {own:?}"));
             }
         } else {
-            w.begin(round, format!("sync() (last {last})"));
-            if let Err(e) = log.sync() {
+            // Every other sync is a roll, which syncs the segment it seals.
+            let roll = round % 2 == 0;
+            w.begin(
+                round,
+                format!("{}() (last {last})", if roll { "roll" } else { "sync" }),
+            );
+            let done = if roll { log.roll() } else { log.sync() };
+            if let Err(e) = done {
                 w.fail(format!("unexpected {e:?}"));
                 break;
             }
