@@ -484,8 +484,15 @@ impl Worker {
             if let Some(manifest) = &found {
                 match self.check_against_log(manifest) {
                     // An object of the manifest replaced since it was read (a tail): a newer
-                    // manifest is there.
-                    Err(Error::MissingObject { .. }) => continue,
+                    // manifest is there. If none is, the store lost it.
+                    Err(e @ Error::MissingObject { .. }) => {
+                        let seqs =
+                            self.retry_bounded("list", true, || io::manifest_seqs(&store))?;
+                        if seqs.last().is_some_and(|&s| s > manifest.seq) {
+                            continue;
+                        }
+                        return Err(e);
+                    }
                     other => other?,
                 }
             }
@@ -559,9 +566,18 @@ impl Worker {
         let again = self.retry_bounded("check conditional puts", true, || {
             io::write_manifest(&store, claim, true)
         })?;
-        match again {
-            io::Written::Taken(_) => Ok(()),
-            io::Written::Done => Err(Error::Unfenceable {
+        if let io::Written::Taken(_) = again {
+            return Ok(());
+        }
+        // Created again: the store ignored the condition, unless the name was free again
+        // because another holder's chain moved far past this claim meanwhile.
+        let newest =
+            self.retry_bounded("read the manifest", true, || io::latest_manifest(&store))?;
+        match newest {
+            Some(newest) if newest.seq > claim.seq && newest.holder != claim.holder => {
+                Err(crate::fence::fenced_by(0, &newest))
+            }
+            _ => Err(Error::Unfenceable {
                 store: store.location().to_owned(),
             }),
         }
@@ -579,23 +595,26 @@ impl Worker {
         }
         let store = self.store.clone();
         let backoff = self.options.backoff;
+        // One view of the log for both checks: records appended from here on get LSNs past
+        // it, so an archive reaching past it is ahead, whatever is appended meanwhile.
+        let durable = self.log.durable_lsn();
         if let Some(lsn) = crate::divergence::first_difference(
             &self.runtime,
             &store,
             backoff,
-            &self.log,
+            (&self.log, durable),
             manifest,
         )? {
             return Err(Error::Diverged {
                 lsn,
-                local: self.log.last_lsn(),
+                local: durable,
                 remote: manifest.last_lsn(),
             });
         }
-        if manifest.last_lsn() > self.log.last_lsn() {
+        if manifest.last_lsn() > durable {
             return Err(Error::ArchiveAhead {
                 archived: manifest.last_lsn(),
-                last: self.log.last_lsn(),
+                last: durable,
             });
         }
         Ok(())

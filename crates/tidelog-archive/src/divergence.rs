@@ -17,16 +17,17 @@ use crate::io::{self, Backoff};
 use crate::manifest::{Manifest, ObjectEntry};
 use crate::store::Store;
 
-/// The first LSN at which `log` and the archive of `manifest` hold different records, among
-/// those both hold; `None` if they agree.
+/// The first LSN at which `log` (its records up to `upto`, durable) and the archive of
+/// `manifest` hold different records, among those both hold; `None` if they agree.
 pub(crate) fn first_difference(
     runtime: &Runtime,
     store: &Store,
     backoff: Backoff,
-    log: &Log,
+    (log, upto): (&Log, Lsn),
     manifest: &Manifest,
 ) -> Result<Option<Lsn>> {
-    let (local_first, local_last) = held(log);
+    let (local_first, durable) = held(log);
+    let local_last = upto.min(durable);
     let mut first = None;
     for object in manifest.objects.iter().rev() {
         if object.first_lsn > local_last.get() {

@@ -84,7 +84,18 @@ pub(crate) async fn attempt(
         Written::Taken(bytes) => is_mine(&bytes, &next),
     };
     let head = io::manifest_seqs(store).await?.last().copied().unwrap_or(0);
-    if written && head <= next.seq {
+    if written && head < next.seq {
+        // A listing that misses a manifest just written cannot vouch for it: look again.
+        return Err(Error::Store {
+            op: "list",
+            key: store.path(crate::manifest::MANIFESTS).to_string(),
+            source: object_store::Error::Generic {
+                store: "tidelog-archive",
+                source: "the listing does not show the manifest just written".into(),
+            },
+        });
+    }
+    if written && head == next.seq {
         return Ok(Attempt::Written(next));
     }
     let newest = match io::read_manifest(store, head).await? {

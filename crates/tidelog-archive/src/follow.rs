@@ -396,7 +396,7 @@ impl Follower {
     /// Reads the records of the object holding the position into the buffer, after reading a
     /// newer manifest if the one it has ends before the position.
     async fn fill(&mut self) -> Result<()> {
-        if !self.lease.is_held() {
+        if !self.lease.is_held() && !self.lease.failed_lately() {
             // Retention's rule: the lease goes up before the first manifest is read (and only
             // at a location that holds an archive: a mistyped one is left alone).
             let store = self.store.clone();
@@ -429,7 +429,6 @@ impl Follower {
                     last: manifest.first_lsn().prev(),
                 });
             }
-            let seen = manifest.seq;
             let Some(object) = manifest.object_holding(next).cloned() else {
                 // Caught up: the lease (at or below the position) stays, renewed when due.
                 self.lease.renew().await;
@@ -442,7 +441,11 @@ impl Follower {
                 Ok(bytes) => bytes,
                 Err(e @ Error::MissingObject { .. }) => {
                     self.refresh().await?;
-                    if self.manifest.as_ref().is_some_and(|m| m.seq == seen) {
+                    let still_named = self.manifest.as_ref().is_some_and(|m| {
+                        m.object_holding(next)
+                            .is_some_and(|o| o.name == object.name)
+                    });
+                    if still_named {
                         // Named by the newest manifest, yet gone: no wait fixes that.
                         return Err(e);
                     }

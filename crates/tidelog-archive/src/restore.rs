@@ -346,15 +346,22 @@ fn build(
                 io::get(store, name)
             })
         };
-        let (object, got) = match get(&object.name) {
-            // A tail its writer replaced since the manifest was read (by a longer one, or by
-            // the whole segment): the newest manifest names what replaced it.
-            Err(Error::MissingObject { .. }) if object.kind == ObjectKind::Tail => {
-                let newer = replacement(runtime, store, object)?;
-                let got = get(&newer.name)?;
-                (newer, got)
+        // A tail its writer replaced since the manifest was read (by a longer one, or by the
+        // whole segment): the newest manifest names what replaced it, which a busy writer may
+        // replace again; the same manifest naming a missing object is a lost object.
+        let mut object = object.clone();
+        let mut seen = None;
+        let got = loop {
+            match get(&object.name) {
+                Err(e @ Error::MissingObject { .. }) if object.kind == ObjectKind::Tail => {
+                    let (seq, newer) = replacement(runtime, store, &object)?;
+                    if seen == Some(seq) {
+                        return Err(e);
+                    }
+                    (seen, object) = (Some(seq), newer);
+                }
+                other => break other?,
             }
-            other => (object.clone(), other?),
         };
         let key = store.path(&object.name).to_string();
         let crc = crc32c::crc32c(&got);
@@ -418,21 +425,23 @@ fn build(
     Ok((first, last, bytes))
 }
 
-/// The object that replaced the tail `old`: the newest manifest's object starting at the same
-/// LSN and reaching at least as far.
+/// The object that replaced the tail `old`: the newest manifest's (its sequence number is
+/// returned too) object starting at the same LSN and reaching at least as far.
 fn replacement(
     runtime: &tokio::runtime::Runtime,
     store: &Store,
     old: &ObjectEntry,
-) -> Result<ObjectEntry> {
+) -> Result<(u64, ObjectEntry)> {
     let newest = io::retrying(runtime, Backoff::default(), io::ATTEMPTS, || {
         io::latest_manifest(store)
     })?;
     newest
         .and_then(|m| {
+            let seq = m.seq;
             m.objects
                 .into_iter()
                 .find(|o| o.first_lsn == old.first_lsn && o.last_lsn >= old.last_lsn)
+                .map(|o| (seq, o))
         })
         .ok_or_else(|| Error::MissingObject {
             key: store.path(&old.name).to_string(),

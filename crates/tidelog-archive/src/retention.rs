@@ -59,6 +59,9 @@ pub(crate) struct Lease {
     name: String,
     holder: String,
     held: Option<(Lsn, Instant)>,
+    /// When writing the lease last failed (credentials that may only read): it is tried
+    /// again a renewal later, not at every read.
+    failed: Option<Instant>,
 }
 
 impl Lease {
@@ -70,6 +73,7 @@ impl Lease {
             name: format!("{READERS}/{token}.json"),
             holder,
             held: None,
+            failed: None,
         }
     }
 
@@ -78,6 +82,7 @@ impl Lease {
         if self
             .held
             .is_some_and(|(held, at)| held == lsn && at.elapsed() < RENEW)
+            || self.failed_lately()
         {
             return;
         }
@@ -89,9 +94,13 @@ impl Lease {
         };
         let bytes = serde_json::to_vec(&lease).unwrap_or_default();
         match io::put(&self.store, &self.name, bytes.into(), usize::MAX).await {
-            Ok(()) => self.held = Some((lsn, Instant::now())),
+            Ok(()) => {
+                self.held = Some((lsn, Instant::now()));
+                self.failed = None;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "tidelog archive: a reader's lease was not written")
+                self.failed = Some(Instant::now());
+                tracing::warn!(error = %e, "tidelog archive: a reader's lease was not written");
             }
         }
     }
@@ -99,6 +108,11 @@ impl Lease {
     /// Whether the lease is in the store.
     pub(crate) fn is_held(&self) -> bool {
         self.held.is_some()
+    }
+
+    /// Whether writing it failed less than a renewal ago.
+    pub(crate) fn failed_lately(&self) -> bool {
+        self.failed.is_some_and(|at| at.elapsed() < RENEW)
     }
 
     /// Renews the lease if it is due.
@@ -117,6 +131,7 @@ impl Lease {
             name: self.name.clone(),
             holder: self.holder.clone(),
             held: self.held.take(),
+            failed: self.failed,
         }
     }
 

@@ -22,6 +22,9 @@ use crate::io::{self, Backoff};
 use crate::manifest::ObjectKind;
 use crate::store::Store;
 
+/// How many passes a [`fast_forward`] makes while the tails it reads are replaced under it.
+const PASSES: u32 = 16;
+
 /// What a [`fast_forward`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -83,8 +86,9 @@ pub fn fast_forward(log: &Log, store: &Store) -> Result<FastForward> {
                 });
             }
             // A tail its writer replaced while this pass read it: the next pass reads the
-            // newer manifest (and keeps what this one appended).
-            Err(Error::MissingObject { .. }) if pass < 3 => {}
+            // newer manifest (and keeps what this one appended). A busy writer may replace it
+            // again; a store that lost an object fails every pass.
+            Err(Error::MissingObject { .. }) if pass < PASSES => {}
             Err(e) => return Err(e),
         }
     }
@@ -133,8 +137,13 @@ fn pull(
         last_lsn: log.last_lsn(),
         ..FastForward::default()
     };
-    if let Some(lsn) = crate::divergence::first_difference(runtime, store, backoff, log, &manifest)?
-    {
+    if let Some(lsn) = crate::divergence::first_difference(
+        runtime,
+        store,
+        backoff,
+        (log, log.durable_lsn()),
+        &manifest,
+    )? {
         return Err(Error::Diverged {
             lsn,
             local: log.last_lsn(),

@@ -143,3 +143,44 @@ fn records_not_yet_durable_at_the_start_are_checked_too() {
         }
     }
 }
+
+#[test]
+fn records_appended_while_an_archiver_starts_never_replace_the_archives() {
+    for place in places("append-during-start") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let base = archive_records(&log, &place.store, 120);
+        let ahead = archive_records(&log, &place.store, 30);
+        // A copy behind the archive, whose start is held up while it reads an archived object
+        // for the divergence check ...
+        let copy =
+            restore(&place.store, tmp.path().join("copy"), Target::Lsn(base)).expect("restore");
+        let copy = Arc::new(open_log(&copy.dir));
+        let faults = crate::faulty::FaultyStore::new(Arc::clone(place.store.object_store()));
+        let view = tidelog_archive::Store::new(faults.clone(), place.store.prefix().as_ref());
+        faults.set_get_gate(Some("segments/"));
+        let starting = {
+            let copy = Arc::clone(&copy);
+            std::thread::spawn(move || Archiver::start(copy, view, quick()).map(|a| a.stop()))
+        };
+        while faults.gets_of("segments/") == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // ... while records of its own are appended past the archive's end.
+        copy.append_batch(
+            &[b"appended during the start".as_slice(); 60],
+            Durability::Synced,
+        )
+        .expect("append");
+        faults.set_get_gate(None);
+        match starting.join().expect("start thread") {
+            Err(Error::ArchiveAhead { archived, last }) => {
+                assert_eq!((archived, last), (ahead, base), "{}", place.name);
+            }
+            other => panic!("{}: the start went on: {other:?}", place.name),
+        }
+        let report =
+            restore(&place.store, tmp.path().join("out"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, ahead.get());
+    }
+}

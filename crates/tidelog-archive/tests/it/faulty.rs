@@ -44,6 +44,10 @@ pub(crate) struct FaultyStore {
     pub no_conditional_puts: std::sync::atomic::AtomicBool,
     /// Whether conditional puts are done as plain ones (a store that ignores the condition).
     pub ignores_conditions: std::sync::atomic::AtomicBool,
+    /// The path of every get asked for, in order.
+    pub gets: Mutex<Vec<String>>,
+    /// While closed, every get of a path containing this waits.
+    get_gate: (Mutex<Option<&'static str>>, Condvar),
 }
 
 impl fmt::Display for FaultyStore {
@@ -63,6 +67,8 @@ impl FaultyStore {
             stall: Mutex::new(None),
             no_conditional_puts: std::sync::atomic::AtomicBool::new(false),
             ignores_conditions: std::sync::atomic::AtomicBool::new(false),
+            gets: Mutex::new(Vec::new()),
+            get_gate: (Mutex::new(None), Condvar::new()),
         })
     }
 
@@ -84,6 +90,23 @@ impl FaultyStore {
     pub(crate) fn set_gate(&self, open: bool) {
         *self.gate.0.lock().expect("gate") = open;
         self.gate.1.notify_all();
+    }
+
+    /// Makes every get of a path containing `part` wait (`Some`) until the gate is opened
+    /// again (`None`).
+    pub(crate) fn set_get_gate(&self, part: Option<&'static str>) {
+        *self.get_gate.0.lock().expect("gate") = part;
+        self.get_gate.1.notify_all();
+    }
+
+    /// How many gets were asked for paths containing `part`.
+    pub(crate) fn gets_of(&self, part: &str) -> usize {
+        self.gets
+            .lock()
+            .expect("gets")
+            .iter()
+            .filter(|p| p.contains(part))
+            .count()
     }
 
     /// Makes puts to paths containing `part` wait forever once `after` of them went through
@@ -192,6 +215,13 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
+        self.gets.lock().expect("gets").push(location.to_string());
+        {
+            let mut gate = self.get_gate.0.lock().expect("gate");
+            while gate.is_some_and(|part| location.as_ref().contains(part)) {
+                gate = self.get_gate.1.wait(gate).expect("gate");
+            }
+        }
         if self.hit("get", location.as_ref()).is_some() {
             return Err(injected(location.as_ref()));
         }
