@@ -323,3 +323,42 @@ fn a_store_that_ignores_the_condition_of_a_put_is_refused() {
         );
     }
 }
+
+#[test]
+fn writers_keep_only_the_newest_manifests() {
+    use tidelog_archive::manifest::MANIFESTS_KEPT;
+    for place in places("manifests-kept") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let archiver =
+            Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        let mut last = Lsn::ZERO;
+        for _ in 0..3 * MANIFESTS_KEPT {
+            last = append(&log, 1);
+            archiver.wait_archived(last, WAIT).expect("archived");
+        }
+        archiver.stop().expect("stop");
+        let newest = describe(&place.store)
+            .expect("describe")
+            .manifest
+            .expect("manifest")
+            .seq;
+        assert!(newest > 3 * MANIFESTS_KEPT, "{}: {newest}", place.name);
+        let prefix = object_store::path::Path::from(
+            format!("{}/manifests", place.store.prefix()).trim_start_matches('/'),
+        );
+        let kept: Vec<object_store::ObjectMeta> = crate::common::block_on(
+            futures::TryStreamExt::try_collect(place.store.object_store().list(Some(&prefix))),
+        )
+        .expect("list");
+        assert!(
+            kept.len() as u64 <= 2 * MANIFESTS_KEPT,
+            "{}: {} manifests kept of {newest}",
+            place.name,
+            kept.len()
+        );
+        let report =
+            restore(&place.store, tmp.path().join("out"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, last.get());
+    }
+}
