@@ -10,10 +10,7 @@ use tidelog::Lsn;
 use tidelog_archive::{PruneOptions, PruneTarget, prune};
 
 use super::{open_existing_store, parse_age, parse_lsn, show_age};
-use crate::output::{Ctx, Style, human_bytes, note, thousands};
-
-/// How often readers renew their leases (a shorter --reader-ttl drops live readers' leases).
-const READERS_RENEW: Duration = Duration::from_secs(60);
+use crate::output::{Ctx, Style, human_bytes, thousands};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -27,8 +24,9 @@ The archive's newest object is never removed, so an archive always says where it
 Prune first writes the manifest without the objects it removes, as the next manifest of the
 chain, then deletes them: a restore or a follower that starts afterwards never looks for them.
 Readers in progress keep a lease under readers/ at the URL (`tidelog follow`, `tidelog
-restore`, and the library's followers and standbys): nothing is removed from the lowest LSN a
-lease holds on, if it was renewed within --reader-ttl. Readers renew their leases every minute;
+restore`, and the library's followers and restores): nothing is removed from the lowest LSN a
+lease holds on, if it was renewed within --reader-ttl (at least 3m). Readers renew their leases
+every minute;
 a lease older than the TTL is of a reader that stopped or stalled, and holds nothing back.
 `tidelog archive-info` shows the leases. A later restore starts at the archive's new first LSN.
 
@@ -72,13 +70,6 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         // clap requires one of the two.
         (None, None) => anyhow::bail!("give --below LSN or --older-than AGE"),
     };
-    if args.reader_ttl < READERS_RENEW {
-        note(format_args!(
-            "readers renew their leases every minute: with a --reader-ttl of {}, objects a \
-             live reader is about to read may be removed",
-            show_age(args.reader_ttl)
-        ));
-    }
     let store = open_existing_store(&args.url)?;
     let options = PruneOptions::new(target)
         .reader_ttl(args.reader_ttl)
