@@ -10,8 +10,9 @@
 //! A reader writes its lease *before* it reads a manifest, and prune reads the leases *after*
 //! it wrote the manifest that drops an object: a reader that started before the prune is seen
 //! by it, and one that started after reads the trimmed manifest, which does not name the
-//! object. A follower's lease stands at the first LSN of the object it reads and is renewed
-//! at least every minute while it runs; a restore holds one at LSN 1 from before it reads the
+//! object. A follower's lease stands at the first LSN of the object it reads, and a standby's
+//! (or a fast-forward's) at the first LSN of the object its next pass starts in, renewed at
+//! least every minute while they run; a restore holds one at LSN 1 from before it reads the
 //! manifest until it is done. A reader stalled for longer than `reader_ttl` loses the
 //! protection, and so does one whose lease cannot be written (credentials that may only read:
 //! the reader logs a warning and reads on). Prune also never removes the object holding the newest archived record, so an

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::follow::{FollowOptions, decode};
 use crate::io::{self, Backoff};
 use crate::manifest::ObjectKind;
+use crate::retention::Lease;
 use crate::store::Store;
 
 /// How many passes a [`fast_forward`] makes while the tails it reads are replaced under it.
@@ -75,12 +76,19 @@ pub struct FastForward {
 pub fn fast_forward(log: &Log, store: &Store) -> Result<FastForward> {
     let runtime = runtime_for(store)?;
     let start = log.last_lsn();
+    let mut lease = Lease::new(store);
     let mut pass = 0;
-    loop {
+    let result = loop {
         pass += 1;
-        match pull(&runtime, log, store, Backoff::default(), &mut 0) {
+        match pull(
+            (&runtime, &mut lease),
+            log,
+            store,
+            Backoff::default(),
+            &mut 0,
+        ) {
             Ok(done) => {
-                return Ok(FastForward {
+                break Ok(FastForward {
                     records: done.last_lsn.get().saturating_sub(start.get()),
                     ..done
                 });
@@ -89,9 +97,11 @@ pub fn fast_forward(log: &Log, store: &Store) -> Result<FastForward> {
             // newer manifest (and keeps what this one appended). A busy writer may replace it
             // again; a store that lost an object fails every pass.
             Err(Error::MissingObject { .. }) if pass < PASSES => {}
-            Err(e) => return Err(e),
+            Err(e) => break Err(e),
         }
-    }
+    };
+    runtime.block_on(lease.release());
+    result
 }
 
 fn runtime_for(store: &Store) -> Result<Runtime> {
@@ -108,12 +118,25 @@ fn runtime_for(store: &Store) -> Result<Runtime> {
 /// One fast-forward, on `runtime`; nothing if the newest manifest is manifest `pulled`, which
 /// an earlier pass pulled whole (it becomes the one this pass pulled).
 fn pull(
-    runtime: &Runtime,
+    (runtime, lease): (&Runtime, &mut Lease),
     log: &Log,
     store: &Store,
     backoff: Backoff,
     pulled: &mut u64,
 ) -> Result<FastForward> {
+    // Retention's rule: a reader's lease goes up before it reads a manifest (and only at a
+    // location that holds an archive).
+    if lease.is_held() {
+        runtime.block_on(lease.renew());
+    } else if !lease.failed_lately() {
+        let seqs = io::retrying(runtime, backoff, io::ATTEMPTS, || io::manifest_seqs(store))?;
+        if seqs.is_empty() {
+            return Err(Error::NoArchive {
+                location: store.location().to_owned(),
+            });
+        }
+        runtime.block_on(lease.hold(log.last_lsn().next()));
+    }
     let manifest = io::retrying(runtime, backoff, io::ATTEMPTS, || {
         io::latest_manifest(store)
     })?
@@ -202,6 +225,16 @@ fn pull(
     log.sync()?;
     done.last_lsn = log.last_lsn();
     *pulled = manifest.seq;
+    // The lease moves up to the object the next pass starts in: it stays put while that
+    // object is a tail growing.
+    let next = done.last_lsn.next().get();
+    let from = manifest
+        .objects
+        .iter()
+        .rev()
+        .find(|o| o.first_lsn <= next)
+        .map_or(next, |o| o.first_lsn);
+    runtime.block_on(lease.hold(Lsn::new(from)));
     Ok(done)
 }
 
@@ -250,7 +283,9 @@ impl Shared {
 /// ordinary log; to promote it, stop the standby and start an [`Archiver`](crate::Archiver) on
 /// it (which claims the archive and fences the old writer off).
 ///
-/// Store errors are retried at the next pass; [`Error::Diverged`],
+/// It holds a reader's lease (see [`prune`](crate::prune)) at the object its next pass starts
+/// in, so retention never removes what it has still to pull. Store errors are retried at the
+/// next pass; [`Error::Diverged`],
 /// [`Error::ForeignArchive`], [`Error::Gap`] and errors of the log stop it.
 pub struct Standby {
     shared: Arc<Shared>,
@@ -382,8 +417,32 @@ fn run(
     shared: &Shared,
 ) -> Result<()> {
     let mut pulled = 0;
+    let mut lease = Lease::new(store);
+    let result = passes(
+        runtime,
+        log,
+        store,
+        options,
+        shared,
+        &mut pulled,
+        &mut lease,
+    );
+    runtime.block_on(lease.release());
+    result
+}
+
+/// The standby's passes, until it is stopped or fails.
+fn passes(
+    runtime: &Runtime,
+    log: &Log,
+    store: &Store,
+    options: &FollowOptions,
+    shared: &Shared,
+    pulled: &mut u64,
+    lease: &mut Lease,
+) -> Result<()> {
     while !shared.stop.load(Ordering::SeqCst) {
-        match pull(runtime, log, store, options.backoff, &mut pulled) {
+        match pull((runtime, lease), log, store, options.backoff, pulled) {
             Ok(done) => {
                 let mut status = shared.status();
                 status.applied_lsn = done.last_lsn;

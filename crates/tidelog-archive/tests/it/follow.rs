@@ -213,3 +213,45 @@ fn a_follower_reports_an_object_the_newest_manifest_names_but_the_store_lost() {
         }
     }
 }
+
+#[test]
+fn prune_keeps_what_a_standby_behind_the_writer_still_has_to_pull() {
+    for place in places("standby-prune") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let base = archive_records(&log, &place.store, 50);
+        let copy =
+            restore(&place.store, tmp.path().join("standby"), Target::Latest).expect("restore");
+        let standby_log = Arc::new(open_log(&copy.dir));
+        let faults = crate::faulty::FaultyStore::new(Arc::clone(place.store.object_store()));
+        let view = tidelog_archive::Store::new(faults.clone(), place.store.prefix().as_ref());
+        let standby =
+            Standby::start(Arc::clone(&standby_log), view, follow_options()).expect("standby");
+        standby.wait_applied(base, WAIT).expect("applied");
+        // The standby is held up reading a manifest while the writer archives several
+        // segments and a prune removes what is below the writer's end.
+        faults.set_get_gate(Some("manifests/"));
+        let before = faults.gets_of("manifests/");
+        while faults.gets_of("manifests/") == before {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let last = archive_records(&log, &place.store, 400);
+        let pruned = tidelog_archive::prune(
+            &place.store,
+            &tidelog_archive::PruneOptions::new(tidelog_archive::PruneTarget::Below(last)),
+        );
+        faults.set_get_gate(None);
+        let pruned = pruned.expect("prune");
+        assert!(
+            pruned.reader_lsn.is_some_and(|l| l <= base.next()),
+            "{}: {pruned:?}",
+            place.name
+        );
+        standby
+            .wait_applied(last, WAIT)
+            .expect("the standby pulled everything");
+        standby.stop().expect("stop");
+        drop(standby_log);
+        assert_holds(&copy.dir, 1, last.get());
+    }
+}

@@ -24,7 +24,7 @@ The archive's newest object is never removed, so an archive always says where it
 Prune first writes the manifest without the objects it removes, as the next manifest of the
 chain, then deletes them: a restore or a follower that starts afterwards never looks for them.
 Readers in progress keep a lease under readers/ at the URL (`tidelog follow`, `tidelog
-restore`, and the library's followers and restores): nothing is removed from the lowest LSN a
+restore`, and the library's followers, standbys and restores): nothing is removed from the lowest LSN a
 lease holds on, if it was renewed within --reader-ttl (at least 3m). Readers renew their leases
 every minute;
 a lease older than the TTL is of a reader that stopped or stalled, and holds nothing back.
