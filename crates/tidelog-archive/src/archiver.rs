@@ -224,14 +224,8 @@ impl Archiver {
     /// [`Error::Log`].
     pub fn start(log: Arc<Log>, store: Store, options: ArchiveOptions) -> Result<Archiver> {
         options.validate()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| Error::Io {
-                op: "start the archiver's runtime for",
-                path: log.dir().to_path_buf(),
-                source,
-            })?;
+        let runtime =
+            crate::io::runtime("start the archiver's runtime for", log.dir().to_path_buf())?;
         let (watch, _) = tokio::sync::watch::channel((Lsn::ZERO, false));
         let shared = Arc::new(Shared {
             status: Mutex::new(ArchiveStatus::default()),
@@ -292,34 +286,13 @@ impl Archiver {
     /// # Errors
     /// [`Error::Timeout`], or [`Error::Stopped`] if the archiver stopped first.
     pub fn wait_archived(&self, lsn: Lsn, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut status = self.shared.status();
-        loop {
-            if status.archived_lsn >= lsn {
-                return Ok(());
-            }
-            if let Some(reason) = &status.stopped {
-                return Err(Error::Stopped {
-                    reason: reason.clone(),
-                });
-            }
-            let left = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()),
-                None => Duration::from_secs(3600),
-            };
-            if left.is_zero() {
-                return Err(Error::Timeout {
-                    lsn,
-                    archived: status.archived_lsn,
-                });
-            }
-            status = self
-                .shared
-                .changed
-                .wait_timeout(status, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        crate::worker::wait_for(
+            (&self.shared.status, &self.shared.changed),
+            lsn,
+            timeout,
+            |s| s.archived_lsn,
+            |s| s.stopped.as_ref(),
+        )
     }
 
     /// Resolves once `lsn` is archived: the async form of [`Archiver::wait_archived`], for
@@ -358,14 +331,7 @@ impl Archiver {
     }
 
     fn stop_thread(&mut self) -> Result<()> {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(Error::Stopped {
-                reason: "the archiver thread panicked".to_owned(),
-            }),
-            None => Ok(()),
-        }
+        crate::worker::stop(&self.shared.stop, &mut self.thread, "archiver")
     }
 }
 

@@ -319,14 +319,10 @@ impl Follower {
     pub fn try_next(&mut self) -> Result<Option<ArchivedRecord>> {
         let runtime = match self.runtime.take() {
             Some(runtime) => runtime,
-            None => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|source| Error::Io {
-                    op: "start a runtime for following",
-                    path: std::path::PathBuf::from(self.store.location()),
-                    source,
-                })?,
+            None => crate::io::runtime(
+                "start a runtime for following",
+                std::path::PathBuf::from(self.store.location()),
+            )?,
         };
         let next = runtime.block_on(self.try_next_async());
         self.runtime = Some(runtime);

@@ -39,6 +39,22 @@ impl Backoff {
     }
 }
 
+/// A runtime of the current thread, for the store's calls of a blocking operation (`op`, on
+/// `path`, names it in the error if none can be started).
+pub(crate) fn runtime(
+    op: &'static str,
+    path: impl Into<std::path::PathBuf>,
+) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            op,
+            path: path.into(),
+            source,
+        })
+}
+
 /// How many times a restore or a description tries each store operation.
 pub(crate) const ATTEMPTS: u32 = 5;
 

@@ -32,6 +32,7 @@ mod restore;
 mod retention;
 mod standby;
 mod store;
+mod worker;
 
 pub use crate::archiver::{ArchiveOptions, ArchiveStatus, Archiver};
 pub use crate::error::{Error, Result};

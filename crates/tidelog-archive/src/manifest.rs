@@ -311,14 +311,10 @@ pub struct Description {
 /// [`Error::BadManifest`] (or [`Error::Gap`]) for a manifest that does not check out,
 /// [`Error::Store`], [`Error::Io`] if no runtime can be started.
 pub fn describe(store: &crate::Store) -> Result<Description> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            op: "start a runtime for",
-            path: std::path::PathBuf::from(store.location()),
-            source,
-        })?;
+    let runtime = crate::io::runtime(
+        "start a runtime for",
+        std::path::PathBuf::from(store.location()),
+    )?;
     runtime.block_on(async {
         let manifest = crate::io::latest_manifest(store).await?;
         let all = crate::io::list(store, "").await?;

@@ -140,14 +140,7 @@ pub fn restore_with(
 ) -> Result<RestoreReport> {
     options.validate()?;
     let dir = dir.as_ref().to_path_buf();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            op: "start a runtime for restoring into",
-            path: dir.clone(),
-            source,
-        })?;
+    let runtime = crate::io::runtime("start a runtime for restoring into", dir.clone())?;
     // Nothing is written to a location that holds no archive (a mistyped URL).
     let seqs = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
         io::manifest_seqs(store)

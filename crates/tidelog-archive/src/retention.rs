@@ -245,14 +245,10 @@ pub struct PruneReport {
 /// [`Error::NoArchive`], [`Error::BadManifest`], [`Error::Unfenceable`] (with fencing on, for
 /// a store without conditional puts), [`Error::Store`] once an operation failed five times.
 pub fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            op: "start a runtime for pruning",
-            path: std::path::PathBuf::from(store.location()),
-            source,
-        })?;
+    let runtime = crate::io::runtime(
+        "start a runtime for pruning",
+        std::path::PathBuf::from(store.location()),
+    )?;
     if options.reader_ttl < MIN_TTL {
         return Err(Error::InvalidOptions {
             name: "reader_ttl",
@@ -271,18 +267,18 @@ pub fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
             .map(|l| Lsn::new(l.lsn))
             .min()
     };
+    // The lowest LSN a fresh lease holds, as the store has them now.
+    let readers_now = || -> Result<Option<Lsn>> {
+        let all = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || leases(store))?;
+        Ok(fresh(all))
+    };
     let mut base = io::retrying(&runtime, Backoff::default(), io::ATTEMPTS, || {
         io::latest_manifest(store)
     })?
     .ok_or_else(|| Error::NoArchive {
         location: store.location().to_owned(),
     })?;
-    let readers = fresh(io::retrying(
-        &runtime,
-        Backoff::default(),
-        io::ATTEMPTS,
-        || leases(store),
-    )?);
+    let readers = readers_now()?;
     let mut written = None;
     for _ in 0..REBASES {
         let floor = floor_of(&base, options.target).min(readers.unwrap_or(Lsn::new(u64::MAX)));
@@ -313,12 +309,7 @@ pub fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
     };
     // Read after the manifest is written: a reader not seen here reads that manifest or a
     // later one.
-    let readers = fresh(io::retrying(
-        &runtime,
-        Backoff::default(),
-        io::ATTEMPTS,
-        || leases(store),
-    )?);
+    let readers = readers_now()?;
     let first = written.first_lsn();
     let keep_from = readers.map_or(first, |r| r.min(first));
     let named: std::collections::HashSet<&str> =

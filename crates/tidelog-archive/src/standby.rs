@@ -105,14 +105,10 @@ pub fn fast_forward(log: &Log, store: &Store) -> Result<FastForward> {
 }
 
 fn runtime_for(store: &Store) -> Result<Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            op: "start a runtime for",
-            path: std::path::PathBuf::from(store.location()),
-            source,
-        })
+    crate::io::runtime(
+        "start a runtime for",
+        std::path::PathBuf::from(store.location()),
+    )
 }
 
 /// One fast-forward, on `runtime`; nothing if the newest manifest is manifest `pulled`, which
@@ -353,33 +349,13 @@ impl Standby {
     /// # Errors
     /// [`Error::Timeout`], or [`Error::Stopped`] if the standby stopped first.
     pub fn wait_applied(&self, lsn: Lsn, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut status = self.shared.status();
-        loop {
-            if status.applied_lsn >= lsn {
-                return Ok(());
-            }
-            if let Some(reason) = &status.stopped {
-                return Err(Error::Stopped {
-                    reason: reason.clone(),
-                });
-            }
-            let left = deadline.map_or(Duration::from_secs(3600), |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            if left.is_zero() {
-                return Err(Error::Timeout {
-                    lsn,
-                    archived: status.applied_lsn,
-                });
-            }
-            status = self
-                .shared
-                .changed
-                .wait_timeout(status, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        crate::worker::wait_for(
+            (&self.shared.status, &self.shared.changed),
+            lsn,
+            timeout,
+            |s| s.applied_lsn,
+            |s| s.stopped.as_ref(),
+        )
     }
 
     /// Stops the thread (after the pass under way) and returns what the standby did.
@@ -392,14 +368,7 @@ impl Standby {
     }
 
     fn stop_thread(&mut self) -> Result<()> {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(Error::Stopped {
-                reason: "the standby thread panicked".to_owned(),
-            }),
-            None => Ok(()),
-        }
+        crate::worker::stop(&self.shared.stop, &mut self.thread, "standby")
     }
 }
 
