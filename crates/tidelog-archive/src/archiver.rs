@@ -524,6 +524,26 @@ impl Worker {
         Ok(())
     }
 
+    /// Whether the object `name` an earlier archiver left holds `len` bytes whose checksum is
+    /// `crc` (its name says so, but its bytes may have been damaged since). One that does not
+    /// is left alone and never adopted.
+    fn intact(&mut self, name: &str, len: u64, crc: u32) -> Result<bool> {
+        let store = self.store.clone();
+        let intact = match self.retry("read a leftover object", || io::get(&store, name)) {
+            Ok(bytes) => bytes.len() as u64 == len && crc32c::crc32c(&bytes) == crc,
+            Err(Error::MissingObject { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !intact {
+            tracing::warn!(
+                object = name,
+                "tidelog archiver: a leftover object is damaged, not adopted"
+            );
+            self.existing.retain(|_, (n, _)| n != name);
+        }
+        Ok(intact)
+    }
+
     /// Checks that the store refuses to create a name that is taken (some S3-compatible stores
     /// ignore the condition, which would make fencing silently off): writing the claim again
     /// must find it there.
@@ -700,12 +720,20 @@ impl Worker {
         let key = (first.get(), last.get(), crc, kind);
         // An object an earlier archiver left (its manifest write never happened) keeps its
         // name, and with it that archiver's generation.
-        let (name, generation) = match self.existing.get(&key) {
-            Some((name, size)) if *size == len => {
-                let generation = parse_name(name).map_or(0, |p| p.generation);
-                (name.clone(), generation)
+        let leftover = match self.existing.get(&key) {
+            Some((name, size)) if *size == len => Some(name.clone()),
+            _ => None,
+        };
+        let leftover = match leftover {
+            Some(name) => self.intact(&name, len, crc)?.then_some(name),
+            None => None,
+        };
+        let (name, generation) = match leftover {
+            Some(name) => {
+                let generation = parse_name(&name).map_or(0, |p| p.generation);
+                (name, generation)
             }
-            _ => {
+            None => {
                 let name = ObjectEntry::name_for(
                     self.manifest.log_id(),
                     first,
@@ -715,7 +743,11 @@ impl Worker {
                     kind,
                 );
                 let (store, part) = (self.store.clone(), self.options.part_bytes);
-                self.retry("upload", || io::put(&store, &name, bytes.clone(), part))?;
+                let mut tried = false;
+                self.retry("upload", || {
+                    let again = std::mem::replace(&mut tried, true);
+                    io::put_once(&store, &name, bytes.clone(), part, again)
+                })?;
                 (name, self.manifest.generation)
             }
         };

@@ -218,6 +218,32 @@ pub(crate) async fn get(store: &Store, name: &str) -> Result<Bytes> {
         .map_err(|e| store_error("get", path.as_ref(), e))
 }
 
+/// The size of the object `name`, or `None` if there is none.
+pub(crate) async fn size_of(store: &Store, name: &str) -> Result<Option<u64>> {
+    let path = store.path(name);
+    match store.object_store().head(&path).await {
+        Ok(meta) => Ok(Some(meta.size)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_error("head", path.as_ref(), e)),
+    }
+}
+
+/// Writes `bytes` as the object `name` unless an earlier attempt (`again`) got them there
+/// although it reported an error: an object of that name and length holds these very bytes,
+/// since every object's name carries its checksum and a put is all or nothing.
+pub(crate) async fn put_once(
+    store: &Store,
+    name: &str,
+    bytes: Bytes,
+    part: usize,
+    again: bool,
+) -> Result<()> {
+    if again && size_of(store, name).await? == Some(bytes.len() as u64) {
+        return Ok(());
+    }
+    put(store, name, bytes, part).await
+}
+
 /// Writes `bytes` as the object `name`: in one put, or in parts of `part` bytes past that size.
 pub(crate) async fn put(store: &Store, name: &str, bytes: Bytes, part: usize) -> Result<()> {
     let path = store.path(name);

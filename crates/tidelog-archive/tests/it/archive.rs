@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use object_store::ObjectStoreExt;
 use tidelog::Lsn;
 use tidelog_archive::{Archiver, Error, Target, describe, manifest::ObjectKind, restore};
 
@@ -186,6 +187,101 @@ fn failed_uploads_never_count_and_are_retried() {
             .manifest
             .expect("manifest");
         assert_eq!(manifest.last_lsn(), last);
+        let report =
+            restore(&place.store, tmp.path().join("restored"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, last.get());
+    }
+}
+
+#[test]
+fn an_object_whose_put_reached_the_store_but_failed_is_not_put_again() {
+    for place in places("ambiguous-puts") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        // The first three object puts reach the store, then report an error.
+        place.faults.fail(Rule {
+            op: "put",
+            path_contains: "segments/",
+            times: 3,
+            after: true,
+        });
+        let archiver =
+            Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        let last = append(&log, 300);
+        archiver.wait_archived(last, WAIT).expect("archived");
+        assert!(archiver.status().retries >= 3, "{}", place.name);
+        archiver.stop().expect("stop");
+        let manifest = describe(&place.store)
+            .expect("describe")
+            .manifest
+            .expect("manifest");
+        for object in &manifest.objects {
+            assert_eq!(
+                place.faults.puts_of(&object.name),
+                1,
+                "{}: {} was put more than once",
+                place.name,
+                object.name
+            );
+        }
+        let report =
+            restore(&place.store, tmp.path().join("restored"), Target::Latest).expect("restore");
+        assert_holds(&report.dir, 1, last.get());
+    }
+}
+
+#[test]
+fn a_damaged_object_an_earlier_archiver_left_is_not_adopted() {
+    for place in places("damaged-leftovers") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let first = Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        first
+            .wait_archived(append(&log, 50), WAIT)
+            .expect("archived");
+        // Then it uploads objects, but none of its manifest writes lands.
+        place.faults.fail(Rule {
+            op: "put",
+            path_contains: "manifests/",
+            times: u64::MAX,
+            after: false,
+        });
+        let before = place.faults.puts_of(".seg");
+        let last = append(&log, 300);
+        while place.faults.puts_of(".seg") < before + 1 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(first.stop().is_err());
+        place.faults.clear();
+        // What it left is damaged in place, at the same length.
+        let left = describe(&place.store).expect("describe").unreferenced;
+        assert!(!left.is_empty(), "{}: leftovers", place.name);
+        for (name, _) in &left {
+            let path = object_store::path::Path::from(
+                format!("{}/{name}", place.store.prefix()).trim_start_matches('/'),
+            );
+            let os = place.store.object_store();
+            let mut bytes = crate::common::block_on(async { os.get(&path).await?.bytes().await })
+                .expect("get")
+                .to_vec();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x5a;
+            crate::common::block_on(os.put(&path, bytes.into())).expect("put");
+        }
+        let next = Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
+        next.wait_archived(last, WAIT).expect("archived");
+        next.stop().expect("stop");
+        let manifest = describe(&place.store)
+            .expect("describe")
+            .manifest
+            .expect("manifest");
+        for (name, _) in &left {
+            assert!(
+                manifest.objects.iter().all(|o| &o.name != name),
+                "{}: the damaged {name} was adopted",
+                place.name
+            );
+        }
         let report =
             restore(&place.store, tmp.path().join("restored"), Target::Latest).expect("restore");
         assert_holds(&report.dir, 1, last.get());
