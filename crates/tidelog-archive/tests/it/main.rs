@@ -15,3 +15,4 @@ mod kills;
 mod restore;
 mod retention;
 mod secrets;
+mod stores;
