@@ -2,6 +2,7 @@
 //! and a clear refusal in one without. (S3, local directories and memory are in every other
 //! test.) Building a store sends nothing: credentials are looked up at its first request.
 
+use object_store::ObjectStoreExt;
 use tidelog_archive::{Error, Store};
 
 #[cfg(feature = "gcp")]
@@ -18,7 +19,10 @@ fn a_gs_url_gives_a_google_cloud_store_under_its_prefix() {
 #[cfg(feature = "azure")]
 #[test]
 fn an_az_url_gives_an_azure_store_under_its_prefix() {
-    let options = [("account_name", "tidelogtest"), ("access_key", "dGlkZWxvZw==")];
+    let options = [
+        ("account_name", "tidelogtest"),
+        ("access_key", "dGlkZWxvZw=="),
+    ];
     let store =
         Store::from_url_with("az://tidelog-container/logs/orders", options).expect("az store");
     assert_eq!(store.prefix().as_ref(), "logs/orders");
@@ -52,4 +56,25 @@ fn an_az_url_without_the_azure_feature_is_refused_naming_the_feature() {
         matches!(&err, Error::InvalidUrl { reason, .. } if reason.contains("feature")),
         "{err:?}"
     );
+}
+
+/// Says in the run's output whether the archive's scenarios also ran on an S3 server (the
+/// project's nextest configuration shows this test's output even when it passes; with
+/// `cargo test`, pass `--nocapture`), and when one is named, that it keeps what it is given.
+#[test]
+fn the_run_says_whether_the_s3_scenarios_ran() {
+    let Some(url) = crate::common::s3_url("probe") else {
+        println!(
+            "SKIPPED: the archive's scenarios on S3 (TIDELOG_TEST_S3_ENDPOINT is not set; \
+             `bash .ci/with-s3 cargo nextest run --workspace` starts a server and sets it)"
+        );
+        return;
+    };
+    let store = crate::common::s3_store(&url);
+    let path = object_store::path::Path::from(format!("{}/probe", store.prefix()));
+    let os = store.object_store();
+    crate::common::block_on(os.put(&path, b"tidelog".to_vec().into())).expect("put");
+    let got = crate::common::block_on(async { os.get(&path).await?.bytes().await }).expect("get");
+    assert_eq!(&got[..], b"tidelog");
+    println!("S3: the archive's scenarios also ran on the server at {url}");
 }
