@@ -235,6 +235,20 @@ impl Manifest {
     /// name against its fields, and that the objects follow each other with no gap or overlap
     /// (a tail only last).
     pub(crate) fn decode(bytes: &[u8], key: &str) -> Result<Manifest> {
+        Manifest::check(bytes, key, None)
+    }
+
+    /// As [`Manifest::decode`], but a hole between two objects is no error: it is returned
+    /// among the gaps instead, for describing an archive (restores and writers refuse it).
+    pub(crate) fn decode_with_gaps(bytes: &[u8], key: &str) -> Result<(Manifest, Vec<Gap>)> {
+        let mut gaps = Vec::new();
+        let manifest = Manifest::check(bytes, key, Some(&mut gaps))?;
+        Ok((manifest, gaps))
+    }
+
+    /// Decodes and checks a manifest; a hole between two objects is [`Error::Gap`], or with
+    /// `gaps` added to them.
+    fn check(bytes: &[u8], key: &str, mut gaps: Option<&mut Vec<Gap>>) -> Result<Manifest> {
         let bad = |reason: String| Error::BadManifest {
             key: key.to_owned(),
             reason,
@@ -267,17 +281,22 @@ impl Manifest {
                 return Err(bad(format!("tail {} is not the last object", o.name)));
             }
             // Names parse only with a last LSN below the largest: no overflow here.
-            if let Some(prev) = i.checked_sub(1).and_then(|p| manifest.objects.get(p))
-                && o.first_lsn != prev.last_lsn + 1
-            {
-                return Err(if o.first_lsn > prev.last_lsn + 1 {
-                    Error::Gap {
-                        first: Lsn::new(prev.last_lsn + 1),
-                        last: Lsn::new(o.first_lsn - 1),
-                    }
-                } else {
-                    bad(format!("object {} overlaps the one before it", o.name))
-                });
+            let Some(prev) = i.checked_sub(1).and_then(|p| manifest.objects.get(p)) else {
+                continue;
+            };
+            if o.first_lsn <= prev.last_lsn {
+                return Err(bad(format!("object {} overlaps the one before it", o.name)));
+            }
+            if o.first_lsn > prev.last_lsn + 1 {
+                let (first, last) = (Lsn::new(prev.last_lsn + 1), Lsn::new(o.first_lsn - 1));
+                match gaps.as_deref_mut() {
+                    Some(gaps) => gaps.push(Gap {
+                        first,
+                        last,
+                        cause: GapCause::Hole,
+                    }),
+                    None => return Err(Error::Gap { first, last }),
+                }
             }
         }
         Ok(manifest)
@@ -289,12 +308,43 @@ impl Manifest {
     }
 }
 
+/// A run of LSNs inside an archive (between its first and its last LSN) that it cannot
+/// restore, from [`describe`]. Records below the archive's first LSN are not a gap: a prune
+/// removes them on purpose, and the archive starts later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Gap {
+    /// The first LSN missing.
+    pub first: Lsn,
+    /// The last LSN missing.
+    pub last: Lsn,
+    /// Why these records are missing.
+    pub cause: GapCause,
+}
+
+/// Why a [`Gap`] is missing its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GapCause {
+    /// The manifest names no object holding them: the objects before and after leave a hole.
+    Hole,
+    /// The manifest names the object holding them (this name under the archive's prefix), but
+    /// the store does not hold it.
+    MissingObject(String),
+}
+
 /// What an archive holds, from [`describe`]: its manifest and every object under its prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Description {
-    /// The manifest, if there is one.
+    /// The manifest, if there is one. Unlike a restore, describing takes a manifest whose
+    /// objects leave a hole: the hole is among [`gaps`](Self::gaps).
     pub manifest: Option<Manifest>,
+    /// The records between the archive's first and last LSN that it cannot restore, in LSN
+    /// order: holes between the manifest's objects, and the ranges of objects it names that
+    /// the store does not hold. Empty for an archive a restore can read through (and for one
+    /// with no manifest).
+    pub gaps: Vec<Gap>,
     /// Objects under `segments/` with an archive object's name that the manifest does not
     /// name (left by an upload whose manifest write never happened, or a replaced tail), with
     /// their sizes.
@@ -305,19 +355,51 @@ pub struct Description {
     pub readers: Vec<crate::ReaderLease>,
 }
 
+/// How many times [`describe`] reads the newest manifest and lists the store again when a
+/// newer manifest appeared between the two (a writer or a prune at work).
+const DESCRIBE_ATTEMPTS: u32 = 3;
+
 /// Reads the manifest of the archive in `store` and lists its objects. Blocking.
 ///
+/// A manifest whose objects leave a hole is described, not refused: the hole is listed among
+/// [`Description::gaps`], with the ranges of named objects the store does not hold.
+///
 /// # Errors
-/// [`Error::BadManifest`] (or [`Error::Gap`]) for a manifest that does not check out,
-/// [`Error::Store`], [`Error::Io`] if no runtime can be started.
+/// [`Error::BadManifest`] for a manifest that does not check out, [`Error::Store`],
+/// [`Error::Io`] if no runtime can be started.
 pub fn describe(store: &crate::Store) -> Result<Description> {
     let runtime = crate::io::runtime(
         "start a runtime for",
         std::path::PathBuf::from(store.location()),
     )?;
     runtime.block_on(async {
-        let manifest = crate::io::latest_manifest(store).await?;
-        let all = crate::io::list(store, "").await?;
+        let mut attempt = 0;
+        let (found, all) = loop {
+            attempt += 1;
+            let found = newest_with_gaps(store).await?;
+            let all = crate::io::list(store, "").await?;
+            let newer = found.as_ref().is_some_and(|(m, _)| {
+                all.iter()
+                    .filter_map(|(name, _)| parse_manifest_name(name))
+                    .any(|seq| seq > m.seq)
+            });
+            if !newer || attempt >= DESCRIBE_ATTEMPTS {
+                break (found, all);
+            }
+        };
+        let (manifest, mut gaps) = found.map_or((None, Vec::new()), |(m, g)| (Some(m), g));
+        let listed: std::collections::HashSet<&str> =
+            all.iter().map(|(name, _)| name.as_str()).collect();
+        for o in manifest.iter().flat_map(|m| &m.objects) {
+            if !listed.contains(o.name.as_str()) {
+                gaps.push(Gap {
+                    first: Lsn::new(o.first_lsn),
+                    last: Lsn::new(o.last_lsn),
+                    cause: GapCause::MissingObject(o.name.clone()),
+                });
+            }
+        }
+        gaps.sort_by_key(|g| g.first);
         let named: std::collections::HashSet<&str> = manifest
             .iter()
             .flat_map(|m| m.objects.iter().map(|o| o.name.as_str()))
@@ -338,9 +420,45 @@ pub fn describe(store: &crate::Store) -> Result<Description> {
         let readers = crate::retention::leases(store).await?;
         Ok(Description {
             manifest,
+            gaps,
             unreferenced,
             foreign,
             readers,
         })
+    })
+}
+
+/// Reads the newest manifest as [`Manifest::decode_with_gaps`] does, or `None` if there is
+/// none.
+async fn newest_with_gaps(store: &crate::Store) -> Result<Option<(Manifest, Vec<Gap>)>> {
+    // A manifest listed can be gone by the time it is read only if a writer removed it as an
+    // old one: a newer one is there then, and the next listing finds it.
+    for _ in 0..3 {
+        let Some(&seq) = crate::io::manifest_seqs(store).await?.last() else {
+            return Ok(None);
+        };
+        let name = manifest_name(seq);
+        let key = store.path(&name).to_string();
+        let bytes = match crate::io::get(store, &name).await {
+            Ok(bytes) => bytes,
+            Err(Error::MissingObject { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let (manifest, gaps) = Manifest::decode_with_gaps(&bytes, &key)?;
+        if manifest.seq != seq {
+            return Err(Error::BadManifest {
+                key,
+                reason: format!("it says it is manifest {}", manifest.seq),
+            });
+        }
+        return Ok(Some((manifest, gaps)));
+    }
+    Err(Error::Store {
+        op: "read the newest manifest of",
+        key: store.path(MANIFESTS).to_string(),
+        source: object_store::Error::Generic {
+            store: "tidelog-archive",
+            source: "the newest manifest kept disappearing while it was read".into(),
+        },
     })
 }

@@ -1790,10 +1790,12 @@ fn archive_once_then_archive_info_and_restore_to_the_latest_record_an_lsn_and_a_
         " tail ",
         "unreferenced: none",
         "foreign: none",
+        "gaps         none",
     ] {
         assert!(run.stdout.contains(text), "{text:?} in\n{}", run.stdout);
     }
     let info = tidelog(&["archive-info", &url, "--json"]).expect(0).json();
+    assert_eq!(info["gaps"], serde_json::json!([]));
     assert_eq!(info["log_id"], log_id.as_str());
     assert_eq!(info["generation"], 3);
     assert_eq!(info["first_lsn"], 1);
@@ -1983,6 +1985,90 @@ fn info_shows_the_retention_floor_an_archive_leaves_and_checkpoints_keep_to_it()
     assert_eq!(info["retention_floor"], 301);
     let first = info["segments"][0]["first_lsn"].as_u64().unwrap();
     assert!(first <= 301, "{info}");
+}
+
+#[test]
+fn info_names_the_segments_the_retention_floor_holds_back_below_the_checkpoint() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let url = file_url(&tmp.path().join("archive"));
+    tidelog(&["archive", s(&dir), &url, "--once"]).expect(0);
+    // The floor holds nothing back while the checkpoint is below it.
+    let info = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(info["retention_floor"], RECORDS + 1);
+    assert_eq!(info["held_back"]["segments"], 0, "{info}");
+    assert!(info["held_back"]["first_lsn"].is_null(), "{info}");
+    let run = tidelog(&["info", s(&dir)]).expect(0);
+    assert!(
+        run.stdout.contains("held back    nothing now"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("sealed, held"), "{}", run.stdout);
+
+    // Records not archived yet, and a checkpoint past them: the segments wholly below the
+    // checkpoint that hold records from the floor on stay, held back by it alone.
+    append_up_to(&dir, 600);
+    tidelog(&["checkpoint", s(&dir), "550"]).expect(0);
+    let info = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(info["checkpoint_lsn"], 550);
+    let held: Vec<&serde_json::Value> = info["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            let last = s["last_lsn"].as_u64().unwrap();
+            s["state"] == "sealed" && last < 550 && last > RECORDS
+        })
+        .collect();
+    assert!(held.len() >= 2, "{info}");
+    for s in info["segments"].as_array().unwrap() {
+        let is_held = held.iter().any(|h| h["path"] == s["path"]);
+        assert_eq!(s["held"], is_held, "{s}");
+    }
+    let bytes: u64 = held.iter().map(|s| s["bytes"].as_u64().unwrap()).sum();
+    let (first, last) = (
+        held[0]["first_lsn"].as_u64().unwrap(),
+        held[held.len() - 1]["last_lsn"].as_u64().unwrap(),
+    );
+    assert!(first <= RECORDS + 1, "{info}");
+    assert_eq!(
+        info["held_back"],
+        serde_json::json!({
+            "segments": held.len(),
+            "bytes": bytes,
+            "first_lsn": first,
+            "last_lsn": last,
+            "paths": held.iter().map(|s| s["path"].clone()).collect::<Vec<_>>(),
+        }),
+        "{info}"
+    );
+    let run = tidelog(&["info", s(&dir)]).expect(0);
+    for text in [
+        format!("held back    {} segments, ", held.len()),
+        format!("(LSN {first}..={last}, below the checkpoint at 550): they hold records not"),
+    ] {
+        assert!(run.stdout.contains(&text), "{text:?} in\n{}", run.stdout);
+    }
+    for s in &held {
+        let path = PathBuf::from(s["path"].as_str().unwrap());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let line = run.stdout.lines().find(|l| l.starts_with(name));
+        assert!(
+            line.is_some_and(|l| l.ends_with("sealed, held")),
+            "{name} marked held in\n{}",
+            run.stdout
+        );
+    }
+
+    // Archived: the floor moves past them, which lets them go.
+    tidelog(&["archive", s(&dir), &url, "--once"]).expect(0);
+    let info = tidelog(&["info", "--json", s(&dir)]).expect(0).json();
+    assert_eq!(info["retention_floor"], 601);
+    assert_eq!(info["held_back"]["segments"], 0, "{info}");
+    for s in &held {
+        assert!(!Path::new(s["path"].as_str().unwrap()).exists(), "{s}");
+    }
 }
 
 #[test]
@@ -2271,6 +2357,8 @@ fn prune_below_removes_objects_and_a_restore_afterwards_starts_at_the_new_first_
     }
     let after = tidelog(&["archive-info", "--json", &url]).expect(0).json();
     assert_eq!(after["first_lsn"], first);
+    // What a prune removed below the first LSN is no gap.
+    assert_eq!(after["gaps"], serde_json::json!([]), "{after}");
     assert_eq!(after["last_lsn"], RECORDS);
     assert_eq!(
         after["objects"].as_array().unwrap().len(),
@@ -2369,6 +2457,96 @@ fn archive_info_shows_the_manifest_the_generation_and_its_holder_as_text_and_jso
         run.stdout.contains(&format!(
             "generation   2, held by {}",
             info["holder"].as_str().unwrap()
+        )),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn archive_info_shows_a_gap_in_the_manifest_as_text_and_json_and_restore_refuses_it() {
+    let tmp = tempdir();
+    let dir = make_log(&tmp.path().join("log"), RECORDS);
+    let store = tmp.path().join("archive");
+    let url = file_url(&store);
+    tidelog(&["archive", s(&dir), &url, "--once"]).expect(0);
+    let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    let seq = info["seq"].as_u64().unwrap();
+
+    // The next manifest of the chain, without the second object: a hole in the archive.
+    let newest = store.join(format!("manifests/{seq:020}.json"));
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&newest).unwrap()).unwrap();
+    let objects = manifest["objects"].as_array_mut().unwrap();
+    assert!(objects.len() > 2, "{manifest}");
+    let gone = objects.remove(1);
+    let (first, last) = (
+        gone["first_lsn"].as_u64().unwrap(),
+        gone["last_lsn"].as_u64().unwrap(),
+    );
+    manifest["seq"] = serde_json::json!(seq + 1);
+    std::fs::write(
+        store.join(format!("manifests/{:020}.json", seq + 1)),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+
+    let run = tidelog(&["archive-info", &url]).expect(0);
+    for text in [
+        "gaps         1 (".to_owned(),
+        format!(
+            "  LSN {first}..={last} ({} records): no object of the manifest holds them",
+            last + 1 - first
+        ),
+        "unreferenced: 1 object".to_owned(),
+    ] {
+        assert!(run.stdout.contains(&text), "{text:?} in\n{}", run.stdout);
+    }
+    let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    assert_eq!(
+        info["gaps"],
+        serde_json::json!([{
+            "first_lsn": first,
+            "last_lsn": last,
+            "records": last + 1 - first,
+            "cause": "hole",
+            "object": null,
+        }]),
+        "{info}"
+    );
+    assert_eq!(info["first_lsn"], 1);
+    assert_eq!(info["last_lsn"], RECORDS);
+
+    // A restore still refuses the archive, naming the missing records.
+    let restored = tmp.path().join("restored");
+    let run = tidelog(&["restore", &url, s(&restored)]).expect(2);
+    assert!(
+        run.stderr
+            .contains(&format!("missing records {first}..={last}")),
+        "{}",
+        run.stderr
+    );
+
+    // An object the manifest names that the store lost is a gap too, named.
+    let tail = manifest["objects"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let tail_name = tail["name"].as_str().unwrap();
+    std::fs::remove_file(store.join(tail_name)).unwrap();
+    let info = tidelog(&["archive-info", "--json", &url]).expect(0).json();
+    let gaps = info["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 2, "{info}");
+    assert_eq!(gaps[1]["first_lsn"], tail["first_lsn"]);
+    assert_eq!(gaps[1]["last_lsn"], tail["last_lsn"]);
+    assert_eq!(gaps[1]["cause"], "missing object");
+    assert_eq!(gaps[1]["object"], tail_name);
+    let run = tidelog(&["archive-info", &url]).expect(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "the manifest names {tail_name}, which the store does not hold"
         )),
         "{}",
         run.stdout

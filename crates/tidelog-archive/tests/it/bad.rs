@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use object_store::{ObjectStoreExt, PutPayload};
-use tidelog_archive::manifest::Manifest;
+use tidelog_archive::manifest::{GapCause, Manifest};
 use tidelog_archive::{Error, Store, Target, describe, restore};
 
 use crate::common::{archive_records, assert_holds, open_log, places};
@@ -203,6 +203,96 @@ fn a_gap_in_the_archive_is_refused_with_the_missing_range() {
             }
             other => panic!("{}: expected Gap, got {other}", place.name),
         }
+    }
+}
+
+#[test]
+fn describe_lists_a_gap_that_restore_refuses_and_a_prune_leaves_none() {
+    for place in places("describe-gap") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        archived(&place.store, tmp.path());
+        let whole = manifest(&place.store);
+        assert!(whole.objects.len() >= 4, "{}: {whole:?}", place.name);
+        assert_eq!(describe(&place.store).expect("describe").gaps, []);
+
+        // A prune removes the objects below an LSN: the archive starts later, with no gap.
+        let below = tidelog::Lsn::new(whole.objects[1].first_lsn);
+        tidelog_archive::prune(
+            &place.store,
+            &tidelog_archive::PruneOptions::new(tidelog_archive::PruneTarget::Below(below)),
+        )
+        .expect("prune");
+        let pruned = describe(&place.store).expect("describe");
+        let m = pruned.manifest.expect("manifest");
+        assert_eq!(m.first_lsn(), below, "{}", place.name);
+        assert_eq!(pruned.gaps, [], "{}", place.name);
+
+        // A manifest whose objects leave a hole: described with the hole, refused by a restore.
+        let mut holed = m.clone();
+        let gone = holed.objects.remove(1);
+        write_manifest(&place.store, &holed);
+        let described = describe(&place.store).expect("describe a gapped archive");
+        assert_eq!(
+            described.manifest.as_ref().map(|m| m.objects.len()),
+            Some(holed.objects.len())
+        );
+        assert_eq!(
+            described.gaps.len(),
+            1,
+            "{}: {:?}",
+            place.name,
+            described.gaps
+        );
+        let gap = &described.gaps[0];
+        assert_eq!(
+            (gap.first.get(), gap.last.get(), &gap.cause),
+            (gone.first_lsn, gone.last_lsn, &GapCause::Hole),
+            "{}",
+            place.name
+        );
+        // The object left out is still in the store, named by no manifest.
+        assert!(
+            described.unreferenced.iter().any(|(n, _)| *n == gone.name),
+            "{}: {:?}",
+            place.name,
+            described.unreferenced
+        );
+        match refused(&place.store, tmp.path(), &["log"]) {
+            Error::Gap { first, last } => {
+                assert_eq!((first.get(), last.get()), (gone.first_lsn, gone.last_lsn));
+            }
+            other => panic!("{}: expected Gap, got {other}", place.name),
+        }
+
+        // An object the manifest names that the store lost: a gap too, named.
+        let lost = holed.objects.last().expect("the tail").clone();
+        let path = object_store::path::Path::from(
+            format!("{}/{}", place.store.prefix(), lost.name).trim_start_matches('/'),
+        );
+        crate::common::block_on(place.store.object_store().delete(&path)).expect("delete");
+        let described = describe(&place.store).expect("describe");
+        let gaps: Vec<(u64, u64, GapCause)> = described
+            .gaps
+            .iter()
+            .map(|g| (g.first.get(), g.last.get(), g.cause.clone()))
+            .collect();
+        assert_eq!(
+            gaps,
+            [
+                (gone.first_lsn, gone.last_lsn, GapCause::Hole),
+                (
+                    lost.first_lsn,
+                    lost.last_lsn,
+                    GapCause::MissingObject(lost.name.clone())
+                ),
+            ],
+            "{}",
+            place.name
+        );
+        assert!(matches!(
+            refused(&place.store, tmp.path(), &["log"]),
+            Error::Gap { .. }
+        ));
     }
 }
 

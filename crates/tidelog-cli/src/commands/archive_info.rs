@@ -1,12 +1,13 @@
 //! `tidelog archive-info URL`: what an archive holds, from its newest manifest and a listing of
-//! the store: the log, the generation holding it, the objects, and the readers' leases.
+//! the store: the log, the generation holding it, the objects, the gaps, and the readers'
+//! leases.
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use serde_json::json;
-use tidelog_archive::manifest::{ObjectEntry, ObjectKind, manifest_name};
+use tidelog_archive::manifest::{Gap, GapCause, ObjectEntry, ObjectKind, manifest_name};
 use tidelog_archive::{ReaderLease, describe};
 
 use super::{open_existing_store, show_age, utc_time};
@@ -24,12 +25,14 @@ the newest manifest's sequence number, the writer generation that holds the arch
 claimed it (host, process and a token unique to the claim: each `tidelog archive` run claims
 the next generation, which fences off the writer that held it), each object (its LSN range,
 whether it is a complete segment or the tail of the segment that was taking appends, its size
-and the times of its first and last batch), the totals, the objects the manifest does not name
-(unreferenced ones, left by an upload whose manifest write never happened or a replaced tail,
-never read; and foreign ones, not the archive's), and the leases of readers in progress
-(`tidelog follow`, restores): who holds each, the LSN from which it keeps the records, and when
-it was last renewed. `tidelog prune` removes nothing a lease renewed within its --reader-ttl
-(default 10m) holds. An archive with no manifest is an error (exit code 2).
+and the times of its first and last batch), the totals, the gaps (LSNs between the archive's
+first and last that it cannot restore: a hole between the manifest's objects, or an object it
+names that the store does not hold; records below the first LSN that a prune removed are no
+gap), the objects the manifest does not name (unreferenced ones, left by an upload whose
+manifest write never happened or a replaced tail, never read; and foreign ones, not the
+archive's), and the leases of readers in progress (`tidelog follow`, restores): who holds
+each, the LSN from which it keeps the records, and when it was last renewed. `tidelog prune`
+removes nothing a lease renewed within its --reader-ttl (default 10m) holds. An archive with no manifest is an error (exit code 2).
 
 Times are in UTC (RFC 3339); `tidelog restore --time` takes them as they are printed.
 
@@ -112,6 +115,22 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
+        let gaps: Vec<_> = description
+            .gaps
+            .iter()
+            .map(|g| {
+                json!({
+                    "first_lsn": g.first.get(),
+                    "last_lsn": g.last.get(),
+                    "records": gap_records(g),
+                    "cause": cause(g),
+                    "object": match &g.cause {
+                        GapCause::MissingObject(name) => Some(name.as_str()),
+                        _ => None,
+                    },
+                })
+            })
+            .collect();
         out.json(&json!({
             "location": store.location(),
             "log_id": manifest.log_id,
@@ -123,6 +142,7 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "first_lsn": first_lsn,
             "last_lsn": last_lsn,
             "objects": entries,
+            "gaps": gaps,
             "totals": {
                 "objects": objects.len(),
                 "bytes": bytes,
@@ -188,9 +208,31 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 |ms| format!("{} (the last archived batch)", utc_time(ms)),
             ),
         ),
+        // Last, so that the ranges listed below it follow it.
+        ("gaps", gap_summary(&description.gaps)),
     ];
     for (name, value) in rows {
-        out.line(format_args!("{:<12} {value}", out.paint(Style::Bold, name)))?;
+        let style = if name == "gaps" && !description.gaps.is_empty() {
+            Style::Red
+        } else {
+            Style::Bold
+        };
+        out.line(format_args!("{:<12} {value}", out.paint(style, name)))?;
+    }
+    for g in &description.gaps {
+        let why = match &g.cause {
+            GapCause::MissingObject(name) => {
+                format!("the manifest names {name}, which the store does not hold")
+            }
+            _ => "no object of the manifest holds them".to_owned(),
+        };
+        out.line(format_args!(
+            "  LSN {}..={} ({} record{}): {why}",
+            g.first,
+            g.last,
+            thousands(gap_records(g)),
+            if gap_records(g) == 1 { "" } else { "s" }
+        ))?;
     }
     out.line("")?;
     let mut table = Table::new(&[
@@ -290,6 +332,34 @@ fn age(lease: &ReaderLease, now_ms: u64) -> Duration {
 /// The records an object holds.
 fn records_of(o: &ObjectEntry) -> u64 {
     (o.last_lsn + 1).saturating_sub(o.first_lsn)
+}
+
+/// The records a gap misses.
+fn gap_records(g: &Gap) -> u64 {
+    (g.last.get() + 1).saturating_sub(g.first.get())
+}
+
+/// Why a gap misses its records, in a word or two (as `--json` gives it).
+fn cause(g: &Gap) -> &'static str {
+    match g.cause {
+        GapCause::Hole => "hole",
+        GapCause::MissingObject(_) => "missing object",
+        _ => "unknown",
+    }
+}
+
+/// The `gaps` row: none, or how many and the records they miss.
+fn gap_summary(gaps: &[Gap]) -> String {
+    if gaps.is_empty() {
+        return "none (a restore reads the archive through)".to_owned();
+    }
+    let records: u64 = gaps.iter().map(gap_records).sum();
+    format!(
+        "{} ({} record{} the archive cannot restore; a restore across them is refused)",
+        gaps.len(),
+        thousands(records),
+        if records == 1 { "" } else { "s" }
+    )
 }
 
 /// `seg` or `tail`.

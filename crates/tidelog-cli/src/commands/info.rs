@@ -1,4 +1,5 @@
-//! `tidelog info DIR`: segments, watermarks, checkpoint, log id, format version, totals.
+//! `tidelog info DIR`: segments, watermarks, checkpoint, retention floor and the segments it
+//! holds back, log id, format version, totals.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,6 +21,13 @@ keep running. If the log is damaged, the figures come from a skip-corrupt dry ru
 warning says so. With --trust-seals the open reads only the seal of each sealed segment and
 scans the last one, so it takes about as long for a log of 10 GiB as for one of 100 MiB; it
 does not look for damage inside sealed segments (tidelog verify does).
+
+A log an archiver writes to object storage has a retention floor: the first LSN not archived
+yet. Checkpoints keep every segment that holds a record from the floor on, so a segment wholly
+below the checkpoint may stay until the archive has it. The \"held back\" row says which
+segments the floor keeps that way now (how many, their bytes and LSNs), and the segment table
+marks them \"sealed, held\". Their records are not readable through the log; once they are
+archived, the archiver raises the floor past them, which removes them.
 
 The root of a sharded log (a directory holding a SHARDS file) is opened the same way, every
 shard and the epoch journal read-only: it shows the shard count, the current epoch, the epochs
@@ -51,6 +59,8 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e),
     };
     let facts = Facts::of(&log)?;
+    let floor = log.retention_floor();
+    let held = held_back(&facts, floor);
     let modes = Modes::of(&args.dir);
     let open_to_others = modes.readable_by_others(&args.dir);
     let r = log.recovery_report();
@@ -67,9 +77,11 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     "records": s.last_lsn.get().saturating_sub(s.first_lsn.get().saturating_sub(1)),
                     "bytes": s.bytes,
                     "state": if s.active { "active" } else { "sealed" },
+                    "held": held.iter().any(|h| h.path == s.path),
                 })
             })
             .collect();
+        let held_lsns = held_range(&held);
         out.json(&json!({
             "dir": args.dir.display().to_string(),
             "log_id": format!("{:032x}", log.log_id()),
@@ -78,7 +90,17 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "durable_lsn": log.durable_lsn().get(),
             "written_lsn": log.written_lsn().get(),
             "checkpoint_lsn": facts.checkpoint.get(),
-            "retention_floor": log.retention_floor().map(|f| f.get()),
+            "retention_floor": floor.map(|f| f.get()),
+            "held_back": {
+                "segments": held.len(),
+                "bytes": held.iter().map(|s| s.bytes).sum::<u64>(),
+                "first_lsn": held_lsns.map(|(first, _)| first.get()),
+                "last_lsn": held_lsns.map(|(_, last)| last.get()),
+                "paths": held
+                    .iter()
+                    .map(|s| s.path.display().to_string())
+                    .collect::<Vec<_>>(),
+            },
             "records": facts.records,
             "bytes": facts.bytes,
             "segments": segments,
@@ -110,14 +132,17 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             facts.last
         )
     };
-    let retention = log.retention_floor().map(|floor| {
-        (
-            "retention",
-            format!(
-                "floor at LSN {floor}: checkpoints keep every segment from it on (set by an \
-                 archiver: segments not archived yet are never removed)"
+    let retention = floor.map(|floor| {
+        [
+            (
+                "retention",
+                format!(
+                    "floor at LSN {floor}: checkpoints keep every segment from it on (set by an \
+                     archiver: segments not archived yet are never removed)"
+                ),
             ),
-        )
+            ("held back", held_summary(&held, facts.checkpoint)),
+        ]
     });
     let mut rows = vec![
         ("log", args.dir.display().to_string()),
@@ -151,13 +176,13 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             ),
         ),
     ];
-    if let Some(row) = retention {
+    if let Some(retention) = retention {
         // Beside the checkpoint, which it holds back.
         let at = rows
             .iter()
             .position(|(name, _)| *name == "checkpoint")
             .map_or(rows.len(), |i| i + 1);
-        rows.insert(at, row);
+        rows.splice(at..at, retention);
     }
     for (name, value) in rows {
         out.line(format_args!("{:<12} {value}", out.paint(Style::Bold, name)))?;
@@ -178,7 +203,14 @@ pub(crate) fn run(args: Args, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 s.last_lsn.to_string()
             },
             s.bytes.to_string(),
-            if s.active { "active" } else { "sealed" }.to_owned(),
+            if s.active {
+                "active"
+            } else if held.iter().any(|h| h.path == s.path) {
+                "sealed, held"
+            } else {
+                "sealed"
+            }
+            .to_owned(),
         ]);
     }
     for line in table.lines() {
@@ -461,6 +493,39 @@ fn log_json(log: &Log, facts: &Facts) -> serde_json::Value {
         "bytes": facts.bytes,
         "segments": facts.segments.len(),
     })
+}
+
+/// The segments the retention `floor` alone keeps: sealed, wholly below the checkpoint (no
+/// record of theirs is readable), yet holding a record at or above the floor, so a checkpoint
+/// leaves them until the archive has them.
+fn held_back(facts: &Facts, floor: Option<tidelog::Lsn>) -> Vec<&tidelog::SegmentInfo> {
+    let Some(floor) = floor else {
+        return Vec::new();
+    };
+    facts
+        .segments
+        .iter()
+        .filter(|s| !s.active && s.last_lsn < facts.checkpoint && s.last_lsn >= floor)
+        .collect()
+}
+
+/// The LSNs the held segments span, if any is held.
+fn held_range(held: &[&tidelog::SegmentInfo]) -> Option<(tidelog::Lsn, tidelog::Lsn)> {
+    Some((held.first()?.first_lsn, held.last()?.last_lsn))
+}
+
+/// The `held back` row: the segments the retention floor keeps below the `checkpoint`.
+fn held_summary(held: &[&tidelog::SegmentInfo], checkpoint: tidelog::Lsn) -> String {
+    let Some((first, last)) = held_range(held) else {
+        return "nothing now (no segment below the checkpoint waits for the archive)".to_owned();
+    };
+    format!(
+        "{} segment{}, {} (LSN {first}..={last}, below the checkpoint at {checkpoint}): they \
+         hold records not archived yet, so they stay until the archive has them",
+        held.len(),
+        if held.len() == 1 { "" } else { "s" },
+        human_bytes(held.iter().map(|s| s.bytes).sum()),
+    )
 }
 
 /// What `info` shows, gathered from an open log.
