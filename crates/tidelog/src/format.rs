@@ -5,6 +5,7 @@
 //! derived from the log id and the segment's random salt, so a frame copied from another log or
 //! left over from an older file never validates here.
 
+mod crc;
 mod cursor;
 
 use std::ffi::OsStr;
@@ -12,6 +13,7 @@ use std::ffi::OsStr;
 use crate::error::CorruptionKind;
 use crate::types::Lsn;
 
+pub(crate) use crc::crc32c_append;
 pub(crate) use cursor::{FrameCursor, Step};
 
 /// The format version this build writes. It reads this one and every earlier one (1).
@@ -520,11 +522,11 @@ pub(crate) fn encode_frame(
         Layout::V1 => buf.extend_from_slice(&[0u8; Layout::V1.frame_header_len()]),
         Layout::V2 => buf.extend_from_slice(&[0u8; Layout::V2.frame_header_len()]),
     }
-    let h = &mut buf[start..];
-    fill_header(h, layout, meta, payload.len());
-    let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &h[4..n]), payload);
-    h[0..4].copy_from_slice(&crc.to_le_bytes());
+    fill_header(&mut buf[start..], layout, meta, payload.len());
     buf.extend_from_slice(payload);
+    // The header after its checksum field and the payload, in one piece.
+    let crc = crc::crc32c_append(seed, &buf[start + 4..]);
+    buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Writes every field of a frame header of `layout` but its checksum into `h`.
@@ -626,7 +628,7 @@ pub(crate) fn frame_header(
     let n = layout.frame_header_len();
     let mut h = [0u8; MAX_FRAME_HEADER_LEN];
     fill_header(&mut h, layout, meta, payload.len());
-    let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &h[4..n]), payload);
+    let crc = crc::crc32c_append(crc::crc32c_append(seed, &h[4..n]), payload);
     h[0..4].copy_from_slice(&crc.to_le_bytes());
     EncodedHeader { bytes: h, len: n }
 }
@@ -720,7 +722,7 @@ impl FrameHeader {
 
     /// The checksum of `frame` (header and payload) under `seed`.
     pub(crate) fn checksum(seed: u32, frame: &[u8]) -> u32 {
-        crc32c::crc32c_append(seed, &frame[4..])
+        crc::crc32c_append(seed, &frame[4..])
     }
 }
 

@@ -542,7 +542,7 @@ impl Frames {
     fn checksum_at(&mut self, seed: u32, at: u64, frame_len: u64) -> io::Result<u32> {
         let header_len = self.layout.frame_header_len();
         let head = self.bytes(at, header_len)?;
-        let mut crc = crc32c::crc32c_append(seed, head.get(4..).unwrap_or_default());
+        let mut crc = crate::format::crc32c_append(seed, head.get(4..).unwrap_or_default());
         let mut pos = at + header_len as u64;
         let end = at + frame_len;
         while pos < end {
@@ -551,7 +551,7 @@ impl Frames {
             if piece.is_empty() {
                 break;
             }
-            crc = crc32c::crc32c_append(crc, piece);
+            crc = crate::format::crc32c_append(crc, piece);
             pos += piece.len() as u64;
         }
         Ok(crc)

@@ -104,7 +104,8 @@ impl FrameCursor {
         (Arc::clone(&self.buf), self.payload.0..self.payload.1)
     }
 
-    /// Makes `buf` hold `[pos, pos + n)`, or as much of it as the file has; returns the slice.
+    /// Makes `buf` hold `[pos, pos + n)`, or as much of it as the file has; returns the bytes
+    /// from `pos` to the end of the buffer (at least `n` of them, unless the file ends first).
     fn fill(&mut self, file: &dyn StorageFile, n: usize) -> std::io::Result<&[u8]> {
         let have_from = self
             .pos
@@ -114,7 +115,7 @@ impl FrameCursor {
             && from <= self.buf.len()
             && self.buf.len() - from >= n
         {
-            return Ok(&self.buf[from..from + n]);
+            return Ok(&self.buf[from..]);
         }
         let left = usize::try_from(self.file_len.saturating_sub(self.pos)).unwrap_or(usize::MAX);
         let want = n.max(self.chunk).min(left);
@@ -127,7 +128,7 @@ impl FrameCursor {
         let got = file.read_full_at(buf, self.pos)?;
         buf.truncate(got);
         self.buf_start = self.pos;
-        Ok(&self.buf[..n.min(got)])
+        Ok(&self.buf[..])
     }
 
     /// Reads the next frame and moves past it (on `Frame` only).
@@ -137,31 +138,33 @@ impl FrameCursor {
         if left == 0 {
             return Ok(Step::End);
         }
-        let layout = self.layout;
+        let (layout, seed, max_len) = (self.layout, self.seed, self.max_len);
         let header_len = layout.frame_header_len();
-        let head = self.fill(file, header_len)?;
-        if head.iter().all(|&b| b == 0) {
-            return if self.rest_is_zero(file, offset)? {
-                Ok(Step::End)
-            } else {
-                Ok(Step::Zeros { offset })
-            };
-        }
-        if head.len() < header_len {
-            return Ok(Step::Damage {
-                offset,
-                kind: CorruptionKind::TruncatedFrame {
+        let (parsed, held, zeros, short) = {
+            let held = self.fill(file, header_len)?;
+            let head = &held[..header_len.min(held.len())];
+            let parsed = FrameHeader::parse(head, layout).filter(|h| h.len <= max_len);
+            // A header of zeros never parses (LSN 0): zeros are looked for only then.
+            let zeros = parsed.is_none() && head.iter().all(|&b| b == 0);
+            (parsed, held.len(), zeros, head.len() < header_len)
+        };
+        let Some(header) = parsed else {
+            if zeros {
+                return if self.rest_is_zero(file, offset)? {
+                    Ok(Step::End)
+                } else {
+                    Ok(Step::Zeros { offset })
+                };
+            }
+            let kind = if short {
+                CorruptionKind::TruncatedFrame {
                     needed: header_len as u64,
                     available: left,
-                },
-            });
-        }
-        let Some(header) = FrameHeader::parse(head, layout).filter(|h| h.len <= self.max_len)
-        else {
-            return Ok(Step::Damage {
-                offset,
-                kind: CorruptionKind::BadFrameHeader,
-            });
+                }
+            } else {
+                CorruptionKind::BadFrameHeader
+            };
+            return Ok(Step::Damage { offset, kind });
         };
         if header.frame_len() > left {
             return Ok(Step::Damage {
@@ -173,9 +176,14 @@ impl FrameCursor {
             });
         }
         let frame_len = usize::try_from(header.frame_len()).unwrap_or(usize::MAX);
-        let seed = self.seed;
-        let frame = self.fill(file, frame_len)?;
-        let computed = FrameHeader::checksum(seed, frame);
+        // The buffer holds the whole frame already (the usual case), or is filled once more.
+        let computed = if held >= frame_len {
+            let from = usize::try_from(offset - self.buf_start).unwrap_or(0);
+            FrameHeader::checksum(seed, &self.buf[from..from + frame_len])
+        } else {
+            let more = self.fill(file, frame_len)?;
+            FrameHeader::checksum(seed, &more[..frame_len.min(more.len())])
+        };
         if computed != header.crc {
             return Ok(Step::Damage {
                 offset,

@@ -462,7 +462,7 @@ impl<'a> Chunks<'a> {
             if piece.is_empty() {
                 break;
             }
-            crc = crc32c::crc32c_append(crc, piece);
+            crc = crate::format::crc32c_append(crc, piece);
             pos += piece.len() as u64;
         }
         Ok(crc)
