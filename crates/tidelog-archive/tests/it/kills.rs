@@ -1,11 +1,14 @@
 //! Process kills: a writer that archives as it appends is SIGKILLed, at random moments (in the
-//! middle of an upload, of a multipart upload, between an object and its manifest) and at one
-//! fixed moment (an object uploaded, its manifest write stalled). After every kill the archive
-//! restores, to a prefix of what the writer acknowledged that never shrinks, and the next writer
-//! resumes archiving; at the end the archive holds every durable record.
+//! middle of an upload, of a multipart upload, between an object and its manifest), and at two
+//! crash points it is held at before the kill: a sealed segment's object uploaded and its
+//! manifest write not done, and a multipart upload of a sealed segment with its first part in
+//! the store and its second not. After every kill the archive restores, to a prefix of what the
+//! writer acknowledged that never shrinks, and the next writer resumes archiving; at the end
+//! the archive holds every durable record.
 //!
 //! The child is this test binary started again to run [`child`], which works only when
-//! `TIDELOG_ARCHIVE_KILL_DIR` is set.
+//! `TIDELOG_ARCHIVE_KILL_DIR` is set. Held at a crash point, it prints `held PATH` (with
+//! ` after PATH`, the object whose landing armed the hold) and waits there until killed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -14,22 +17,79 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use tidelog::{Durability, Log, Lsn};
-use tidelog_archive::{Archiver, Error, FollowOptions, Follower, Store, Target, restore};
+use tidelog_archive::manifest::{ObjectKind, parse_name};
+use tidelog_archive::{Archiver, Error, FollowOptions, Follower, Store, Target, describe, restore};
 
 use crate::common::{self, WAIT, assert_holds, payload};
-use crate::faulty::FaultyStore;
+use crate::faulty::{FaultyStore, Held, Hold};
+use crate::multipart::pending_uploads;
 
 const CHILD_DIR: &str = "TIDELOG_ARCHIVE_KILL_DIR";
 const CHILD_URL: &str = "TIDELOG_ARCHIVE_KILL_URL";
-const CHILD_STALL: &str = "TIDELOG_ARCHIVE_KILL_STALL";
+const CHILD_AT: &str = "TIDELOG_ARCHIVE_KILL_AT";
+
+/// Where a child is held until it is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashPoint {
+    /// A sealed segment's object is in the store; the manifest write naming it waits.
+    Object,
+    /// A sealed segment's multipart upload has its first part in the store; the second waits.
+    Part,
+}
+
+impl CrashPoint {
+    fn name(self) -> &'static str {
+        match self {
+            CrashPoint::Object => "object",
+            CrashPoint::Part => "part",
+        }
+    }
+
+    fn parse(name: &str) -> CrashPoint {
+        match name {
+            "object" => CrashPoint::Object,
+            "part" => CrashPoint::Part,
+            other => panic!("no crash point {other}"),
+        }
+    }
+
+    fn hold(self) -> Hold {
+        match self {
+            CrashPoint::Object => Hold {
+                op: "put",
+                path_contains: "manifests/",
+                once_landed: Some(".seg"),
+            },
+            CrashPoint::Part => Hold {
+                op: "part",
+                path_contains: ".seg#part2#",
+                once_landed: None,
+            },
+        }
+    }
+}
 
 /// Segments that roll every few hundred records, and parts small enough that a local store
 /// takes every sealed segment in several (S3 wants parts of 5 MiB: none there).
 fn log_at(dir: &Path) -> Log {
+    log_with(dir, 64 << 10)
+}
+
+fn log_with(dir: &Path, segment_bytes: u64) -> Log {
     Log::builder(dir)
-        .segment_bytes(64 << 10)
+        .segment_bytes(segment_bytes)
         .open()
         .expect("open log")
+}
+
+/// The segment size for a child held at `at`: one that S3 takes in three parts (5 MiB each,
+/// but the last) for a kill inside a multipart upload there.
+fn segment_bytes(url: &str, at: Option<CrashPoint>) -> u64 {
+    if url.starts_with("s3://") && at == Some(CrashPoint::Part) {
+        12 << 20
+    } else {
+        64 << 10
+    }
 }
 
 fn store_for(url: &str) -> Store {
@@ -49,7 +109,9 @@ fn part_bytes(url: &str) -> usize {
 }
 
 /// The child: appends synced batches to the log in `TIDELOG_ARCHIVE_KILL_DIR` while an archiver
-/// uploads them, printing `acked N` after each, until it is killed.
+/// uploads them, printing `acked N` after each, until it is killed. Held at a crash point
+/// (`TIDELOG_ARCHIVE_KILL_AT`), its archiver uploads sealed segments only, and it prints
+/// `held …` once the hold is reached.
 #[test]
 #[ignore = "run by the kill tests as their child process"]
 fn child() {
@@ -57,14 +119,26 @@ fn child() {
         return;
     };
     let url = std::env::var(CHILD_URL).expect("store URL");
+    let at = std::env::var(CHILD_AT).ok().map(|a| CrashPoint::parse(&a));
     let store = store_for(&url);
     let faults = FaultyStore::new(Arc::clone(store.object_store()));
-    if let Ok(after) = std::env::var(CHILD_STALL) {
-        faults.stall_after("manifests/", after.parse().expect("a count"));
+    let mut options = common::quick().part_bytes(part_bytes(&url));
+    if let Some(at) = at {
+        faults.hold(at.hold());
+        options = options.interval(Duration::from_secs(3600));
+        let faults = Arc::clone(&faults);
+        std::thread::spawn(move || {
+            let Held { at, after } = faults
+                .wait_held(Duration::from_secs(600))
+                .expect("the crash point");
+            let after = after.map(|a| format!(" after {a}")).unwrap_or_default();
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "held {at}{after}");
+            let _ = out.flush();
+        });
     }
     let store = Store::new(faults, store.prefix().as_ref());
-    let log = Arc::new(log_at(Path::new(&dir)));
-    let options = common::quick().part_bytes(part_bytes(&url));
+    let log = Arc::new(log_with(Path::new(&dir), segment_bytes(&url, at)));
     let _archiver = Archiver::start(Arc::clone(&log), store, options).expect("start");
     let mut out = std::io::stdout();
     let _ = writeln!(out, "archiving");
@@ -89,9 +163,8 @@ struct Child {
 }
 
 impl Child {
-    /// Starts the child on the log in `dir`, archiving to `url`, stalling its manifest writes
-    /// after `stall` of them if set.
-    fn start(dir: &Path, url: &str, stall: Option<u64>) -> Child {
+    /// Starts the child on the log in `dir`, archiving to `url`, held at `at` if set.
+    fn start(dir: &Path, url: &str, at: Option<CrashPoint>) -> Child {
         let mut command = Command::new(std::env::current_exe().expect("the test binary"));
         command
             .args([
@@ -106,8 +179,8 @@ impl Child {
             .env(CHILD_URL, url)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        if let Some(after) = stall {
-            command.env(CHILD_STALL, after.to_string());
+        if let Some(at) = at {
+            command.env(CHILD_AT, at.name());
         }
         let mut process = command.spawn().expect("start the child");
         let stdout = process.stdout.take().expect("stdout");
@@ -142,26 +215,49 @@ impl Child {
     }
 }
 
-/// Runs the child until it prints `stalled` (with `stall`) or `archiving` and `ms` more
-/// milliseconds, kills it, and returns the last LSN it acknowledged.
-fn run_child(dir: &Path, url: &str, stall: Option<u64>, ms: u64) -> u64 {
-    let child = Child::start(dir, url, stall);
-    let wanted = if stall.is_some() {
-        "stalled"
-    } else {
-        "archiving"
-    };
+/// Runs the child until it prints `archiving` and `ms` more milliseconds, kills it, and returns
+/// the last LSN it acknowledged.
+fn run_child(dir: &Path, url: &str, ms: u64) -> u64 {
+    let child = Child::start(dir, url, None);
     let mut acked = 0;
     for line in child.lines.iter() {
         if let Some(n) = line.strip_prefix("acked ") {
             acked = n.parse().expect("an LSN");
         }
-        if line == wanted {
+        if line == "archiving" {
             break;
         }
     }
     std::thread::sleep(Duration::from_millis(ms));
     child.kill(acked)
+}
+
+/// Runs the child until it is held at `at`, kills it, and returns the last LSN it
+/// acknowledged and where it was held.
+fn crash_at(dir: &Path, url: &str, at: CrashPoint) -> (u64, Held) {
+    let child = Child::start(dir, url, Some(at));
+    let mut acked = 0;
+    let mut held = None;
+    for line in child.lines.iter() {
+        if let Some(n) = line.strip_prefix("acked ") {
+            acked = n.parse().expect("an LSN");
+        }
+        if let Some(h) = line.strip_prefix("held ") {
+            held = Some(match h.split_once(" after ") {
+                Some((at, after)) => Held {
+                    at: at.to_owned(),
+                    after: Some(after.to_owned()),
+                },
+                None => Held {
+                    at: h.to_owned(),
+                    after: None,
+                },
+            });
+            break;
+        }
+    }
+    let held = held.expect("the child reached its crash point before it ended");
+    (child.kill(acked), held)
 }
 
 /// The `q`th quantile of `sorted`.
@@ -228,13 +324,10 @@ fn an_archiver_killed_anywhere_leaves_an_archive_that_restores_and_resumes() {
         let store = store_for(url);
         let mut restored_last = 0;
         let mut acked_max = 0;
-        // Kills at moments spread over uploads, and at an object whose manifest never came.
-        let plan: Vec<(Option<u64>, u64)> = (0..12u64)
-            .map(|i| (None, 5 + (i * 37) % 150))
-            .chain([(Some(1), 0), (Some(3), 5), (Some(0), 0)])
-            .collect();
-        for (round, (stall, ms)) in plan.into_iter().enumerate() {
-            let acked = run_child(&dir, url, stall, ms);
+        // Kills at moments spread over uploads (the crash points a child is held at have
+        // tests of their own, below).
+        for (round, ms) in (0..12u64).map(|i| 5 + (i * 37) % 150).enumerate() {
+            let acked = run_child(&dir, url, ms);
             acked_max = acked_max.max(acked);
             // What the writer acknowledged survived; the archive may hold durable records it
             // had not acknowledged yet, never records the log does not have.
@@ -282,4 +375,150 @@ fn an_archiver_killed_anywhere_leaves_an_archive_that_restores_and_resumes() {
         assert!(report.last_lsn >= Lsn::new(restored_last));
         assert_holds(&out, 1, last.get());
     }
+}
+
+/// Records archived before a child is held at a crash point: the manifest at the kill names
+/// exactly these, since the child's archiver uploads sealed segments only.
+const ARCHIVED_FIRST: u64 = 20;
+
+/// Archives [`ARCHIVED_FIRST`] records of a new log in `dir`, then fills its segment to within
+/// a few KiB of its end (not archived), so that the child seals it with its first appends.
+fn prepare(dir: &Path, store: &Store, segment: u64) {
+    let log = Arc::new(log_with(dir, segment));
+    let mut last = common::archive_records(&log, store, ARCHIVED_FIRST).get();
+    assert_eq!(last, ARCHIVED_FIRST);
+    loop {
+        let used = log.segments().last().expect("a segment").bytes;
+        let room = segment.saturating_sub(used);
+        if room < 4 << 10 {
+            break;
+        }
+        let k = (room / 128).clamp(1, 512);
+        let batch: Vec<Vec<u8>> = (last + 1..=last + k).map(payload).collect();
+        last = log
+            .append_batch(&batch, Durability::Buffered)
+            .expect("append")
+            .1
+            .get();
+    }
+    log.sync().expect("sync");
+    assert_eq!(
+        log.segments().len(),
+        1,
+        "the first segment still takes appends"
+    );
+}
+
+/// Kills a child held at `at` (after [`prepare`]), and checks what it left: the orphaned
+/// object (at [`CrashPoint::Object`]) or the pending upload and no object (at
+/// [`CrashPoint::Part`]); a restore that gives exactly the manifest's records; and a next
+/// archiver that adopts the orphan without uploading it again, or uploads the segment anew
+/// once, after which a restore gives every record.
+fn killed_at(at: CrashPoint, test: &str) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut urls = vec![format!("file://{}", tmp.path().join("archive").display())];
+    match common::s3_url(test) {
+        Some(url) => urls.push(url),
+        None => eprintln!("SKIPPED {test} on S3: TIDELOG_TEST_S3_ENDPOINT is not set"),
+    }
+    for (u, url) in urls.iter().enumerate() {
+        let kind = if url.starts_with("s3://") {
+            "s3"
+        } else {
+            "local"
+        };
+        let dir = tmp.path().join(format!("log-{u}"));
+        let store = store_for(url);
+        let segment = segment_bytes(url, Some(at));
+        prepare(&dir, &store, segment);
+        let (acked, held) = crash_at(&dir, url, at);
+        let key = match at {
+            CrashPoint::Object => held.after.clone().expect("the object that landed"),
+            CrashPoint::Part => held.at.strip_suffix("#part2#").expect("a part").to_owned(),
+        };
+        assert!(key.ends_with(".seg"), "{url}: held at {held:?}");
+        let prefix = store.prefix().to_string();
+        let name = key
+            .strip_prefix(&prefix)
+            .unwrap_or(&key)
+            .trim_start_matches('/')
+            .to_owned();
+        let found = describe(&store).expect("describe");
+        let manifest = found.manifest.expect("a manifest");
+        assert_eq!(
+            manifest.last_lsn(),
+            Lsn::new(ARCHIVED_FIRST),
+            "{url}: the manifest names what was archived before"
+        );
+        assert!(
+            manifest.objects.iter().all(|o| o.name != name),
+            "{url}: {name} is named although its manifest was never written"
+        );
+        let orphaned = found.unreferenced.iter().any(|(n, _)| *n == name);
+        match at {
+            CrashPoint::Object => assert!(orphaned, "{url}: the orphaned {name} is there"),
+            CrashPoint::Part => {
+                assert!(!orphaned, "{url}: an upload cut short left an object");
+                let pending = pending_uploads(kind, &store).expect("pending uploads");
+                assert!(
+                    pending.contains(&key),
+                    "{url}: the upload cut short is pending: {pending:?}"
+                );
+            }
+        }
+        let out = tmp.path().join(format!("killed-{u}"));
+        let report = restore(&store, &out, Target::Latest).expect("restore");
+        assert_eq!(report.last_lsn, Lsn::new(ARCHIVED_FIRST), "{url}");
+        assert_holds(&out, 1, ARCHIVED_FIRST);
+        // The next archiver, watched.
+        let log = Arc::new(log_with(&dir, segment));
+        let last = log.last_lsn();
+        assert!(last.get() >= acked, "{url}: acknowledged records survived");
+        let faults = FaultyStore::new(Arc::clone(store.object_store()));
+        let watched = Store::new(faults.clone(), store.prefix().as_ref());
+        let options = common::quick().part_bytes(part_bytes(url));
+        let archiver = Archiver::start(Arc::clone(&log), watched, options).expect("start");
+        archiver.wait_archived(last, WAIT).expect("archived");
+        archiver.stop().expect("stop");
+        let manifest = describe(&store)
+            .expect("describe")
+            .manifest
+            .expect("a manifest");
+        // The same segment: the same records and bytes (the name also carries a generation).
+        let cut = parse_name(&name).expect("an object's name");
+        let named = manifest
+            .objects
+            .iter()
+            .find(|o| {
+                o.kind == ObjectKind::Seg
+                    && (o.first_lsn, o.last_lsn, o.crc32c)
+                        == (cut.first_lsn, cut.last_lsn, cut.crc32c)
+            })
+            .expect("the manifest names the segment");
+        match at {
+            CrashPoint::Object => {
+                assert_eq!(named.name, name, "{url}: the orphan adopted");
+                assert_eq!(faults.puts_of(&name), 0, "{url}: adopted, not put again");
+            }
+            CrashPoint::Part => {
+                assert!(named.generation > cut.generation, "{url}: {}", named.name);
+                assert_eq!(faults.puts_of(&named.name), 1, "{url}: uploaded anew, once");
+                assert_eq!(faults.completed(&named.name), 1, "{url}");
+            }
+        }
+        let out = tmp.path().join(format!("final-{u}"));
+        let report = restore(&store, &out, Target::Latest).expect("restore");
+        assert_eq!(report.last_lsn, last, "{url}");
+        assert_holds(&out, 1, last.get());
+    }
+}
+
+#[test]
+fn a_writer_killed_between_an_object_and_its_manifest_leaves_an_orphan_the_next_adopts() {
+    killed_at(CrashPoint::Object, "kill-object");
+}
+
+#[test]
+fn a_writer_killed_inside_a_multipart_upload_leaves_no_object_and_the_next_uploads_it_once() {
+    killed_at(CrashPoint::Part, "kill-part");
 }

@@ -12,6 +12,7 @@ mod fencing;
 mod follow;
 #[cfg(unix)]
 mod kills;
+mod multipart;
 mod restore;
 mod retention;
 mod secrets;
