@@ -14,7 +14,8 @@ use super::{Inner, Log, PanicGuard};
 use crate::commit::Deadline;
 use crate::error::{Error, Result};
 use crate::format::{
-    FLAG_BATCH_END, FLAG_BATCH_START, FrameMeta, KIND_RECORD, Layout, encode_frame, frame_header,
+    FLAG_BATCH_END, FLAG_BATCH_START, FrameMeta, KIND_RECORD, Layout, MAX_FRAME_HEADER_LEN,
+    encode_frame, frame_header,
 };
 use crate::io::StorageFile;
 use crate::options::{Durability, SyncPolicy};
@@ -342,33 +343,43 @@ impl Inner {
             file.write_all_at(bytes, at)
                 .map_err(|e| self.poison("write", &d.file.path, e))
         };
-        let mut gathered = Vec::new();
+        // A spare write buffer (a fresh one of this size is an `mmap` and page faults each
+        // time), sized for the whole batch at once, so gathering never reallocates.
+        let frames_len = records
+            .iter()
+            .map(|r| r.as_ref().len() + MAX_FRAME_HEADER_LEN)
+            .filter(|&len| len < IN_PLACE_BYTES + MAX_FRAME_HEADER_LEN)
+            .sum();
+        let mut gathered = self.buffers.get();
+        gathered.reserve(frames_len);
         let mut gathered_at = d.offset;
         let mut at = d.offset;
         let n = records.len();
         let layout = d.file.layout();
+        let header_len = layout.frame_header_len();
         for (i, record) in records.iter().enumerate() {
             let payload = record.as_ref();
-            let header = frame_header(layout, d.file.seed, d.batch.frame(i, n), payload);
+            let meta = d.batch.frame(i, n);
             if payload.len() >= IN_PLACE_BYTES {
                 if !gathered.is_empty() {
                     write(&gathered, gathered_at)?;
                     gathered.clear();
                 }
+                let header = frame_header(layout, d.file.seed, meta, payload);
                 write(&header, at)?;
                 write(payload, at + header.len() as u64)?;
             } else {
                 if gathered.is_empty() {
                     gathered_at = at;
                 }
-                gathered.extend_from_slice(&header);
-                gathered.extend_from_slice(payload);
+                encode_frame(&mut gathered, layout, d.file.seed, meta, payload);
             }
-            at += (header.len() + payload.len()) as u64;
+            at += (header_len + payload.len()) as u64;
         }
         if !gathered.is_empty() {
             write(&gathered, gathered_at)?;
         }
+        self.buffers.put(gathered);
         self.commit.complete(d.batch.first, last)
     }
 }
