@@ -296,7 +296,33 @@ impl Archiver {
     }
 
     /// Resolves once `lsn` is archived: the async form of [`Archiver::wait_archived`], for
-    /// any runtime.
+    /// any runtime. [`Archiver::start`] and [`Archiver::stop`] block (`start` runs the
+    /// store's calls on a runtime of its own, which cannot run inside another): call them
+    /// outside async code, or in the runtime's blocking pool (`tokio::task::spawn_blocking`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use tidelog::{Durability, Log};
+    /// use tidelog_archive::{ArchiveOptions, Archiver, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Arc::new(Log::open(dir.path().join("log"))?);
+    /// let options = ArchiveOptions::default().interval(Duration::from_millis(100));
+    /// let archiver = Archiver::start(Arc::clone(&log), Store::from_url("memory://")?, options)?;
+    /// let lsn = log.append(b"hello", Durability::Synced)?;
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// runtime.block_on(async {
+    ///     // The runtime's thread is free meanwhile. No time limit: for one, wrap the wait in
+    ///     // the runtime's timeout (`tokio::time::timeout`).
+    ///     archiver.archived(lsn).await
+    /// })?;
+    /// assert!(archiver.archived_lsn() >= lsn);
+    /// archiver.stop()?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Stopped`] if the archiver stopped first.

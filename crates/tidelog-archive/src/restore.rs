@@ -6,7 +6,16 @@
 //! the log is built in a temporary directory beside the target and renamed into place only
 //! once it is whole and cut at the target, so an interrupted restore leaves no half log under
 //! the target's name. Object names never decide a local path: the importer names the files.
+//!
+//! A restore holds an exclusive lock (`flock`) on a lock file beside its temporary directory,
+//! `.NAME.restoring-PID-NANOS.lock` beside `.NAME.restoring-PID-NANOS`, from before it creates
+//! the directory until after the directory is renamed into place or removed. The lock goes
+//! with the process, so a leftover whose lock file can be locked belonged to a restore that
+//! died, and the next restore of the same target removes it; one whose lock is held is left
+//! alone. (The lock the log's importer holds on the directory itself would not do: it is
+//! released between the import and the cut, and before the rename.)
 
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +29,43 @@ use crate::retention::Lease;
 use crate::store::Store;
 
 /// How far a restore goes.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+/// use tidelog::{Durability, Log, Lsn};
+/// use tidelog_archive::{ArchiveOptions, Archiver, Error, Store, Target, restore};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::from_url("memory://")?;
+/// let log = Arc::new(Log::open(dir.path().join("log"))?);
+/// let archiver = Archiver::start(Arc::clone(&log), store.clone(), ArchiveOptions::default())?;
+/// for data in [&b"one"[..], b"two", b"three"] {
+///     log.append(data, Durability::Synced)?;
+/// }
+/// archiver.stop()?; // uploads what is durable
+///
+/// // To an LSN: every record up to and including it. The restored log goes on after it.
+/// let report = restore(&store, dir.path().join("at-2"), Target::Lsn(Lsn::new(2)))?;
+/// assert_eq!(report.last_lsn, Lsn::new(2));
+/// let restored = Log::open(&report.dir)?;
+/// assert_eq!(restored.append(b"two and a half", Durability::Synced)?, Lsn::new(3));
+///
+/// // To a time: every batch stamped at or before it, such as the moment before a bad write
+/// // (here, now: every record).
+/// let report = restore(&store, dir.path().join("now"), Target::Time(SystemTime::now()))?;
+/// assert_eq!(report.last_lsn, Lsn::new(3));
+///
+/// // A time before the first archived batch, like an LSN past the last, is not archived.
+/// let early = UNIX_EPOCH + Duration::from_secs(1);
+/// assert!(matches!(
+///     restore(&store, dir.path().join("early"), Target::Time(early)),
+///     Err(Error::TargetNotArchived { .. })
+/// ));
+/// assert!(!dir.path().join("early").exists());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// Every archived record.
@@ -81,6 +127,16 @@ pub struct Progress {
 /// Rebuilds the archived log in `dir` (which must not exist, or be empty) up to `target`.
 /// Blocking: runs the store's calls on a runtime of its own.
 ///
+/// The log is built in a temporary directory beside `dir`, `.NAME.restoring-PID-NANOS` (for a
+/// `dir` named `NAME`), and renamed to `dir` once it is whole, so a restore that is
+/// interrupted, even by a killed process, leaves nothing under `dir`. While it runs, the
+/// restore holds a lock on `.NAME.restoring-PID-NANOS.lock` beside it. A killed restore leaves
+/// both behind; the next restore to `dir` removes them before it builds its own (what it
+/// cannot remove stays for the one after), and never those of a restore still running, in
+/// this process or another: their lock file is locked. To remove them by hand, make sure no
+/// restore to `dir` runs, then delete both. A temporary directory without its lock file is
+/// never removed by a restore.
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
@@ -105,7 +161,7 @@ pub struct Progress {
 /// [`Error::CorruptObject`] (naming the object), [`Error::TargetNotArchived`],
 /// [`Error::TargetExists`], [`Error::Store`] (once a store operation failed five times, with
 /// backoff between), [`Error::Log`] (a copy the importer refused, with
-/// the file and offset), [`Error::Io`]. Nothing is left under `dir` on an error.
+/// the file and offset), [`Error::Io`]. Nothing is left under `dir` on an error, nor beside it.
 pub fn restore(store: &Store, dir: impl AsRef<Path>, target: Target) -> Result<RestoreReport> {
     restore_with_progress(store, dir, target, |_| {})
 }
@@ -182,37 +238,38 @@ fn restore_on(
         location: store.location().to_owned(),
     })?;
     let chosen = choose(&manifest, target)?;
-    let tmp = temporary_beside(&dir)?;
-    let result = build(
+    // Removes the temporary directory (if it is still there) and the lock file when dropped,
+    // on every way out, then unlocks.
+    let claim = Claim::beside(&dir)?;
+    let (first, last, bytes) = build(
         (runtime, store, lease),
         &manifest,
         &chosen,
         target,
-        (&tmp, options),
+        (&claim.tmp, options),
         &mut progress,
-    );
-    match result {
-        Ok((first, last, bytes)) => {
-            std::fs::rename(&tmp, &dir).map_err(|source| Error::Io {
-                op: "rename the restored log into place at",
-                path: dir.clone(),
-                source,
-            })?;
-            sync_parent(&dir)?;
-            Ok(RestoreReport {
-                dir,
-                log_id: manifest.log_id(),
-                first_lsn: first,
-                last_lsn: last,
-                objects: chosen.len(),
-                bytes,
-            })
+    )?;
+    std::fs::rename(&claim.tmp, &dir).map_err(|source| match source.kind() {
+        // Taken meanwhile (by another restore, say) by a directory that holds files.
+        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => {
+            Error::TargetExists { path: dir.clone() }
         }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(e)
-        }
-    }
+        _ => Error::Io {
+            op: "rename the restored log into place at",
+            path: dir.clone(),
+            source,
+        },
+    })?;
+    sync_parent(&dir)?;
+    drop(claim);
+    Ok(RestoreReport {
+        dir,
+        log_id: manifest.log_id(),
+        first_lsn: first,
+        last_lsn: last,
+        objects: chosen.len(),
+        bytes,
+    })
 }
 
 /// The objects a restore to `target` reads.
@@ -278,27 +335,191 @@ fn check_target_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// A fresh name beside `dir` for the restore to build in.
-fn temporary_beside(dir: &Path) -> Result<PathBuf> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::Io {
-            op: "restore into",
-            path: dir.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no directory name"),
+/// A restore's temporary directory beside its target, and the lock that marks it as in use.
+///
+/// The lock file is created and locked before the directory is; dropping the claim removes
+/// the directory (if it was not renamed into place), then the lock file (unless the directory
+/// could not be removed), then unlocks it.
+#[derive(Debug)]
+struct Claim {
+    /// The directory the log is built in (not created by the claim: the importer creates it).
+    tmp: PathBuf,
+    /// The lock file beside it.
+    lock_path: PathBuf,
+    /// The open lock file, locked.
+    lock: File,
+}
+
+/// How many fresh names a restore tries for its temporary directory before it gives up.
+const CLAIM_ATTEMPTS: usize = 8;
+
+impl Claim {
+    /// Removes what restores of `dir` that died left beside it, then claims a fresh temporary
+    /// directory there (creating `dir`'s parent if need be).
+    fn beside(dir: &Path) -> Result<Claim> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::Io {
+                op: "restore into",
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no directory name"),
+            })?;
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+            op: "create",
+            path: parent.to_path_buf(),
+            source,
         })?;
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-        op: "create",
-        path: parent.to_path_buf(),
-        source,
-    })?;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_nanos();
-    Ok(parent.join(format!(".{name}.restoring-{}-{nanos}", std::process::id())))
+        remove_stale(parent, &name);
+        let mut last_error = None;
+        for _ in 0..CLAIM_ATTEMPTS {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_nanos();
+            let stem = format!(".{name}.restoring-{}-{nanos}", std::process::id());
+            let lock_path = parent.join(format!("{stem}{LOCK_SUFFIX}"));
+            let mut options = OpenOptions::new();
+            options.read(true).write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let lock = match options.open(&lock_path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    last_error = Some(e);
+                    continue;
+                }
+                Err(source) => {
+                    return Err(Error::Io {
+                        op: "create the restore's lock file",
+                        path: lock_path,
+                        source,
+                    });
+                }
+            };
+            match lock.try_lock() {
+                Ok(()) => {}
+                // Another restore took it for a leftover between its creation and this lock,
+                // and removes it: try another name.
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    last_error = Some(std::io::ErrorKind::WouldBlock.into());
+                    continue;
+                }
+                Err(std::fs::TryLockError::Error(source)) => {
+                    let _ = std::fs::remove_file(&lock_path);
+                    return Err(Error::Io {
+                        op: "lock",
+                        path: lock_path,
+                        source,
+                    });
+                }
+            }
+            // The same, done and undone already: the name is gone, try another.
+            if !is_at(&lock, &lock_path) {
+                let _ = lock.unlock();
+                last_error = Some(std::io::ErrorKind::NotFound.into());
+                continue;
+            }
+            return Ok(Claim {
+                tmp: parent.join(stem),
+                lock_path,
+                lock,
+            });
+        }
+        Err(Error::Io {
+            op: "claim a temporary directory for restoring",
+            path: dir.to_path_buf(),
+            source: last_error.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into()),
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let removed = match std::fs::remove_dir_all(&self.tmp) {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        // A directory that could not be removed keeps its lock file, so that the next restore
+        // of the same target removes both.
+        if removed {
+            let _ = std::fs::remove_file(&self.lock_path);
+        }
+        // Unlocked explicitly: a child process forked meanwhile shares the lock until its exec.
+        let _ = self.lock.unlock();
+    }
+}
+
+/// What ends the name of a restore's lock file.
+const LOCK_SUFFIX: &str = ".lock";
+
+/// Removes, beside a target named `name` in `parent`, the temporary directories and lock files
+/// of restores whose process died: those whose lock file can be locked. Best effort: what
+/// cannot be removed stays for the next restore to try again.
+fn remove_stale(parent: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.restoring-");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(stem) = file_name
+            .to_str()
+            .and_then(|n| n.strip_suffix(LOCK_SUFFIX))
+            .filter(|stem| stem.strip_prefix(&prefix).is_some_and(is_stamp))
+        else {
+            continue;
+        };
+        let lock_path = entry.path();
+        let Ok(lock) = File::open(&lock_path) else {
+            continue;
+        };
+        // Held: its restore runs.
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        // Removed between the open and the lock by its restore, which finished, or by another
+        // restore that found it stale first.
+        if is_at(&lock, &lock_path) {
+            let tmp = parent.join(stem);
+            let gone = match std::fs::remove_dir_all(&tmp) {
+                Ok(()) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            };
+            if gone {
+                let _ = std::fs::remove_file(&lock_path);
+            }
+        }
+        let _ = lock.unlock();
+    }
+}
+
+/// Whether `stamp` is `PID-NANOS`, as a restore names its temporary directory.
+fn is_stamp(stamp: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    stamp
+        .split_once('-')
+        .is_some_and(|(pid, nanos)| digits(pid) && digits(nanos))
+}
+
+/// Whether the open `file` is still the file at `path` (not removed, nor replaced).
+fn is_at(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(open), Ok(named)) => (open.dev(), open.ino()) == (named.dev(), named.ino()),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        // Names are never reused (the process id and the time make them), so one still
+        // there is the same file.
+        let _ = file;
+        path.exists()
+    }
 }
 
 fn sync_parent(dir: &Path) -> Result<()> {

@@ -23,6 +23,31 @@ impl Store {
     /// S3: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`,
     /// `AWS_ALLOW_HTTP`, …).
     ///
+    /// Nothing is contacted or created until the store is used:
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tidelog_archive::{Error, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let local = Store::from_url(&format!("file://{}", dir.path().join("archive").display()))?;
+    /// assert!(!dir.path().join("archive").exists());
+    ///
+    /// // Gone with the process; every clone shares it.
+    /// let memory = Store::from_url("memory://")?;
+    ///
+    /// // The bucket `backups`, the archive under `logs/orders` in it.
+    /// let s3 = Store::from_url("s3://backups/logs/orders")?;
+    /// assert_eq!(s3.prefix().as_ref(), "logs/orders");
+    ///
+    /// assert!(matches!(
+    ///     Store::from_url("ftp://example.com/logs"),
+    ///     Err(Error::InvalidUrl { .. })
+    /// ));
+    /// # let _ = (local, memory);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidUrl`] for a URL that does not parse or names a store this build does not
     /// have (enable the crate's `gcp` or `azure` feature).
@@ -33,6 +58,30 @@ impl Store {
     /// As [`Store::from_url`], with options that override the environment, by the names the
     /// `object_store` crate's builders know (for S3, among others: `endpoint`, `allow_http`,
     /// `virtual_hosted_style_request`, `region`, `access_key_id`, `secret_access_key`).
+    ///
+    /// An S3-compatible server of one's own (MinIO, Ceph, …) over plain HTTP, with path-style
+    /// requests (`http://host:port/bucket/key`), the credentials still from the environment:
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), tidelog_archive::Error> {
+    /// use tidelog_archive::{Store, describe};
+    ///
+    /// let store = Store::from_url_with(
+    ///     "s3://backups/logs/orders",
+    ///     [
+    ///         ("endpoint", "http://127.0.0.1:9000"),
+    ///         ("allow_http", "true"),
+    ///         ("virtual_hosted_style_request", "false"),
+    ///         ("region", "us-east-1"),
+    ///     ],
+    /// )?;
+    /// // The first request: what the archive under logs/orders holds.
+    /// let found = describe(&store)?;
+    /// if let Some(manifest) = found.manifest {
+    ///     println!("archived up to LSN {}", manifest.last_lsn());
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`Store::from_url`], and [`Error::InvalidUrl`] for an option the store does not know.

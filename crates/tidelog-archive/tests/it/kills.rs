@@ -9,9 +9,16 @@
 //! The child is this test binary started again to run [`child`], which works only when
 //! `TIDELOG_ARCHIVE_KILL_DIR` is set. Held at a crash point, it prints `held PATH` (with
 //! ` after PATH`, the object whose landing armed the hold) and waits there until killed.
+//!
+//! A restore is killed too: [`restore_child`] (which works only when
+//! `TIDELOG_ARCHIVE_KILL_RESTORE` is set) restores an archive of several segments, and after
+//! its first object prints `held` and waits on its stdin, which the parent keeps open and never
+//! writes to, until it is killed there. What it leaves never shows under the target's name,
+//! and the next restore to that target removes it; while it runs, that restore leaves it alone.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -27,6 +34,7 @@ use crate::multipart::pending_uploads;
 const CHILD_DIR: &str = "TIDELOG_ARCHIVE_KILL_DIR";
 const CHILD_URL: &str = "TIDELOG_ARCHIVE_KILL_URL";
 const CHILD_AT: &str = "TIDELOG_ARCHIVE_KILL_AT";
+const CHILD_RESTORE: &str = "TIDELOG_ARCHIVE_KILL_RESTORE";
 
 /// Where a child is held until it is killed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,23 +173,30 @@ struct Child {
 impl Child {
     /// Starts the child on the log in `dir`, archiving to `url`, held at `at` if set.
     fn start(dir: &Path, url: &str, at: Option<CrashPoint>) -> Child {
+        let mut env = vec![(CHILD_DIR, dir.into()), (CHILD_URL, url.into())];
+        if let Some(at) = at {
+            env.push((CHILD_AT, at.name().into()));
+        }
+        Child::spawn("kills::child", &env)
+    }
+
+    /// Starts this binary's ignored test `test` as a child with `env`; its stdin is a pipe that
+    /// stays open, unwritten, until it is killed.
+    fn spawn(test: &str, env: &[(&str, OsString)]) -> Child {
         let mut command = Command::new(std::env::current_exe().expect("the test binary"));
         command
             .args([
-                "kills::child",
+                test,
                 "--exact",
                 "--ignored",
                 "--nocapture",
                 "-q",
                 "--test-threads=1",
             ])
-            .env(CHILD_DIR, dir)
-            .env(CHILD_URL, url)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        if let Some(at) = at {
-            command.env(CHILD_AT, at.name());
-        }
         let mut process = command.spawn().expect("start the child");
         let stdout = process.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel::<String>();
@@ -521,4 +536,167 @@ fn a_writer_killed_between_an_object_and_its_manifest_leaves_an_orphan_the_next_
 #[test]
 fn a_writer_killed_inside_a_multipart_upload_leaves_no_object_and_the_next_uploads_it_once() {
     killed_at(CrashPoint::Part, "kill-part");
+}
+
+/// The restoring child: restores the archive at `TIDELOG_ARCHIVE_KILL_URL` to the directory
+/// `TIDELOG_ARCHIVE_KILL_RESTORE`, and after the first object prints `held N of M` and reads its
+/// stdin, where nothing comes: it waits there until it is killed (or, should its parent die
+/// first, exits at the end of the input without finishing).
+#[test]
+#[ignore = "run by the restore kill tests as their child process"]
+fn restore_child() {
+    let Some(dir) = std::env::var_os(CHILD_RESTORE) else {
+        return;
+    };
+    let url = std::env::var(CHILD_URL).expect("store URL");
+    let store = store_for(&url);
+    let restored = tidelog_archive::restore_with(
+        &store,
+        Path::new(&dir),
+        Target::Latest,
+        &tidelog::Options::default(),
+        |progress| {
+            if progress.objects == 1 {
+                let mut out = std::io::stdout();
+                let _ = writeln!(
+                    out,
+                    "held {} of {}",
+                    progress.objects, progress.objects_total
+                );
+                let _ = out.flush();
+                let mut line = String::new();
+                let _ = std::io::stdin().read_line(&mut line);
+                std::process::exit(3);
+            }
+        },
+    );
+    let _ = writeln!(std::io::stdout(), "ended {restored:?}");
+}
+
+/// Local and, if a server is named, S3 URLs for `test` (a child cannot share a memory store).
+fn urls(tmp: &Path, test: &str) -> Vec<String> {
+    let mut urls = vec![format!("file://{}", tmp.join("archive").display())];
+    match common::s3_url(test) {
+        Some(url) => urls.push(url),
+        None => eprintln!("SKIPPED {test} on S3: TIDELOG_TEST_S3_ENDPOINT is not set"),
+    }
+    urls
+}
+
+/// Archives 300 records of a log in `dir`, with small segments, to `store`, and checks the
+/// archive holds them in several objects; returns the last LSN.
+fn archive_of_segments(dir: &Path, store: &Store) -> Lsn {
+    let log = Arc::new(common::open_log(dir));
+    let last = common::archive_records(&log, store, 300);
+    let objects = describe(store)
+        .expect("describe")
+        .manifest
+        .expect("a manifest")
+        .objects
+        .len();
+    assert!(objects >= 3, "{}: {objects} objects", store.location());
+    last
+}
+
+/// Starts a child restoring the archive at `url` to `target`, and returns it once it is held
+/// after its first object.
+fn restore_held(url: &str, target: &Path) -> Child {
+    let child = Child::spawn(
+        "kills::restore_child",
+        &[(CHILD_RESTORE, target.into()), (CHILD_URL, url.into())],
+    );
+    let held = child.lines.iter().find(|line| line.starts_with("held "));
+    assert!(
+        held.is_some(),
+        "{url}: the restoring child ended before it was held after its first object"
+    );
+    child
+}
+
+/// The names beside `target` in its directory, sorted.
+fn beside(target: &Path) -> Vec<String> {
+    let parent = target.parent().expect("a parent");
+    let mut names: Vec<String> = std::fs::read_dir(parent)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| Some(n.as_str()) != target.file_name().and_then(|t| t.to_str()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// What a restore held or killed midway has beside `target`: its temporary directory, which
+/// holds a segment already, and its lock file. Returns the directory and what it holds.
+fn restoring_beside(target: &Path, url: &str) -> (PathBuf, Vec<String>) {
+    let left = beside(target);
+    let [dir, lock] = left.as_slice() else {
+        panic!("{url}: a directory and its lock file beside the target, found {left:?}");
+    };
+    assert_eq!(*lock, format!("{dir}.lock"), "{url}");
+    let dir = target.parent().expect("a parent").join(dir);
+    let mut inside: Vec<String> = std::fs::read_dir(&dir)
+        .expect("list the temporary directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    inside.sort();
+    assert!(
+        inside.iter().any(|n| n != "LOCK"),
+        "{url}: the first object is written: {inside:?}"
+    );
+    (dir, inside)
+}
+
+#[test]
+fn a_restore_killed_midway_leaves_nothing_under_its_target_and_the_next_restore_clears_it_up() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (u, url) in urls(tmp.path(), "kill-restore").iter().enumerate() {
+        let store = store_for(url);
+        let last = archive_of_segments(&tmp.path().join(format!("log-{u}")), &store);
+        let target = tmp.path().join(format!("restores-{u}")).join("restored");
+        let child = restore_held(url, &target);
+        child.kill(0);
+        assert!(
+            std::fs::symlink_metadata(&target).is_err(),
+            "{url}: nothing under the target's name"
+        );
+        restoring_beside(&target, url);
+        // Again, to the same target: whole, and the killed restore's leftover is gone.
+        let report = restore(&store, &target, Target::Latest).expect("restore again");
+        assert_eq!(report.last_lsn, last, "{url}");
+        assert_holds(&target, 1, last.get());
+        assert_eq!(beside(&target), Vec::<String>::new(), "{url}: cleared up");
+        let log = common::open_log(&target);
+        assert_eq!(
+            log.append(&payload(last.get() + 1), Durability::Synced)
+                .expect("append"),
+            last.next(),
+            "{url}: the restored log goes on at the next LSN"
+        );
+        log.close().expect("close");
+        assert_holds(&target, 1, last.get() + 1);
+    }
+}
+
+#[test]
+fn a_restore_leaves_alone_the_temporary_directory_of_a_restore_running_in_another_process() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (u, url) in urls(tmp.path(), "live-restore").iter().enumerate() {
+        let store = store_for(url);
+        let last = archive_of_segments(&tmp.path().join(format!("log-{u}")), &store);
+        let target = tmp.path().join(format!("restores-{u}")).join("restored");
+        let child = restore_held(url, &target);
+        let (running, inside) = restoring_beside(&target, url);
+        let left = beside(&target);
+        let report = restore(&store, &target, Target::Latest).expect("restore meanwhile");
+        assert_eq!(report.last_lsn, last, "{url}");
+        assert_holds(&target, 1, last.get());
+        assert_eq!(
+            beside(&target),
+            left,
+            "{url}: the running restore's are there"
+        );
+        let (still, still_inside) = restoring_beside(&target, url);
+        assert_eq!((still, still_inside), (running, inside), "{url}: untouched");
+        child.kill(0);
+    }
 }

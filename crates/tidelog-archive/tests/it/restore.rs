@@ -302,3 +302,72 @@ fn a_restore_of_a_live_archive_whose_tail_is_replaced_meanwhile_reads_what_repla
         assert!(replaced.is_some());
     }
 }
+
+/// The names in `dir`, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Two restores to one target, from two threads: the first is held after its first object
+/// while the second runs whole, which leaves the first's temporary directory and lock file
+/// alone; the first, let go, finds the target taken and removes what it made.
+#[test]
+fn a_restore_never_removes_the_temporary_directory_of_a_restore_still_running() {
+    for place in places("live-beside") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = Arc::new(open_log(&tmp.path().join("log")));
+        let last = archive_records(&log, &place.store, 300);
+        let parent = tmp.path().join("restores");
+        let target = parent.join("restored");
+        let (store, at) = (&place.store, &target);
+        let first = std::thread::scope(|s| {
+            let (held_tx, held_rx) = std::sync::mpsc::channel();
+            // Dropped if this thread panics, which lets the held restore go on.
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let running = s.spawn(move || {
+                tidelog_archive::restore_with(
+                    store,
+                    at,
+                    Target::Latest,
+                    &tidelog::Options::default(),
+                    |progress| {
+                        if progress.objects == 1 {
+                            let _ = held_tx.send(());
+                            let _ = go_rx.recv();
+                        }
+                    },
+                )
+            });
+            held_rx.recv().expect("the first restore is held");
+            let left = names(&parent);
+            assert_eq!(left.len(), 2, "{}: {left:?}", place.name);
+            let inside = names(&parent.join(&left[0]));
+            assert!(inside.len() > 1, "{}: {inside:?}", place.name);
+            let report = restore(&place.store, &target, Target::Latest).expect("restore");
+            assert_eq!(report.last_lsn, last, "{}", place.name);
+            assert_holds(&target, 1, last.get());
+            let mut now: Vec<String> = names(&parent);
+            now.retain(|n| n != "restored");
+            assert_eq!(now, left, "{}: the running restore's are there", place.name);
+            assert_eq!(
+                names(&parent.join(&left[0])),
+                inside,
+                "{}: untouched",
+                place.name
+            );
+            go_tx.send(()).expect("let the first go");
+            running.join().expect("the first restore's thread")
+        });
+        match first {
+            Err(Error::TargetExists { path }) => assert_eq!(path, target, "{}", place.name),
+            other => panic!("{}: expected TargetExists, got {other:?}", place.name),
+        }
+        assert_eq!(names(&parent), ["restored"], "{}: nothing left", place.name);
+        assert_holds(&target, 1, last.get());
+    }
+}
