@@ -223,6 +223,7 @@ impl Archiver {
     /// cannot be reached at the start is reported, not waited for), [`Error::InvalidOptions`],
     /// [`Error::Log`].
     pub fn start(log: Arc<Log>, store: Store, options: ArchiveOptions) -> Result<Archiver> {
+        crate::io::not_in_runtime("Archiver::start")?;
         options.validate()?;
         let runtime =
             crate::io::runtime("start the archiver's runtime for", log.dir().to_path_buf())?;

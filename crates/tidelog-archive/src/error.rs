@@ -222,4 +222,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+
+    /// A blocking call was made on a thread that runs an async runtime, where it would block
+    /// the runtime (and tokio forbids it). Call it from `tokio::task::spawn_blocking` or a
+    /// thread of your own, or use its async form where it has one.
+    #[error(
+        "{call} blocks, and was called on a thread that runs an async runtime: call it from spawn_blocking or a thread of its own"
+    )]
+    InsideAsyncRuntime {
+        /// The blocking call.
+        call: &'static str,
+    },
 }

@@ -317,6 +317,7 @@ impl Follower {
     /// [`Error::CorruptObject`], [`Error::BadManifest`], [`Error::Store`] once the attempts
     /// ran out.
     pub fn try_next(&mut self) -> Result<Option<ArchivedRecord>> {
+        crate::io::not_in_runtime("Follower::try_next")?;
         let runtime = match self.runtime.take() {
             Some(runtime) => runtime,
             None => crate::io::runtime(

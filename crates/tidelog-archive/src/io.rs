@@ -41,10 +41,15 @@ impl Backoff {
 
 /// A runtime of the current thread, for the store's calls of a blocking operation (`op`, on
 /// `path`, names it in the error if none can be started).
+///
+/// # Errors
+/// [`Error::InsideAsyncRuntime`] on a thread that runs an async runtime already, where
+/// blocking on another would panic; [`Error::Io`] if none can be started.
 pub(crate) fn runtime(
     op: &'static str,
     path: impl Into<std::path::PathBuf>,
 ) -> Result<tokio::runtime::Runtime> {
+    not_in_runtime("a blocking call of tidelog-archive")?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,6 +58,15 @@ pub(crate) fn runtime(
             path: path.into(),
             source,
         })
+}
+
+/// [`Error::InsideAsyncRuntime`] if this thread runs an async runtime (a blocking call there
+/// would stall it, and blocking on a runtime of its own would panic).
+pub(crate) fn not_in_runtime(call: &'static str) -> Result<()> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Err(Error::InsideAsyncRuntime { call }),
+        Err(_) => Ok(()),
+    }
 }
 
 /// How many times a restore or a description tries each store operation.

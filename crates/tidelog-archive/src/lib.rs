@@ -19,6 +19,11 @@
 //! - [`prune`]: retention, below an LSN or older than an age, never under a reader in
 //!   progress.
 //!
+//! The calls above block (each runs the store's requests on a runtime of its own). Called on a
+//! thread that runs an async runtime, they return [`Error::InsideAsyncRuntime`] instead: call
+//! them from `spawn_blocking` there, or use the async forms ([`Archiver::archived`],
+//! [`Follower::into_stream`]).
+//!
 //! The layout of an archive in its store is described in [`manifest`].
 
 mod archiver;

@@ -368,6 +368,7 @@ const DESCRIBE_ATTEMPTS: u32 = 3;
 /// [`Error::BadManifest`] for a manifest that does not check out, [`Error::Store`],
 /// [`Error::Io`] if no runtime can be started.
 pub fn describe(store: &crate::Store) -> Result<Description> {
+    crate::io::not_in_runtime("describe")?;
     let runtime = crate::io::runtime(
         "start a runtime for",
         std::path::PathBuf::from(store.location()),

@@ -194,6 +194,7 @@ pub fn restore_with(
     options: &Options,
     mut progress: impl FnMut(Progress),
 ) -> Result<RestoreReport> {
+    crate::io::not_in_runtime("restore")?;
     options.validate()?;
     let dir = dir.as_ref().to_path_buf();
     let runtime = crate::io::runtime("start a runtime for restoring into", dir.clone())?;

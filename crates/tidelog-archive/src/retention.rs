@@ -245,6 +245,7 @@ pub struct PruneReport {
 /// [`Error::NoArchive`], [`Error::BadManifest`], [`Error::Unfenceable`] (with fencing on, for
 /// a store without conditional puts), [`Error::Store`] once an operation failed five times.
 pub fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
+    crate::io::not_in_runtime("prune")?;
     let runtime = crate::io::runtime(
         "start a runtime for pruning",
         std::path::PathBuf::from(store.location()),

@@ -74,6 +74,7 @@ pub struct FastForward {
 /// segment taking appends does not start where the archived object it continues does,
 /// [`Error::NoArchive`], [`Error::CorruptObject`], [`Error::Store`], [`Error::Log`].
 pub fn fast_forward(log: &Log, store: &Store) -> Result<FastForward> {
+    crate::io::not_in_runtime("fast_forward")?;
     let runtime = runtime_for(store)?;
     let start = log.last_lsn();
     let mut lease = Lease::new(store);
@@ -304,6 +305,7 @@ impl Standby {
     /// # Errors
     /// [`Error::InvalidOptions`], [`Error::Io`] if the thread cannot start.
     pub fn start(log: Arc<Log>, store: Store, options: FollowOptions) -> Result<Standby> {
+        crate::io::not_in_runtime("Standby::start")?;
         options.validate()?;
         let runtime = runtime_for(&store)?;
         let shared = Arc::new(Shared {

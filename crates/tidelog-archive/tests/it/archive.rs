@@ -529,3 +529,60 @@ fn failed_reads_and_lists_at_the_start_are_retried() {
         }
     }
 }
+
+#[test]
+fn blocking_calls_inside_an_async_runtime_are_refused_not_a_panic() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let log = Arc::new(open_log(&tmp.path().join("log")));
+    let store = tidelog_archive::Store::from_url("memory://").expect("store");
+    let archiver = Archiver::start(Arc::clone(&log), store.clone(), quick()).expect("start");
+    archiver
+        .wait_archived(append(&log, 20), WAIT)
+        .expect("archived");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let inside = |r: Result<(), Error>, call: &str| {
+            assert!(
+                matches!(&r, Err(Error::InsideAsyncRuntime { call: c }) if *c == call),
+                "{call}: {r:?}"
+            );
+        };
+        inside(
+            Archiver::start(Arc::clone(&log), store.clone(), quick()).map(drop),
+            "Archiver::start",
+        );
+        inside(describe(&store).map(drop), "describe");
+        inside(
+            restore(&store, tmp.path().join("restored"), Target::Latest).map(drop),
+            "restore",
+        );
+        inside(
+            tidelog_archive::prune(
+                &store,
+                &tidelog_archive::PruneOptions::new(tidelog_archive::PruneTarget::Below(Lsn::new(
+                    2,
+                ))),
+            )
+            .map(drop),
+            "prune",
+        );
+        inside(
+            tidelog_archive::fast_forward(&log, &store).map(drop),
+            "fast_forward",
+        );
+        let mut follower = tidelog_archive::Follower::new(
+            store.clone(),
+            tidelog_archive::FollowOptions::default(),
+        )
+        .expect("follower");
+        inside(follower.try_next().map(drop), "Follower::try_next");
+    });
+    // Nothing was created, and the archive is as it was.
+    assert!(!tmp.path().join("restored").exists());
+    archiver.stop().expect("stop");
+    let report = restore(&store, tmp.path().join("restored"), Target::Latest).expect("restore");
+    assert_holds(&report.dir, 1, 20);
+}
