@@ -26,6 +26,15 @@ pub fn open(dir: &Path, purpose: Purpose) -> Result<Box<dyn Wal>> {
     Ok(Box::new(Tidelog {
         log: Arc::new(
             Log::builder(dir)
+                .sync_policy(
+                    match std::env::var("TIDELOG_BENCH_SYNC_BYTES")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                    {
+                        Some(n) => tidelog::SyncPolicy::Bytes(n),
+                        None => tidelog::SyncPolicy::Manual,
+                    },
+                )
                 .preallocate(preallocate)
                 .trust_seals(trust_seals)
                 .open()?,
@@ -42,6 +51,35 @@ impl Wal for Tidelog {
     fn append(&self, record: &[u8]) -> Result<()> {
         self.log.append(record, Durability::Buffered)?;
         Ok(())
+    }
+
+    fn bulk(&self, count: u64, len: usize) -> Result<()> {
+        // TIDELOG_BENCH_BULK_BATCH=N: bulk work in batches of N records (`append_batch`, one
+        // lock and one write buffer hand-off per batch); records one by one otherwise.
+        let per_batch: u64 = std::env::var("TIDELOG_BENCH_BULK_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        if per_batch <= 1 {
+            let mut buf = vec![0u8; len];
+            for i in 0..count {
+                crate::payload::fill(i, &mut buf);
+                self.append(&buf)?;
+            }
+            return self.sync();
+        }
+        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(per_batch as usize);
+        let mut i = 0;
+        while i < count {
+            let n = per_batch.min(count - i);
+            batch.resize_with(n as usize, || vec![0u8; len]);
+            for (k, buf) in batch.iter_mut().enumerate() {
+                crate::payload::fill(i + k as u64, buf);
+            }
+            self.log.append_batch(&batch, Durability::Buffered)?;
+            i += n;
+        }
+        self.sync()
     }
 
     fn sync(&self) -> Result<()> {
