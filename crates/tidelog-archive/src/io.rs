@@ -123,34 +123,60 @@ pub(crate) async fn manifest_seqs(store: &Store) -> Result<Vec<u64>> {
 
 /// Reads and checks the manifest with sequence number `seq`; `None` if there is none.
 pub(crate) async fn read_manifest(store: &Store, seq: u64) -> Result<Option<Manifest>> {
+    Ok(read_manifest_as(store, seq, plain).await?.map(|(m, ())| m))
+}
+
+/// Decodes and checks a manifest's bytes (read from the key given), saying what else it found.
+type Decode<T> = fn(&[u8], &str) -> Result<(Manifest, T)>;
+
+/// As [`read_manifest`], decoding with `decode` (which also says what else it found).
+async fn read_manifest_as<T>(
+    store: &Store,
+    seq: u64,
+    decode: Decode<T>,
+) -> Result<Option<(Manifest, T)>> {
     let name = manifest_name(seq);
     let path = store.path(&name);
     match get(store, &name).await {
         Ok(bytes) => {
-            let manifest = Manifest::decode(&bytes, path.as_ref())?;
+            let (manifest, found) = decode(&bytes, path.as_ref())?;
             if manifest.seq != seq {
                 return Err(Error::BadManifest {
                     key: path.to_string(),
                     reason: format!("it says it is manifest {}", manifest.seq),
                 });
             }
-            Ok(Some(manifest))
+            Ok(Some((manifest, found)))
         }
         Err(Error::MissingObject { .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
+/// [`Manifest::decode`], with nothing else to say.
+fn plain(bytes: &[u8], key: &str) -> Result<(Manifest, ())> {
+    Manifest::decode(bytes, key).map(|m| (m, ()))
+}
+
 /// Reads the newest manifest, or `None` if there is none.
 pub(crate) async fn latest_manifest(store: &Store) -> Result<Option<Manifest>> {
+    Ok(latest_manifest_as(store, plain).await?.map(|(m, ())| m))
+}
+
+/// As [`latest_manifest`], decoding with `decode` (for describing an archive, one that lists
+/// the gaps instead of refusing them).
+pub(crate) async fn latest_manifest_as<T>(
+    store: &Store,
+    decode: Decode<T>,
+) -> Result<Option<(Manifest, T)>> {
     // A manifest listed can be gone by the time it is read only if a writer removed it as an
     // old one: a newer one is there then, and the next listing finds it.
     for _ in 0..3 {
         let Some(&seq) = manifest_seqs(store).await?.last() else {
             return Ok(None);
         };
-        if let Some(manifest) = read_manifest(store, seq).await? {
-            return Ok(Some(manifest));
+        if let Some(found) = read_manifest_as(store, seq, decode).await? {
+            return Ok(Some(found));
         }
     }
     Err(Error::Store {

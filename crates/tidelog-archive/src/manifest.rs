@@ -377,7 +377,7 @@ pub fn describe(store: &crate::Store) -> Result<Description> {
         let mut attempt = 0;
         let (found, all) = loop {
             attempt += 1;
-            let found = newest_with_gaps(store).await?;
+            let found = crate::io::latest_manifest_as(store, Manifest::decode_with_gaps).await?;
             let all = crate::io::list(store, "").await?;
             let newer = found.as_ref().is_some_and(|(m, _)| {
                 all.iter()
@@ -426,40 +426,5 @@ pub fn describe(store: &crate::Store) -> Result<Description> {
             foreign,
             readers,
         })
-    })
-}
-
-/// Reads the newest manifest as [`Manifest::decode_with_gaps`] does, or `None` if there is
-/// none.
-async fn newest_with_gaps(store: &crate::Store) -> Result<Option<(Manifest, Vec<Gap>)>> {
-    // A manifest listed can be gone by the time it is read only if a writer removed it as an
-    // old one: a newer one is there then, and the next listing finds it.
-    for _ in 0..3 {
-        let Some(&seq) = crate::io::manifest_seqs(store).await?.last() else {
-            return Ok(None);
-        };
-        let name = manifest_name(seq);
-        let key = store.path(&name).to_string();
-        let bytes = match crate::io::get(store, &name).await {
-            Ok(bytes) => bytes,
-            Err(Error::MissingObject { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        let (manifest, gaps) = Manifest::decode_with_gaps(&bytes, &key)?;
-        if manifest.seq != seq {
-            return Err(Error::BadManifest {
-                key,
-                reason: format!("it says it is manifest {}", manifest.seq),
-            });
-        }
-        return Ok(Some((manifest, gaps)));
-    }
-    Err(Error::Store {
-        op: "read the newest manifest of",
-        key: store.path(MANIFESTS).to_string(),
-        source: object_store::Error::Generic {
-            store: "tidelog-archive",
-            source: "the newest manifest kept disappearing while it was read".into(),
-        },
     })
 }
