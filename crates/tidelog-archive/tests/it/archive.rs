@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::ObjectStoreExt;
 use tidelog::Lsn;
 use tidelog_archive::{Archiver, Error, Target, describe, manifest::ObjectKind, restore};
 
@@ -257,16 +256,10 @@ fn a_damaged_object_an_earlier_archiver_left_is_not_adopted() {
         let left = describe(&place.store).expect("describe").unreferenced;
         assert!(!left.is_empty(), "{}: leftovers", place.name);
         for (name, _) in &left {
-            let path = object_store::path::Path::from(
-                format!("{}/{name}", place.store.prefix()).trim_start_matches('/'),
-            );
-            let os = place.store.object_store();
-            let mut bytes = crate::common::block_on(async { os.get(&path).await?.bytes().await })
-                .expect("get")
-                .to_vec();
+            let mut bytes = crate::common::get_object(&place.store, name);
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x5a;
-            crate::common::block_on(os.put(&path, bytes.into())).expect("put");
+            crate::common::put_object(&place.store, name, bytes);
         }
         let next = Archiver::start(Arc::clone(&log), place.store.clone(), quick()).expect("start");
         next.wait_archived(last, WAIT).expect("archived");

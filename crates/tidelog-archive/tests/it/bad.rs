@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use tidelog_archive::manifest::{GapCause, Manifest};
 use tidelog_archive::{Error, Store, Target, describe, restore};
 
@@ -18,10 +18,7 @@ fn archived(store: &Store, dir: &Path) -> u64 {
 }
 
 fn put(store: &Store, name: &str, bytes: Vec<u8>) {
-    let path = object_store::path::Path::from(
-        format!("{}/{name}", store.prefix()).trim_start_matches('/'),
-    );
-    crate::common::block_on(store.object_store().put(&path, PutPayload::from(bytes))).expect("put");
+    crate::common::put_object(store, name, bytes);
 }
 
 fn manifest(store: &Store) -> Manifest {
@@ -33,9 +30,7 @@ fn manifest(store: &Store) -> Manifest {
 
 /// The name the next manifest of the chain takes.
 fn next_manifest_name(store: &Store) -> (u64, String) {
-    let prefix = object_store::path::Path::from(
-        format!("{}/manifests", store.prefix()).trim_start_matches('/'),
-    );
+    let prefix = crate::common::object_path(store, "manifests");
     let names: Vec<object_store::ObjectMeta> = crate::common::block_on(
         futures::TryStreamExt::try_collect(store.object_store().list(Some(&prefix))),
     )
@@ -140,9 +135,7 @@ fn a_missing_or_damaged_object_is_named() {
         archived(&place.store, tmp.path());
         let m = manifest(&place.store);
         let victim = m.objects[1].name.clone();
-        let path = object_store::path::Path::from(
-            format!("{}/{victim}", place.store.prefix()).trim_start_matches('/'),
-        );
+        let path = crate::common::object_path(&place.store, &victim);
         let os = place.store.object_store();
         let bytes = crate::common::block_on(async {
             os.get(&path)
@@ -266,9 +259,7 @@ fn describe_lists_a_gap_that_restore_refuses_and_a_prune_leaves_none() {
 
         // An object the manifest names that the store lost: a gap too, named.
         let lost = holed.objects.last().expect("the tail").clone();
-        let path = object_store::path::Path::from(
-            format!("{}/{}", place.store.prefix(), lost.name).trim_start_matches('/'),
-        );
+        let path = crate::common::object_path(&place.store, &lost.name);
         crate::common::block_on(place.store.object_store().delete(&path)).expect("delete");
         let described = describe(&place.store).expect("describe");
         let gaps: Vec<(u64, u64, GapCause)> = described

@@ -186,3 +186,33 @@ pub(crate) fn archive_records(log: &Arc<Log>, store: &Store, n: u64) -> Lsn {
     archiver.stop().expect("stop");
     last
 }
+
+/// The path in `store`'s object store of `name` (which may hold `/`) under its prefix.
+pub(crate) fn object_path(store: &Store, name: &str) -> object_store::path::Path {
+    object_store::path::Path::from(format!("{}/{name}", store.prefix()).trim_start_matches('/'))
+}
+
+/// The bytes of the object `name` under `store`'s prefix.
+pub(crate) fn get_object(store: &Store, name: &str) -> Vec<u8> {
+    let path = object_path(store, name);
+    let os = store.object_store();
+    block_on(async {
+        object_store::ObjectStoreExt::get(&**os, &path)
+            .await?
+            .bytes()
+            .await
+    })
+    .expect("get")
+    .to_vec()
+}
+
+/// Writes `bytes` as the object `name` under `store`'s prefix, past the archiver.
+pub(crate) fn put_object(store: &Store, name: &str, bytes: Vec<u8>) {
+    let path = object_path(store, name);
+    block_on(object_store::ObjectStoreExt::put(
+        &**store.object_store(),
+        &path,
+        bytes.into(),
+    ))
+    .expect("put");
+}

@@ -344,9 +344,7 @@ fn writers_keep_only_the_newest_manifests() {
             .expect("manifest")
             .seq;
         assert!(newest > 3 * MANIFESTS_KEPT, "{}: {newest}", place.name);
-        let prefix = object_store::path::Path::from(
-            format!("{}/manifests", place.store.prefix()).trim_start_matches('/'),
-        );
+        let prefix = crate::common::object_path(&place.store, "manifests");
         let kept: Vec<object_store::ObjectMeta> = crate::common::block_on(
             futures::TryStreamExt::try_collect(place.store.object_store().list(Some(&prefix))),
         )

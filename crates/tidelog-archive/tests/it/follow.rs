@@ -197,9 +197,7 @@ fn a_follower_reports_an_object_the_newest_manifest_names_but_the_store_lost() {
             .manifest
             .expect("manifest");
         let lost = manifest.objects[1].clone();
-        let path = object_store::path::Path::from(
-            format!("{}/{}", place.store.prefix(), lost.name).trim_start_matches('/'),
-        );
+        let path = crate::common::object_path(&place.store, &lost.name);
         crate::common::block_on(object_store::ObjectStoreExt::delete(
             &**place.store.object_store(),
             &path,

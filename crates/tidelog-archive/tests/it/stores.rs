@@ -2,7 +2,6 @@
 //! and a clear refusal in one without. (S3, local directories and memory are in every other
 //! test.) Building a store sends nothing: credentials are looked up at its first request.
 
-use object_store::ObjectStoreExt;
 use tidelog_archive::{Error, Store};
 
 #[cfg(feature = "gcp")]
@@ -71,10 +70,8 @@ fn the_run_says_whether_the_s3_scenarios_ran() {
         return;
     };
     let store = crate::common::s3_store(&url);
-    let path = object_store::path::Path::from(format!("{}/probe", store.prefix()));
-    let os = store.object_store();
-    crate::common::block_on(os.put(&path, b"tidelog".to_vec().into())).expect("put");
-    let got = crate::common::block_on(async { os.get(&path).await?.bytes().await }).expect("get");
+    crate::common::put_object(&store, "probe", b"tidelog".to_vec());
+    let got = crate::common::get_object(&store, "probe");
     assert_eq!(&got[..], b"tidelog");
     println!("S3: the archive's scenarios also ran on the server at {url}");
 }
